@@ -1,0 +1,27 @@
+//! Object detection on images with an ONNX detector run by tract: the core shared by the Lambda
+//! function, the `detect` CLI and the benchmarks. Nothing here knows about AWS.
+//!
+//! ```no_run
+//! let detector = object_detector::Detector::embedded()?;
+//! let bytes = std::fs::read("photo.jpg").unwrap();
+//! let response = detector.detect(&bytes, &Default::default())?;
+//! println!("{}", serde_json::to_string(&response).unwrap());
+//! # Ok::<(), object_detector::Error>(())
+//! ```
+
+pub mod decode;
+pub mod detector;
+pub mod engine;
+pub mod error;
+pub mod manifest;
+pub mod options;
+pub mod postprocess;
+pub mod preprocess;
+pub mod response;
+
+pub use decode::DecodeLimits;
+pub use detector::Detector;
+pub use error::{Error, Result};
+pub use manifest::Manifest;
+pub use options::DetectOptions;
+pub use response::Response;

@@ -1,0 +1,184 @@
+//! Per-request options: what a caller may tune, their ranges, and their parsing from text (query strings,
+//! form fields, CLI flags), so every front end validates them the same way.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::manifest::Manifest;
+
+/// Upper bound of `max_detections`, whatever the model's default.
+pub const MAX_DETECTIONS_LIMIT: usize = 1000;
+
+/// Options as the caller gave them; `None` means the model's default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectOptions {
+    pub score_threshold: Option<f32>,
+    pub iou_threshold: Option<f32>,
+    pub max_detections: Option<usize>,
+    /// Labels to keep; others are never reported.
+    pub classes: Option<Vec<String>>,
+}
+
+/// Options checked against a model, ready for the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub score_threshold: f32,
+    pub iou_threshold: f32,
+    pub max_detections: usize,
+    pub class_mask: Option<Vec<bool>>,
+}
+
+impl DetectOptions {
+    /// The option names accepted by [`DetectOptions::set`], for error messages and docs.
+    pub const NAMES: [&'static str; 4] = ["score_threshold", "iou_threshold", "max_detections", "classes"];
+
+    /// Sets one option from its text form; `classes` is comma-separated.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
+        let value = value.trim();
+        match name {
+            "score_threshold" => self.score_threshold = Some(parse_unit(name, value)?),
+            "iou_threshold" => self.iou_threshold = Some(parse_unit(name, value)?),
+            "max_detections" => {
+                self.max_detections = Some(value.parse().map_err(|_| {
+                    Error::parameter(name, format!("expected a whole number, got {value:?}"))
+                })?)
+            }
+            "classes" => self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect()),
+            other => {
+                return Err(Error::parameter(
+                    other,
+                    format!("unknown option; accepted: {}", Self::NAMES.join(", ")),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills every option not set here from `other` (used to merge a body's options over the query's).
+    pub fn or(self, other: DetectOptions) -> DetectOptions {
+        DetectOptions {
+            score_threshold: self.score_threshold.or(other.score_threshold),
+            iou_threshold: self.iou_threshold.or(other.iou_threshold),
+            max_detections: self.max_detections.or(other.max_detections),
+            classes: self.classes.or(other.classes),
+        }
+    }
+
+    pub fn resolve(&self, manifest: &Manifest) -> Result<Resolved> {
+        let d = &manifest.defaults;
+        let score_threshold = check_unit("score_threshold", self.score_threshold.unwrap_or(d.score_threshold))?;
+        let iou_threshold = check_unit("iou_threshold", self.iou_threshold.unwrap_or(d.iou_threshold))?;
+        let max_detections = self.max_detections.unwrap_or(d.max_detections);
+        if !(1..=MAX_DETECTIONS_LIMIT).contains(&max_detections) {
+            return Err(Error::parameter(
+                "max_detections",
+                format!("must be within 1..={MAX_DETECTIONS_LIMIT}, got {max_detections}"),
+            ));
+        }
+        let class_mask = match &self.classes {
+            None => None,
+            Some(names) => {
+                let names: Vec<&str> = names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
+                if names.is_empty() {
+                    return Err(Error::parameter("classes", "names no label; omit it to keep every class"));
+                }
+                let mut mask = vec![false; manifest.labels.len()];
+                for name in names {
+                    let id = manifest
+                        .labels
+                        .iter()
+                        .position(|l| l.eq_ignore_ascii_case(name))
+                        .ok_or_else(|| {
+                            Error::parameter("classes", format!("unknown label {name:?}; see GET /model for the labels"))
+                        })?;
+                    mask[id] = true;
+                }
+                Some(mask)
+            }
+        };
+        Ok(Resolved { score_threshold, iou_threshold, max_detections, class_mask })
+    }
+}
+
+fn parse_unit(name: &str, value: &str) -> Result<f32> {
+    value
+        .parse::<f32>()
+        .map_err(|_| Error::parameter(name, format!("expected a number within 0..=1, got {value:?}")))
+}
+
+fn check_unit(name: &str, v: f32) -> Result<f32> {
+    if v.is_finite() && (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(Error::parameter(name, format!("must be within 0..=1, got {v}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest::from_toml(include_str!("../model/nanodet-g-416.toml")).unwrap()
+    }
+
+    #[test]
+    fn defaults_come_from_the_manifest() {
+        let r = DetectOptions::default().resolve(&manifest()).unwrap();
+        assert_eq!(r, Resolved { score_threshold: 0.35, iou_threshold: 0.6, max_detections: 100, class_mask: None });
+    }
+
+    #[test]
+    fn text_values_parse_and_bad_ones_name_the_parameter_and_value() {
+        let mut o = DetectOptions::default();
+        o.set("score_threshold", " 0.5 ").unwrap();
+        o.set("max_detections", "7").unwrap();
+        o.set("classes", "person, Traffic Light").unwrap();
+        let r = o.resolve(&manifest()).unwrap();
+        assert_eq!((r.score_threshold, r.max_detections), (0.5, 7));
+        let mask = r.class_mask.unwrap();
+        assert!(mask[0] && mask[9] && mask.iter().filter(|m| **m).count() == 2);
+
+        for (name, value, needle) in [
+            ("score_threshold", "abc", "\"abc\""),
+            ("iou_threshold", "", "\"\""),
+            ("max_detections", "-3", "\"-3\""),
+            ("max_detections", "2.5", "\"2.5\""),
+            ("colour", "red", "unknown option"),
+        ] {
+            let err = DetectOptions::default().set(name, value).unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter");
+            let msg = err.to_string();
+            assert!(msg.contains(name) && msg.contains(needle), "{msg}");
+        }
+    }
+
+    #[test]
+    fn out_of_range_values_are_rejected() {
+        let m = manifest();
+        let cases = [
+            DetectOptions { score_threshold: Some(1.5), ..Default::default() },
+            DetectOptions { score_threshold: Some(f32::NAN), ..Default::default() },
+            DetectOptions { iou_threshold: Some(-0.1), ..Default::default() },
+            DetectOptions { max_detections: Some(0), ..Default::default() },
+            DetectOptions { max_detections: Some(MAX_DETECTIONS_LIMIT + 1), ..Default::default() },
+            DetectOptions { classes: Some(vec!["unicorn".into()]), ..Default::default() },
+            DetectOptions { classes: Some(vec![" ".into()]), ..Default::default() },
+        ];
+        for o in cases {
+            let err = o.resolve(&m).unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter", "{o:?}");
+        }
+        let err = DetectOptions { classes: Some(vec!["unicorn".into()]), ..Default::default() }.resolve(&m).unwrap_err();
+        assert!(err.to_string().contains("unicorn"));
+    }
+
+    #[test]
+    fn or_prefers_self_and_fills_from_other() {
+        let body = DetectOptions { score_threshold: Some(0.5), ..Default::default() };
+        let query = DetectOptions { score_threshold: Some(0.1), max_detections: Some(3), ..Default::default() };
+        let merged = body.or(query);
+        assert_eq!((merged.score_threshold, merged.max_detections), (Some(0.5), Some(3)));
+    }
+}
