@@ -24,7 +24,10 @@ impl Default for DecodeLimits {
     /// 40 MP covers every current phone camera (a 48 MP sensor stores 12 MP by default); 512 MiB lets
     /// such an image decode at 16 bits per channel with alpha.
     fn default() -> Self {
-        DecodeLimits { max_pixels: 40_000_000, max_alloc_bytes: 512 * 1024 * 1024 }
+        DecodeLimits {
+            max_pixels: 40_000_000,
+            max_alloc_bytes: 512 * 1024 * 1024,
+        }
     }
 }
 
@@ -32,10 +35,16 @@ impl DecodeLimits {
     /// The defaults, overridden by `MAX_IMAGE_PIXELS` and `MAX_DECODE_BYTES` when set.
     pub fn from_env() -> Result<Self> {
         let mut limits = DecodeLimits::default();
-        for (var, slot) in [("MAX_IMAGE_PIXELS", &mut limits.max_pixels), ("MAX_DECODE_BYTES", &mut limits.max_alloc_bytes)] {
+        for (var, slot) in [
+            ("MAX_IMAGE_PIXELS", &mut limits.max_pixels),
+            ("MAX_DECODE_BYTES", &mut limits.max_alloc_bytes),
+        ] {
             if let Ok(text) = std::env::var(var) {
                 *slot = text.trim().parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-                    Error::InvalidParameter { name: var.to_string(), detail: format!("expected a positive whole number, got {text:?}") }
+                    Error::InvalidParameter {
+                        name: var.to_string(),
+                        detail: format!("expected a positive whole number, got {text:?}"),
+                    }
                 })?;
             }
         }
@@ -60,7 +69,9 @@ pub fn sniff(bytes: &[u8]) -> Result<(ImageFormat, &'static str)> {
     }
     if let Some(name) = iso_bmff_image_brand(bytes) {
         // HEIC/AVIF come from phones and browsers; say which so the caller can convert.
-        return Err(Error::UnsupportedFormat { format: name.to_string() });
+        return Err(Error::UnsupportedFormat {
+            format: name.to_string(),
+        });
     }
     match image::guess_format(bytes) {
         Ok(ImageFormat::Jpeg) => Ok((ImageFormat::Jpeg, "JPEG")),
@@ -68,7 +79,9 @@ pub fn sniff(bytes: &[u8]) -> Result<(ImageFormat, &'static str)> {
         Ok(ImageFormat::WebP) => Ok((ImageFormat::WebP, "WebP")),
         Ok(ImageFormat::Gif) => Ok((ImageFormat::Gif, "GIF")),
         Ok(ImageFormat::Bmp) => Ok((ImageFormat::Bmp, "BMP")),
-        Ok(other) => Err(Error::UnsupportedFormat { format: format!("{other:?}").to_uppercase() }),
+        Ok(other) => Err(Error::UnsupportedFormat {
+            format: format!("{other:?}").to_uppercase(),
+        }),
         Err(_) => Err(Error::NotAnImage),
     }
 }
@@ -93,9 +106,20 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
         ImageError::Limits(l) => Error::ImageTooLarge {
             detail: format!("the {name} image needs more memory to decode than allowed ({l})"),
         },
-        other => Error::InvalidImage { format: name, detail: other.to_string() },
+        other => Error::InvalidImage {
+            format: name,
+            detail: other.to_string(),
+        },
     };
 
+    if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        // The JPEG decoder fills a cut-off scan with grey and reports success; a half-grey photo would
+        // give plausible-looking but wrong detections, so refuse it.
+        return Err(Error::InvalidImage {
+            format: name,
+            detail: "the data ends before the image does (truncated file or upload?)".into(),
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut image_limits = image::Limits::default();
     image_limits.max_alloc = Some(limits.max_alloc_bytes);
@@ -104,7 +128,10 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        return Err(Error::InvalidImage { format: name, detail: format!("it is {width}x{height} pixels") });
+        return Err(Error::InvalidImage {
+            format: name,
+            detail: format!("it is {width}x{height} pixels"),
+        });
     }
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
@@ -127,10 +154,54 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
         });
     }
     // A missing or unreadable EXIF block means "as stored", which is what viewers do too.
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(invalid)?;
     image.apply_orientation(orientation);
-    Ok(Decoded { rgb: into_rgb8(image), format: name })
+    Ok(Decoded {
+        rgb: into_rgb8(image),
+        format: name,
+    })
+}
+
+/// Walks a JPEG's segments (skipping each by its length, so embedded thumbnails do not count) and its
+/// entropy-coded scans, and reports whether an end-of-image marker follows. Data after the marker (phone
+/// "motion photos" append a video) is allowed.
+fn jpeg_has_end(b: &[u8]) -> bool {
+    let n = b.len();
+    let mut i = 2; // after SOI
+    while i + 1 < n {
+        if b[i] != 0xFF {
+            // Stray bytes between segments: decoders skip to the next marker, so do the same.
+            i += 1;
+            continue;
+        }
+        match b[i + 1] {
+            0xFF => i += 1, // fill byte
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            marker => {
+                if i + 3 >= n {
+                    return false;
+                }
+                let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+                if len < 2 {
+                    return false;
+                }
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart.
+                    while i + 1 < n
+                        && !(b[i] == 0xFF && b[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&b[i + 1]))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
 }
 
 /// 8-bit RGB, with any alpha composited over white: transparent areas look as a viewer on a white page
@@ -163,7 +234,8 @@ mod tests {
 
     fn png(img: &DynamicImage) -> Vec<u8> {
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -171,8 +243,14 @@ mod tests {
     fn empty_and_non_image_bytes_have_their_own_codes() {
         let limits = DecodeLimits::default();
         assert_eq!(decode(b"", &limits).unwrap_err().code(), "empty_image");
-        assert_eq!(decode(b"{\"hello\": 1}", &limits).unwrap_err().code(), "not_an_image");
-        assert_eq!(decode(&[0u8; 64], &limits).unwrap_err().code(), "not_an_image");
+        assert_eq!(
+            decode(b"{\"hello\": 1}", &limits).unwrap_err().code(),
+            "not_an_image"
+        );
+        assert_eq!(
+            decode(&[0u8; 64], &limits).unwrap_err().code(),
+            "not_an_image"
+        );
     }
 
     #[test]
@@ -202,11 +280,17 @@ mod tests {
         assert_eq!(err.code(), "image_too_large", "{err}");
 
         let ok = png(&DynamicImage::new_rgb8(100, 100));
-        let tight = DecodeLimits { max_pixels: 9_999, ..DecodeLimits::default() };
+        let tight = DecodeLimits {
+            max_pixels: 9_999,
+            ..DecodeLimits::default()
+        };
         let err = decode(&ok, &tight).unwrap_err();
         assert_eq!(err.code(), "image_too_large");
         assert!(err.to_string().contains("100x100"), "{err}");
-        let exact = DecodeLimits { max_pixels: 10_000, ..DecodeLimits::default() };
+        let exact = DecodeLimits {
+            max_pixels: 10_000,
+            ..DecodeLimits::default()
+        };
         assert!(decode(&ok, &exact).is_ok());
     }
 
@@ -215,7 +299,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -224,9 +312,45 @@ mod tests {
     #[test]
     fn allocation_cap_is_enforced() {
         let bytes = png(&DynamicImage::new_rgba16(200, 200)); // 320 000 bytes decoded
-        let tight = DecodeLimits { max_alloc_bytes: 100_000, ..DecodeLimits::default() };
-        assert_eq!(decode(&bytes, &tight).unwrap_err().code(), "image_too_large");
+        let tight = DecodeLimits {
+            max_alloc_bytes: 100_000,
+            ..DecodeLimits::default()
+        };
+        assert_eq!(
+            decode(&bytes, &tight).unwrap_err().code(),
+            "image_too_large"
+        );
         assert!(decode(&bytes, &DecodeLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn jpeg_end_marker_walk() {
+        let mut img = RgbImage::new(40, 30);
+        for (x, y, p) in img.enumerate_pixels_mut() {
+            *p = image::Rgb([(x * 6) as u8, (y * 8) as u8, 99]);
+        }
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode_image(&img)
+            .unwrap();
+        assert!(jpeg_has_end(&jpeg));
+        // Appended data after EOI (motion photos, padding) is fine.
+        let mut appended = jpeg.clone();
+        appended.extend_from_slice(b"\0\0\0\x18ftypmp42 trailing video");
+        assert!(jpeg_has_end(&appended));
+        // Any cut is not, including one that leaves an FF D9 pair inside a segment.
+        for cut in [3, 20, jpeg.len() / 2, jpeg.len() - 2, jpeg.len() - 1] {
+            assert!(!jpeg_has_end(&jpeg[..cut]), "cut at {cut}");
+            let err = decode(&jpeg[..cut], &DecodeLimits::default()).unwrap_err();
+            assert_eq!(err.code(), "invalid_image", "cut at {cut}: {err}");
+        }
+        // An APP segment holding a complete thumbnail (with its own EOI) does not end the file.
+        let mut with_thumb = vec![0xFF, 0xD8, 0xFF, 0xE1];
+        let payload = [b"Exif\0\0".as_slice(), &jpeg].concat();
+        with_thumb.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        with_thumb.extend_from_slice(&payload);
+        with_thumb.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
+        assert!(!jpeg_has_end(&with_thumb));
     }
 
     #[test]
@@ -247,7 +371,11 @@ mod tests {
         let mut img = RgbaImage::new(2, 1);
         img.put_pixel(0, 0, Rgba([0, 0, 0, 0])); // fully transparent black -> white
         img.put_pixel(1, 0, Rgba([200, 100, 0, 255])); // opaque stays as is
-        let out = decode(&png(&DynamicImage::ImageRgba8(img)), &DecodeLimits::default()).unwrap();
+        let out = decode(
+            &png(&DynamicImage::ImageRgba8(img)),
+            &DecodeLimits::default(),
+        )
+        .unwrap();
         assert_eq!(out.rgb.get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(out.rgb.get_pixel(1, 0).0, [200, 100, 0]);
 
@@ -256,8 +384,16 @@ mod tests {
         assert_eq!(out.rgb.dimensions(), (3, 2));
         assert_eq!(out.rgb.get_pixel(2, 1).0, [77, 77, 77]);
 
-        let deep = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(2, 2, image::Rgb([65535, 0, 32896]));
-        let out = decode(&png(&DynamicImage::ImageRgb16(deep)), &DecodeLimits::default()).unwrap();
+        let deep = image::ImageBuffer::<image::Rgb<u16>, _>::from_pixel(
+            2,
+            2,
+            image::Rgb([65535, 0, 32896]),
+        );
+        let out = decode(
+            &png(&DynamicImage::ImageRgb16(deep)),
+            &DecodeLimits::default(),
+        )
+        .unwrap();
         assert_eq!(out.rgb.get_pixel(0, 0).0, [255, 0, 128]);
     }
 }
@@ -285,7 +421,9 @@ mod orientation_tests {
             })
         });
         let mut plain = Vec::new();
-        JpegEncoder::new_with_quality(&mut plain, 100).encode_image(&img).unwrap();
+        JpegEncoder::new_with_quality(&mut plain, 100)
+            .encode_image(&img)
+            .unwrap();
         let mut tiff = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
         tiff.extend_from_slice(&orientation.to_be_bytes());
         tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
@@ -301,7 +439,15 @@ mod orientation_tests {
         let at = |x, y| {
             let p = img.get_pixel(x, y).0;
             // Snap JPEG noise to the nearest pure colour.
-            *[R, G, B, W].iter().min_by_key(|c| c.iter().zip(p).map(|(a, b)| a.abs_diff(b) as u32).sum::<u32>()).unwrap()
+            *[R, G, B, W]
+                .iter()
+                .min_by_key(|c| {
+                    c.iter()
+                        .zip(p)
+                        .map(|(a, b)| a.abs_diff(b) as u32)
+                        .sum::<u32>()
+                })
+                .unwrap()
         };
         [at(2, 2), at(w - 3, 2), at(2, h - 3), at(w - 3, h - 3)]
     }
@@ -320,7 +466,11 @@ mod orientation_tests {
             (8, (16, 32), [G, W, R, B]),
         ];
         for (orientation, size, expected) in cases {
-            let out = decode(&jpeg_with_orientation(orientation), &DecodeLimits::default()).unwrap();
+            let out = decode(
+                &jpeg_with_orientation(orientation),
+                &DecodeLimits::default(),
+            )
+            .unwrap();
             assert_eq!(out.rgb.dimensions(), size, "orientation {orientation}");
             assert_eq!(corners(&out.rgb), expected, "orientation {orientation}");
         }
