@@ -9,17 +9,31 @@ fn main() {
     let manifest = std::env::var_os("DETECTOR_MODEL_MANIFEST")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("model/nanodet-g-416.toml"));
-    let manifest = if manifest.is_absolute() { manifest } else { root.join(manifest) };
+    let manifest = if manifest.is_absolute() {
+        manifest
+    } else {
+        root.join(manifest)
+    };
     let text = std::fs::read_to_string(&manifest)
         .unwrap_or_else(|e| panic!("DETECTOR_MODEL_MANIFEST {}: {e}", manifest.display()));
-    let table: toml::Table =
-        toml::from_str(&text).unwrap_or_else(|e| panic!("{}: not valid TOML: {e}", manifest.display()));
+    let table: toml::Table = toml::from_str(&text)
+        .unwrap_or_else(|e| panic!("{}: not valid TOML: {e}", manifest.display()));
     let file = table
         .get("file")
         .and_then(|f| f.as_str())
-        .unwrap_or_else(|| panic!("{}: an embedded manifest needs `file = \"model.onnx\"`", manifest.display()));
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: an embedded manifest needs `file = \"model.onnx\"`",
+                manifest.display()
+            )
+        });
     let model = manifest.parent().unwrap_or(Path::new(".")).join(file);
-    assert!(model.is_file(), "{}: model file {} not found", manifest.display(), model.display());
+    assert!(
+        model.is_file(),
+        "{}: model file {} not found",
+        manifest.display(),
+        model.display()
+    );
     println!("cargo:rerun-if-changed={}", manifest.display());
     println!("cargo:rerun-if-changed={}", model.display());
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("embedded_model.rs");

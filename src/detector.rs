@@ -25,7 +25,11 @@ pub mod embedded {
 /// Output decoding, with manifest references resolved to output positions and shapes checked.
 #[derive(Debug, Clone)]
 enum Decoder {
-    Gfl { levels: Vec<(u32, usize, usize)>, reg_max: usize, top_k: usize },
+    Gfl {
+        levels: Vec<(u32, usize, usize)>,
+        reg_max: usize,
+        top_k: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -46,11 +50,14 @@ impl Detector {
 
     /// A model and manifest from files (a Lambda layer, EFS, a user's export).
     pub fn from_files(model: &Path, manifest: &Path) -> Result<Detector> {
-        let read = |p: &Path| std::fs::read(p).map_err(|e| Error::InvalidModel(format!("{}: {e}", p.display())));
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| Error::InvalidModel(format!("{}: {e}", p.display())))
+        };
         let text = String::from_utf8(read(manifest)?)
             .map_err(|_| Error::InvalidModel(format!("{}: not UTF-8 text", manifest.display())))?;
-        let manifest = Manifest::from_toml(&text)
-            .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest_path_note(manifest), strip(&e))))?;
+        let manifest = Manifest::from_toml(&text).map_err(|e| {
+            Error::InvalidModel(format!("{}: {}", manifest_path_note(manifest), strip(&e)))
+        })?;
         Detector::new(&read(model)?, manifest)
     }
 
@@ -61,7 +68,9 @@ impl Detector {
         match (path, manifest) {
             (None, None) => Detector::embedded(),
             (Some(p), Some(m)) => Detector::from_files(Path::new(&p), Path::new(&m)),
-            _ => Err(Error::InvalidModel("MODEL_PATH and MODEL_MANIFEST must be set together".into())),
+            _ => Err(Error::InvalidModel(
+                "MODEL_PATH and MODEL_MANIFEST must be set together".into(),
+            )),
         }
     }
 
@@ -69,7 +78,11 @@ impl Detector {
     pub fn new(onnx: &[u8], manifest: Manifest) -> Result<Detector> {
         let start = Instant::now();
         let preprocessor = Preprocessor::new(&manifest.input);
-        let engine = Engine::load(onnx, manifest.input.name.as_deref(), &preprocessor.input_shape())?;
+        let engine = Engine::load(
+            onnx,
+            manifest.input.name.as_deref(),
+            &preprocessor.input_shape(),
+        )?;
         let decoder = Decoder::resolve(&manifest, &engine)?;
         Ok(Detector {
             manifest,
@@ -136,7 +149,10 @@ impl Detector {
         let t3 = Instant::now();
         Ok(Response {
             model: self.model_ref(),
-            image: ImageSize { width: geometry.image_width, height: geometry.image_height },
+            image: ImageSize {
+                width: geometry.image_width,
+                height: geometry.image_height,
+            },
             detections,
             timings_ms: Timings {
                 decode: 0.0,
@@ -158,7 +174,12 @@ impl Detector {
         Ok(self.engine.run(input)?.into_vec())
     }
 
-    fn postprocess(&self, outputs: &[TValue], geometry: &Geometry, options: &Resolved) -> Result<Vec<Detection>> {
+    fn postprocess(
+        &self,
+        outputs: &[TValue],
+        geometry: &Geometry,
+        options: &Resolved,
+    ) -> Result<Vec<Detection>> {
         let params = DecodeParams {
             score_threshold: options.score_threshold,
             class_mask: options.class_mask.as_deref(),
@@ -169,16 +190,33 @@ impl Detector {
             f32_slice(&outputs[i]).map_err(|e| Error::Inference(format!("output #{i}: {e}")))
         };
         let candidates: Vec<Candidate> = match &self.decoder {
-            Decoder::Gfl { levels, reg_max, top_k } => {
+            Decoder::Gfl {
+                levels,
+                reg_max,
+                top_k,
+            } => {
                 let mut views = Vec::with_capacity(levels.len());
                 for &(stride, cls, reg) in levels {
-                    views.push(GflLevel { stride, cls: slice(cls)?, reg: slice(reg)? });
+                    views.push(GflLevel {
+                        stride,
+                        cls: slice(cls)?,
+                        reg: slice(reg)?,
+                    });
                 }
-                decode_gfl(&views, self.manifest.labels.len(), *reg_max, *top_k, &params)
+                decode_gfl(
+                    &views,
+                    self.manifest.labels.len(),
+                    *reg_max,
+                    *top_k,
+                    &params,
+                )
             }
         };
         let kept = nms(candidates, options.iou_threshold, options.max_detections);
-        Ok(kept.into_iter().map(|c| self.to_detection(c, geometry)).collect())
+        Ok(kept
+            .into_iter()
+            .map(|c| self.to_detection(c, geometry))
+            .collect())
     }
 
     fn to_detection(&self, c: Candidate, g: &Geometry) -> Detection {
@@ -188,7 +226,12 @@ impl Detector {
             label: self.manifest.labels[c.class_id].clone(),
             class_id: c.class_id,
             score: c.score,
-            bbox: BoundingBox { x_min: round2(x_min), y_min: round2(y_min), x_max: round2(x_max), y_max: round2(y_max) },
+            bbox: BoundingBox {
+                x_min: round2(x_min),
+                y_min: round2(y_min),
+                x_max: round2(x_max),
+                y_max: round2(y_max),
+            },
         }
     }
 }
@@ -201,13 +244,24 @@ impl Decoder {
         let shapes = engine.output_shapes();
         let names = engine.output_names();
         match &manifest.decoder {
-            DecoderSpec::Gfl { strides, reg_max, cls, reg, top_k_per_level } => {
+            DecoderSpec::Gfl {
+                strides,
+                reg_max,
+                cls,
+                reg,
+                top_k_per_level,
+            } => {
                 let mut levels = Vec::new();
                 for ((&stride, c), r) in strides.iter().zip(cls).zip(reg) {
                     let (ci, ri) = (engine.resolve(c)?, engine.resolve(r)?);
-                    let cells = (manifest.input.width.div_ceil(stride) * manifest.input.height.div_ceil(stride)) as usize;
+                    let cells = (manifest.input.width.div_ceil(stride)
+                        * manifest.input.height.div_ceil(stride))
+                        as usize;
                     let bins = 4 * (*reg_max as usize + 1);
-                    for (i, want, what) in [(ci, classes, "classes (one per label)"), (ri, bins, "4 x (reg_max + 1) bins")] {
+                    for (i, want, what) in [
+                        (ci, classes, "classes (one per label)"),
+                        (ri, bins, "4 x (reg_max + 1) bins"),
+                    ] {
                         if shapes[i] != [1, cells, want] {
                             return Err(Error::InvalidModel(format!(
                                 "output `{}` has shape {:?}; stride {stride} on a {}x{} input needs [1, {cells}, {want}]: {cells} grid cells x {want} {what}",
@@ -217,7 +271,11 @@ impl Decoder {
                     }
                     levels.push((stride, ci, ri));
                 }
-                Ok(Decoder::Gfl { levels, reg_max: *reg_max as usize, top_k: *top_k_per_level })
+                Ok(Decoder::Gfl {
+                    levels,
+                    reg_max: *reg_max as usize,
+                    top_k: *top_k_per_level,
+                })
             }
         }
     }

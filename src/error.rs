@@ -21,7 +21,10 @@ pub enum Error {
 
     /// A supported format whose data is corrupt or cut short.
     #[error("the {format} image could not be decoded: {detail}")]
-    InvalidImage { format: &'static str, detail: String },
+    InvalidImage {
+        format: &'static str,
+        detail: String,
+    },
 
     /// Dimensions or decoded size over the configured limits, found from the header before decoding pixels.
     #[error("{detail}")]
@@ -61,7 +64,10 @@ impl Error {
     }
 
     pub(crate) fn parameter(name: &str, detail: impl Into<String>) -> Self {
-        Error::InvalidParameter { name: name.to_string(), detail: detail.into() }
+        Error::InvalidParameter {
+            name: name.to_string(),
+            detail: detail.into(),
+        }
     }
 }
 

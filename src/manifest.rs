@@ -152,7 +152,11 @@ pub struct Defaults {
 
 impl Default for Defaults {
     fn default() -> Self {
-        Defaults { score_threshold: 0.35, iou_threshold: 0.6, max_detections: 100 }
+        Defaults {
+            score_threshold: 0.35,
+            iou_threshold: 0.6,
+            max_detections: 100,
+        }
     }
 }
 
@@ -169,12 +173,17 @@ impl Manifest {
         let bad = |msg: String| Err(Error::InvalidModel(format!("manifest: {msg}")));
         let i = &self.input;
         if !(1..=4096).contains(&i.width) || !(1..=4096).contains(&i.height) {
-            return bad(format!("input size {}x{} is outside 1..=4096", i.width, i.height));
+            return bad(format!(
+                "input size {}x{} is outside 1..=4096",
+                i.width, i.height
+            ));
         }
         if !i.scale.is_finite() || i.scale <= 0.0 {
             return bad(format!("input.scale must be positive, got {}", i.scale));
         }
-        if i.mean.iter().any(|m| !m.is_finite()) || i.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+        if i.mean.iter().any(|m| !m.is_finite())
+            || i.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        {
             return bad("input.mean must be finite and input.std positive".into());
         }
         if self.labels.is_empty() {
@@ -188,7 +197,13 @@ impl Manifest {
             return bad("defaults.max_detections must be at least 1".into());
         }
         match &self.decoder {
-            DecoderSpec::Gfl { strides, reg_max, cls, reg, top_k_per_level } => {
+            DecoderSpec::Gfl {
+                strides,
+                reg_max,
+                cls,
+                reg,
+                top_k_per_level,
+            } => {
                 if strides.is_empty() || strides.contains(&0) {
                     return bad("decoder.strides must be non-empty and positive".into());
                 }
@@ -201,7 +216,9 @@ impl Manifest {
                     ));
                 }
                 if *reg_max == 0 || *reg_max > 64 {
-                    return bad(format!("decoder.reg_max must be within 1..=64, got {reg_max}"));
+                    return bad(format!(
+                        "decoder.reg_max must be within 1..=64, got {reg_max}"
+                    ));
                 }
                 if *top_k_per_level == 0 {
                     return bad("decoder.top_k_per_level must be at least 1".into());

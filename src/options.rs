@@ -31,7 +31,12 @@ pub struct Resolved {
 
 impl DetectOptions {
     /// The option names accepted by [`DetectOptions::set`], for error messages and docs.
-    pub const NAMES: [&'static str; 4] = ["score_threshold", "iou_threshold", "max_detections", "classes"];
+    pub const NAMES: [&'static str; 4] = [
+        "score_threshold",
+        "iou_threshold",
+        "max_detections",
+        "classes",
+    ];
 
     /// Sets one option from its text form; `classes` is comma-separated.
     pub fn set(&mut self, name: &str, value: &str) -> Result<()> {
@@ -44,7 +49,9 @@ impl DetectOptions {
                     Error::parameter(name, format!("expected a whole number, got {value:?}"))
                 })?)
             }
-            "classes" => self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect()),
+            "classes" => {
+                self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect())
+            }
             other => {
                 return Err(Error::parameter(
                     other,
@@ -67,8 +74,14 @@ impl DetectOptions {
 
     pub fn resolve(&self, manifest: &Manifest) -> Result<Resolved> {
         let d = &manifest.defaults;
-        let score_threshold = check_unit("score_threshold", self.score_threshold.unwrap_or(d.score_threshold))?;
-        let iou_threshold = check_unit("iou_threshold", self.iou_threshold.unwrap_or(d.iou_threshold))?;
+        let score_threshold = check_unit(
+            "score_threshold",
+            self.score_threshold.unwrap_or(d.score_threshold),
+        )?;
+        let iou_threshold = check_unit(
+            "iou_threshold",
+            self.iou_threshold.unwrap_or(d.iou_threshold),
+        )?;
         let max_detections = self.max_detections.unwrap_or(d.max_detections);
         if !(1..=MAX_DETECTIONS_LIMIT).contains(&max_detections) {
             return Err(Error::parameter(
@@ -79,9 +92,16 @@ impl DetectOptions {
         let class_mask = match &self.classes {
             None => None,
             Some(names) => {
-                let names: Vec<&str> = names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()).collect();
+                let names: Vec<&str> = names
+                    .iter()
+                    .map(|n| n.trim())
+                    .filter(|n| !n.is_empty())
+                    .collect();
                 if names.is_empty() {
-                    return Err(Error::parameter("classes", "names no label; omit it to keep every class"));
+                    return Err(Error::parameter(
+                        "classes",
+                        "names no label; omit it to keep every class",
+                    ));
                 }
                 let mut mask = vec![false; manifest.labels.len()];
                 for name in names {
@@ -90,28 +110,42 @@ impl DetectOptions {
                         .iter()
                         .position(|l| l.eq_ignore_ascii_case(name))
                         .ok_or_else(|| {
-                            Error::parameter("classes", format!("unknown label {name:?}; see GET /model for the labels"))
+                            Error::parameter(
+                                "classes",
+                                format!("unknown label {name:?}; see GET /model for the labels"),
+                            )
                         })?;
                     mask[id] = true;
                 }
                 Some(mask)
             }
         };
-        Ok(Resolved { score_threshold, iou_threshold, max_detections, class_mask })
+        Ok(Resolved {
+            score_threshold,
+            iou_threshold,
+            max_detections,
+            class_mask,
+        })
     }
 }
 
 fn parse_unit(name: &str, value: &str) -> Result<f32> {
-    value
-        .parse::<f32>()
-        .map_err(|_| Error::parameter(name, format!("expected a number within 0..=1, got {value:?}")))
+    value.parse::<f32>().map_err(|_| {
+        Error::parameter(
+            name,
+            format!("expected a number within 0..=1, got {value:?}"),
+        )
+    })
 }
 
 fn check_unit(name: &str, v: f32) -> Result<f32> {
     if v.is_finite() && (0.0..=1.0).contains(&v) {
         Ok(v)
     } else {
-        Err(Error::parameter(name, format!("must be within 0..=1, got {v}")))
+        Err(Error::parameter(
+            name,
+            format!("must be within 0..=1, got {v}"),
+        ))
     }
 }
 
@@ -126,7 +160,15 @@ mod tests {
     #[test]
     fn defaults_come_from_the_manifest() {
         let r = DetectOptions::default().resolve(&manifest()).unwrap();
-        assert_eq!(r, Resolved { score_threshold: 0.35, iou_threshold: 0.6, max_detections: 100, class_mask: None });
+        assert_eq!(
+            r,
+            Resolved {
+                score_threshold: 0.35,
+                iou_threshold: 0.6,
+                max_detections: 100,
+                class_mask: None
+            }
+        );
     }
 
     #[test]
@@ -158,27 +200,63 @@ mod tests {
     fn out_of_range_values_are_rejected() {
         let m = manifest();
         let cases = [
-            DetectOptions { score_threshold: Some(1.5), ..Default::default() },
-            DetectOptions { score_threshold: Some(f32::NAN), ..Default::default() },
-            DetectOptions { iou_threshold: Some(-0.1), ..Default::default() },
-            DetectOptions { max_detections: Some(0), ..Default::default() },
-            DetectOptions { max_detections: Some(MAX_DETECTIONS_LIMIT + 1), ..Default::default() },
-            DetectOptions { classes: Some(vec!["unicorn".into()]), ..Default::default() },
-            DetectOptions { classes: Some(vec![" ".into()]), ..Default::default() },
+            DetectOptions {
+                score_threshold: Some(1.5),
+                ..Default::default()
+            },
+            DetectOptions {
+                score_threshold: Some(f32::NAN),
+                ..Default::default()
+            },
+            DetectOptions {
+                iou_threshold: Some(-0.1),
+                ..Default::default()
+            },
+            DetectOptions {
+                max_detections: Some(0),
+                ..Default::default()
+            },
+            DetectOptions {
+                max_detections: Some(MAX_DETECTIONS_LIMIT + 1),
+                ..Default::default()
+            },
+            DetectOptions {
+                classes: Some(vec!["unicorn".into()]),
+                ..Default::default()
+            },
+            DetectOptions {
+                classes: Some(vec![" ".into()]),
+                ..Default::default()
+            },
         ];
         for o in cases {
             let err = o.resolve(&m).unwrap_err();
             assert_eq!(err.code(), "invalid_parameter", "{o:?}");
         }
-        let err = DetectOptions { classes: Some(vec!["unicorn".into()]), ..Default::default() }.resolve(&m).unwrap_err();
+        let err = DetectOptions {
+            classes: Some(vec!["unicorn".into()]),
+            ..Default::default()
+        }
+        .resolve(&m)
+        .unwrap_err();
         assert!(err.to_string().contains("unicorn"));
     }
 
     #[test]
     fn or_prefers_self_and_fills_from_other() {
-        let body = DetectOptions { score_threshold: Some(0.5), ..Default::default() };
-        let query = DetectOptions { score_threshold: Some(0.1), max_detections: Some(3), ..Default::default() };
+        let body = DetectOptions {
+            score_threshold: Some(0.5),
+            ..Default::default()
+        };
+        let query = DetectOptions {
+            score_threshold: Some(0.1),
+            max_detections: Some(3),
+            ..Default::default()
+        };
         let merged = body.or(query);
-        assert_eq!((merged.score_threshold, merged.max_detections), (Some(0.5), Some(3)));
+        assert_eq!(
+            (merged.score_threshold, merged.max_detections),
+            (Some(0.5), Some(3))
+        );
     }
 }

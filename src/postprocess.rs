@@ -23,7 +23,8 @@ pub struct DecodeParams<'a> {
 
 impl DecodeParams<'_> {
     fn wants(&self, class_id: usize) -> bool {
-        self.class_mask.is_none_or(|m| m.get(class_id).copied().unwrap_or(false))
+        self.class_mask
+            .is_none_or(|m| m.get(class_id).copied().unwrap_or(false))
     }
 }
 
@@ -43,8 +44,16 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 
 /// Per-class greedy NMS: within a class, a box is dropped when its IoU with a better-scored kept box
 /// exceeds `iou_threshold`. Returns at most `max_detections`, best first; ties keep a stable order.
-pub fn nms(mut candidates: Vec<Candidate>, iou_threshold: f32, max_detections: usize) -> Vec<Candidate> {
-    candidates.sort_by(|a, b| a.class_id.cmp(&b.class_id).then(b.score.total_cmp(&a.score)));
+pub fn nms(
+    mut candidates: Vec<Candidate>,
+    iou_threshold: f32,
+    max_detections: usize,
+) -> Vec<Candidate> {
+    candidates.sort_by(|a, b| {
+        a.class_id
+            .cmp(&b.class_id)
+            .then(b.score.total_cmp(&a.score))
+    });
     let mut kept: Vec<Candidate> = Vec::new();
     for class in candidates.chunk_by(|a, b| a.class_id == b.class_id) {
         let first_kept = kept.len();
@@ -54,7 +63,10 @@ pub fn nms(mut candidates: Vec<Candidate>, iou_threshold: f32, max_detections: u
             if kept.len() - first_kept == max_detections {
                 break;
             }
-            if kept[first_kept..].iter().all(|k| iou(&k.bbox, &c.bbox) <= iou_threshold) {
+            if kept[first_kept..]
+                .iter()
+                .all(|k| iou(&k.bbox, &c.bbox) <= iou_threshold)
+            {
                 kept.push(*c);
             }
         }
@@ -112,8 +124,10 @@ pub fn decode_gfl(
                 .map(|(_, &v)| v)
                 .fold(f32::NEG_INFINITY, f32::max)
         };
-        let mut locations: Vec<(usize, f32)> =
-            (0..n).map(|i| (i, best(i))).filter(|&(_, b)| b >= p.score_threshold).collect();
+        let mut locations: Vec<(usize, f32)> = (0..n)
+            .map(|i| (i, best(i)))
+            .filter(|&(_, b)| b >= p.score_threshold)
+            .collect();
         if locations.len() > top_k {
             locations.select_nth_unstable_by(top_k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             locations.truncate(top_k);
@@ -123,16 +137,24 @@ pub fn decode_gfl(
             let (row, col) = (i / grid_w, i % grid_w);
             let (cx, cy) = ((col as f32 + 0.5) * s as f32, (row as f32 + 0.5) * s as f32);
             let reg = &level.reg[i * 4 * bins..(i + 1) * 4 * bins];
-            let d = [0, 1, 2, 3].map(|side| dfl_expectation(&reg[side * bins..(side + 1) * bins]) * s as f32);
+            let d = [0, 1, 2, 3]
+                .map(|side| dfl_expectation(&reg[side * bins..(side + 1) * bins]) * s as f32);
             let bbox = [
                 (cx - d[0]).clamp(0.0, in_w),
                 (cy - d[1]).clamp(0.0, in_h),
                 (cx + d[2]).clamp(0.0, in_w),
                 (cy + d[3]).clamp(0.0, in_h),
             ];
-            for (class_id, &score) in level.cls[i * num_classes..(i + 1) * num_classes].iter().enumerate() {
+            for (class_id, &score) in level.cls[i * num_classes..(i + 1) * num_classes]
+                .iter()
+                .enumerate()
+            {
                 if score >= p.score_threshold && p.wants(class_id) {
-                    out.push(Candidate { class_id, score, bbox });
+                    out.push(Candidate {
+                        class_id,
+                        score,
+                        bbox,
+                    });
                 }
             }
         }
@@ -145,7 +167,11 @@ mod tests {
     use super::*;
 
     fn cand(class_id: usize, score: f32, bbox: [f32; 4]) -> Candidate {
-        Candidate { class_id, score, bbox }
+        Candidate {
+            class_id,
+            score,
+            bbox,
+        }
     }
 
     #[test]
@@ -174,7 +200,15 @@ mod tests {
 
     #[test]
     fn nms_keeps_max_detections_best() {
-        let boxes: Vec<_> = (0..50).map(|i| cand(i % 3, i as f32 / 100.0, [i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0])).collect();
+        let boxes: Vec<_> = (0..50)
+            .map(|i| {
+                cand(
+                    i % 3,
+                    i as f32 / 100.0,
+                    [i as f32 * 20.0, 0.0, i as f32 * 20.0 + 10.0, 10.0],
+                )
+            })
+            .collect();
         let out = nms(boxes, 0.5, 7);
         assert_eq!(out.len(), 7);
         let scores: Vec<f32> = out.iter().map(|c| c.score).collect();
@@ -202,7 +236,11 @@ mod tests {
     #[test]
     fn gfl_decodes_centres_distances_and_classes() {
         let bins = 4;
-        let peak = |d: usize| -> Vec<f32> { (0..bins).map(|j| if j == d { 30.0 } else { -30.0 }).collect() };
+        let peak = |d: usize| -> Vec<f32> {
+            (0..bins)
+                .map(|j| if j == d { 30.0 } else { -30.0 })
+                .collect()
+        };
         let mut cls8 = vec![0.0f32; 4 * 2];
         let mut reg8 = vec![0.0f32; 4 * 4 * bins];
         // Location 3 (row 1, col 1): centre (12, 12); class 1 at 0.9, class 0 at 0.5.
@@ -213,10 +251,23 @@ mod tests {
         let cls16 = vec![0.2f32, 0.1];
         let reg16 = [0, 0, 0, 0].map(peak).concat();
         let levels = [
-            GflLevel { stride: 8, cls: &cls8, reg: &reg8 },
-            GflLevel { stride: 16, cls: &cls16, reg: &reg16 },
+            GflLevel {
+                stride: 8,
+                cls: &cls8,
+                reg: &reg8,
+            },
+            GflLevel {
+                stride: 16,
+                cls: &cls16,
+                reg: &reg16,
+            },
         ];
-        let p = DecodeParams { score_threshold: 0.3, class_mask: None, input_width: 16, input_height: 16 };
+        let p = DecodeParams {
+            score_threshold: 0.3,
+            class_mask: None,
+            input_width: 16,
+            input_height: 16,
+        };
         let out = decode_gfl(&levels, 2, 3, 1000, &p);
         // Box: (12-8, 12-16, 12+24, 12+0) clipped to the 16x16 input.
         let bbox = [4.0, 0.0, 16.0, 12.0];
@@ -230,13 +281,23 @@ mod tests {
         }
         // The class mask removes class 1 and its location still yields class 0.
         let mask = [true, false];
-        let p = DecodeParams { class_mask: Some(&mask), ..p };
+        let p = DecodeParams {
+            class_mask: Some(&mask),
+            ..p
+        };
         let out = decode_gfl(&levels, 2, 3, 1000, &p);
         assert_eq!(out.iter().map(|d| d.class_id).collect::<Vec<_>>(), vec![0]);
         // A threshold under the stride-16 score admits its centre box (8, 8) with zero size.
-        let p = DecodeParams { score_threshold: 0.15, class_mask: None, input_width: 16, input_height: 16 };
+        let p = DecodeParams {
+            score_threshold: 0.15,
+            class_mask: None,
+            input_width: 16,
+            input_height: 16,
+        };
         let out = decode_gfl(&levels, 2, 3, 1000, &p);
-        assert!(out.iter().any(|d| d.score == 0.2 && d.bbox == [8.0, 8.0, 8.0, 8.0]));
+        assert!(out
+            .iter()
+            .any(|d| d.score == 0.2 && d.bbox == [8.0, 8.0, 8.0, 8.0]));
     }
 
     #[test]
@@ -244,8 +305,17 @@ mod tests {
         let bins = 2;
         let cls: Vec<f32> = (0..4).map(|i| 0.5 + i as f32 / 10.0).collect(); // 1 class, 4 locations
         let reg = vec![0.0f32; 4 * 4 * bins];
-        let levels = [GflLevel { stride: 8, cls: &cls, reg: &reg }];
-        let p = DecodeParams { score_threshold: 0.3, class_mask: None, input_width: 16, input_height: 16 };
+        let levels = [GflLevel {
+            stride: 8,
+            cls: &cls,
+            reg: &reg,
+        }];
+        let p = DecodeParams {
+            score_threshold: 0.3,
+            class_mask: None,
+            input_width: 16,
+            input_height: 16,
+        };
         let out = decode_gfl(&levels, 1, 1, 2, &p);
         let mut scores: Vec<f32> = out.iter().map(|c| c.score).collect();
         scores.sort_by(f32::total_cmp);

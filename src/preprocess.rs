@@ -34,7 +34,9 @@ impl Geometry {
             ResizeMode::LetterboxCenter | ResizeMode::LetterboxTopLeft => {
                 let scale = (f64::from(iw) / f64::from(w)).min(f64::from(ih) / f64::from(h));
                 // Ties to even, as Python's round(): the reference pipeline picks the same size.
-                let fit = |v: u32, max: u32| ((f64::from(v) * scale).round_ties_even() as u32).clamp(1, max);
+                let fit = |v: u32, max: u32| {
+                    ((f64::from(v) * scale).round_ties_even() as u32).clamp(1, max)
+                };
                 (fit(w, iw), fit(h, ih))
             }
         };
@@ -58,12 +60,18 @@ impl Geometry {
     pub fn to_image(&self, x_in: f32, y_in: f32) -> (f32, f32) {
         let x = (x_in - self.offset_x as f32) / self.scale_x;
         let y = (y_in - self.offset_y as f32) / self.scale_y;
-        (x.clamp(0.0, self.image_width as f32), y.clamp(0.0, self.image_height as f32))
+        (
+            x.clamp(0.0, self.image_width as f32),
+            y.clamp(0.0, self.image_height as f32),
+        )
     }
 
     /// Image pixels to input pixels.
     pub fn to_input(&self, x: f32, y: f32) -> (f32, f32) {
-        (x * self.scale_x + self.offset_x as f32, y * self.scale_y + self.offset_y as f32)
+        (
+            x * self.scale_x + self.offset_x as f32,
+            y * self.scale_y + self.offset_y as f32,
+        )
     }
 }
 
@@ -128,12 +136,13 @@ impl Preprocessor {
     pub fn run(&self, rgb: &RgbImage) -> Result<(Tensor, Geometry)> {
         let geometry = self.geometry(rgb.dimensions());
         let resized;
-        let pixels: &RgbImage = if (geometry.resized_width, geometry.resized_height) == rgb.dimensions() {
-            rgb
-        } else {
-            resized = self.resize(rgb, &geometry)?;
-            &resized
-        };
+        let pixels: &RgbImage =
+            if (geometry.resized_width, geometry.resized_height) == rgb.dimensions() {
+                rgb
+            } else {
+                resized = self.resize(rgb, &geometry)?;
+                &resized
+            };
         let data = self.normalise(pixels, &geometry);
         let tensor = tract_ndarray::Array4::from_shape_vec(self.input_shape(), data)
             .map_err(|e| Error::Inference(format!("input tensor: {e}")))?
@@ -147,7 +156,11 @@ impl Preprocessor {
         let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(&e))?;
         let mut dst = FirImage::new(g.resized_width, g.resized_height, PixelType::U8x3);
         Resizer::new()
-            .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(self.algorithm))
+            .resize(
+                &src,
+                &mut dst,
+                &ResizeOptions::new().resize_alg(self.algorithm),
+            )
             .map_err(|e| fail(&e))?;
         RgbImage::from_raw(g.resized_width, g.resized_height, dst.into_vec())
             .ok_or_else(|| Error::Inference("resize: buffer size".into()))
@@ -221,15 +234,24 @@ mod tests {
     fn centred_letterbox_maps_both_ways() {
         // 640x480 into 416x416: scale 0.65, 416x312, 52 rows of padding above and below.
         let g = Geometry::new(ResizeMode::LetterboxCenter, (640, 480), (416, 416));
-        assert_eq!((g.resized_width, g.resized_height, g.offset_x, g.offset_y), (416, 312, 0, 52));
+        assert_eq!(
+            (g.resized_width, g.resized_height, g.offset_x, g.offset_y),
+            (416, 312, 0, 52)
+        );
         assert_eq!(g.to_input(0.0, 0.0), (0.0, 52.0));
         assert_eq!(g.to_input(640.0, 480.0), (416.0, 364.0));
         let (x, y) = g.to_image(208.0, 208.0);
-        assert!((x - 320.0).abs() < 1e-3 && (y - 240.0).abs() < 1e-3, "{x},{y}");
+        assert!(
+            (x - 320.0).abs() < 1e-3 && (y - 240.0).abs() < 1e-3,
+            "{x},{y}"
+        );
         for (x, y) in [(0.0, 0.0), (123.4, 56.7), (640.0, 480.0), (17.0, 479.0)] {
             let (xi, yi) = g.to_input(x, y);
             let (xb, yb) = g.to_image(xi, yi);
-            assert!((xb - x).abs() < 1e-3 && (yb - y).abs() < 1e-3, "({x},{y}) -> ({xb},{yb})");
+            assert!(
+                (xb - x).abs() < 1e-3 && (yb - y).abs() < 1e-3,
+                "({x},{y}) -> ({xb},{yb})"
+            );
         }
         // Points in the padding clip to the image edge.
         assert_eq!(g.to_image(10.0, 0.0).1, 0.0);
@@ -237,13 +259,19 @@ mod tests {
 
         // Tall image: padding left and right.
         let g = Geometry::new(ResizeMode::LetterboxCenter, (300, 600), (416, 416));
-        assert_eq!((g.resized_width, g.resized_height, g.offset_x, g.offset_y), (208, 416, 104, 0));
+        assert_eq!(
+            (g.resized_width, g.resized_height, g.offset_x, g.offset_y),
+            (208, 416, 104, 0)
+        );
     }
 
     #[test]
     fn top_left_letterbox_and_stretch() {
         let g = Geometry::new(ResizeMode::LetterboxTopLeft, (640, 480), (416, 416));
-        assert_eq!((g.resized_width, g.resized_height, g.offset_x, g.offset_y), (416, 312, 0, 0));
+        assert_eq!(
+            (g.resized_width, g.resized_height, g.offset_x, g.offset_y),
+            (416, 312, 0, 0)
+        );
         let g = Geometry::new(ResizeMode::Stretch, (640, 480), (416, 416));
         assert_eq!((g.resized_width, g.resized_height), (416, 416));
         let (x, y) = g.to_image(208.0, 104.0);
@@ -255,7 +283,11 @@ mod tests {
         let g = Geometry::new(ResizeMode::LetterboxCenter, (40_000, 1), (416, 416));
         assert_eq!((g.resized_width, g.resized_height), (416, 1));
         assert_eq!(g.offset_y, 207);
-        let p = Preprocessor::new(&spec(ResizeMode::LetterboxCenter, Layout::Nchw, ColorOrder::Rgb));
+        let p = Preprocessor::new(&spec(
+            ResizeMode::LetterboxCenter,
+            Layout::Nchw,
+            ColorOrder::Rgb,
+        ));
         let (t, _) = p.run(&RgbImage::new(5000, 1)).unwrap();
         assert_eq!(t.shape(), &[1, 3, 8, 8]);
     }
@@ -264,7 +296,11 @@ mod tests {
     fn normalises_in_channel_order_and_pads() {
         // A 4x8 image into 8x8 centred: columns 2..6 hold the image, the rest is padding (value 0).
         let img = RgbImage::from_pixel(4, 8, Rgb([30, 60, 90]));
-        let p = Preprocessor::new(&spec(ResizeMode::LetterboxCenter, Layout::Nchw, ColorOrder::Bgr));
+        let p = Preprocessor::new(&spec(
+            ResizeMode::LetterboxCenter,
+            Layout::Nchw,
+            ColorOrder::Bgr,
+        ));
         let (t, g) = p.run(&img).unwrap();
         assert_eq!((g.offset_x, g.resized_width), (2, 4));
         let v = crate::detector::f32_slice(&t).unwrap();
@@ -277,18 +313,31 @@ mod tests {
         assert_eq!(at(0, 0, 0), -5.0);
         assert_eq!(at(2, 4, 7), -6.0);
 
-        let p = Preprocessor::new(&spec(ResizeMode::LetterboxCenter, Layout::Nhwc, ColorOrder::Rgb));
+        let p = Preprocessor::new(&spec(
+            ResizeMode::LetterboxCenter,
+            Layout::Nhwc,
+            ColorOrder::Rgb,
+        ));
         let (t, _) = p.run(&img).unwrap();
         assert_eq!(t.shape(), &[1, 8, 8, 3]);
         let v = crate::detector::f32_slice(&t).unwrap();
-        assert_eq!(&v[(3 * 8 + 2) * 3..(3 * 8 + 2) * 3 + 3], &[10.0, 10.0, 12.0]);
+        assert_eq!(
+            &v[(3 * 8 + 2) * 3..(3 * 8 + 2) * 3 + 3],
+            &[10.0, 10.0, 12.0]
+        );
         assert_eq!(&v[0..3], &[-5.0, -5.0, -6.0]);
     }
 
     #[test]
     fn bilinear_downscale_averages_like_an_area_filter() {
         // A 2x-down of a fine checkerboard must come out flat grey, not aliased black or white.
-        let img = RgbImage::from_fn(16, 16, |x, y| if (x + y) % 2 == 0 { Rgb([0; 3]) } else { Rgb([254; 3]) });
+        let img = RgbImage::from_fn(16, 16, |x, y| {
+            if (x + y) % 2 == 0 {
+                Rgb([0; 3])
+            } else {
+                Rgb([254; 3])
+            }
+        });
         let mut s = spec(ResizeMode::Stretch, Layout::Nchw, ColorOrder::Rgb);
         s.mean = [0.0; 3];
         s.std = [1.0; 3];

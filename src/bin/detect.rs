@@ -11,7 +11,10 @@ use object_detector::{DecodeLimits, DetectOptions, Detector, Response};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
-#[command(version, about = "Detect objects in images; prints one JSON object per image (JSON Lines).")]
+#[command(
+    version,
+    about = "Detect objects in images; prints one JSON object per image (JSON Lines)."
+)]
 struct Args {
     /// Minimum score of a reported detection (0..=1; model default when omitted).
     #[arg(long, value_name = "F")]
@@ -100,12 +103,22 @@ fn main() -> ExitCode {
     for file in &args.images {
         let result = read(file)
             .map_err(|e| ("file_not_readable", e.to_string()))
-            .and_then(|bytes| detector.detect(&bytes, &options).map_err(|e| (e.code(), e.to_string())));
+            .and_then(|bytes| {
+                detector
+                    .detect(&bytes, &options)
+                    .map_err(|e| (e.code(), e.to_string()))
+            });
         let line = match &result {
             Ok(response) => serde_json::to_string(&Line { file, response }),
             Err((code, message)) => {
                 failed += 1;
-                serde_json::to_string(&ErrorLine { file, error: ErrorBody { code, message: message.clone() } })
+                serde_json::to_string(&ErrorLine {
+                    file,
+                    error: ErrorBody {
+                        code,
+                        message: message.clone(),
+                    },
+                })
             }
         };
         let line = line.expect("response types always serialize");
