@@ -13,6 +13,7 @@ pub mod decode;
 pub mod detector;
 pub mod engine;
 pub mod error;
+pub mod lambda;
 pub mod manifest;
 pub mod options;
 pub mod postprocess;

@@ -1,0 +1,423 @@
+//! Event shapes: telling them apart, reading them into one [`Request`], answering in the same shape.
+
+use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::{Config, Reply, Route};
+
+/// The invocation sources this function answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// API Gateway REST API, Lambda proxy integration.
+    RestApi,
+    /// API Gateway HTTP API with payload format 1.0 (the REST shape with `"version": "1.0"`).
+    HttpApiV1,
+    /// API Gateway HTTP API with payload format 2.0.
+    HttpApiV2,
+    /// A Lambda function URL (payload format 2.0 on a `*.lambda-url.*` domain).
+    FunctionUrl,
+    /// An Application Load Balancer target group.
+    Alb,
+    /// A direct invocation: `{"image": "<base64>", ...options}`.
+    Direct,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::RestApi => "apigw_rest",
+            EventKind::HttpApiV1 => "apigw_http_v1",
+            EventKind::HttpApiV2 => "apigw_http_v2",
+            EventKind::FunctionUrl => "function_url",
+            EventKind::Alb => "alb",
+            EventKind::Direct => "direct",
+        }
+    }
+}
+
+/// Tells the event shape from the payload itself.
+pub fn classify(event: &Value) -> Option<EventKind> {
+    let obj = event.as_object()?;
+    let ctx = obj.get("requestContext").and_then(Value::as_object);
+    let version = obj.get("version").and_then(Value::as_str);
+    if let Some(ctx) = ctx {
+        if ctx.contains_key("elb") {
+            return Some(EventKind::Alb);
+        }
+        if ctx.get("http").is_some_and(Value::is_object) {
+            let domain = ctx.get("domainName").and_then(Value::as_str).unwrap_or("");
+            return Some(if domain.contains(".lambda-url.") {
+                EventKind::FunctionUrl
+            } else {
+                EventKind::HttpApiV2
+            });
+        }
+        if obj.contains_key("httpMethod") {
+            return Some(if version == Some("1.0") {
+                EventKind::HttpApiV1
+            } else {
+                EventKind::RestApi
+            });
+        }
+        return None;
+    }
+    if obj.contains_key("image") && !obj.contains_key("httpMethod") {
+        return Some(EventKind::Direct);
+    }
+    None
+}
+
+/// An HTTP request, whatever event it came in.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// The API Gateway stage, which may prefix the path.
+    pub stage: Option<String>,
+    pub headers: HeaderMap,
+    /// Decoded query parameters, in order; a repeated key appears once per value.
+    pub query: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub is_base64: bool,
+}
+
+impl Request {
+    /// The media type of the body, lower-cased, without parameters.
+    pub fn media_type(&self) -> Option<String> {
+        let raw = self.header("content-type")?;
+        let main = raw
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        (!main.is_empty()).then_some(main)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+fn typed<T: DeserializeOwned>(kind: EventKind, event: Value) -> Result<T, ApiError> {
+    serde_json::from_value(event).map_err(|e| {
+        ApiError::new(
+            "invalid_event",
+            format!("malformed {} event: {e}", kind.name()),
+        )
+    })
+}
+
+pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
+    Ok(match kind {
+        EventKind::RestApi | EventKind::HttpApiV1 => {
+            let e: ApiGatewayProxyRequest = typed(kind, event)?;
+            let query = if e
+                .multi_value_query_string_parameters
+                .iter()
+                .next()
+                .is_some()
+            {
+                pairs(e.multi_value_query_string_parameters.iter())
+            } else {
+                pairs(e.query_string_parameters.iter())
+            };
+            Request {
+                method: e.http_method.as_str().to_string(),
+                path: e.path.unwrap_or_default(),
+                stage: e.request_context.stage,
+                headers: merge(e.headers, e.multi_value_headers),
+                query,
+                body: e.body,
+                is_base64: e.is_base64_encoded,
+            }
+        }
+        EventKind::HttpApiV2 | EventKind::FunctionUrl => {
+            let e: ApiGatewayV2httpRequest = typed(kind, event)?;
+            // HTTP API joins repeated keys with commas in queryStringParameters; rawQueryString keeps them.
+            let query = match e.raw_query_string.as_deref() {
+                Some(raw) if !raw.is_empty() => parse_query(raw),
+                _ => pairs(e.query_string_parameters.iter()),
+            };
+            Request {
+                method: e.request_context.http.method.as_str().to_string(),
+                path: e
+                    .raw_path
+                    .or(e.request_context.http.path)
+                    .unwrap_or_default(),
+                stage: e.request_context.stage,
+                headers: e.headers,
+                query,
+                body: e.body,
+                is_base64: e.is_base64_encoded,
+            }
+        }
+        EventKind::Alb => {
+            let e: AlbTargetGroupRequest = typed(kind, event)?;
+            // ALB passes query strings exactly as sent: still percent-encoded.
+            let raw = if e
+                .multi_value_query_string_parameters
+                .iter()
+                .next()
+                .is_some()
+            {
+                pairs(e.multi_value_query_string_parameters.iter())
+            } else {
+                pairs(e.query_string_parameters.iter())
+            };
+            let query = raw
+                .into_iter()
+                .map(|(k, v)| (percent_decode(&k), percent_decode(&v)))
+                .collect();
+            Request {
+                method: e.http_method.as_str().to_string(),
+                path: e.path.unwrap_or_default(),
+                stage: None,
+                headers: merge(e.headers, e.multi_value_headers),
+                query,
+                body: e.body,
+                is_base64: e.is_base64_encoded,
+            }
+        }
+        EventKind::Direct => {
+            return Err(ApiError::internal(
+                "a direct invocation is not an HTTP request",
+            ))
+        }
+    })
+}
+
+fn pairs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
+    it.map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// Single- and multi-value headers in one map (ALB and REST APIs may send either or both).
+fn merge(mut single: HeaderMap, multi: HeaderMap) -> HeaderMap {
+    for name in multi.keys() {
+        if !single.contains_key(name) {
+            for v in multi.get_all(name) {
+                single.append(name.clone(), v.clone());
+            }
+        }
+    }
+    single
+}
+
+fn parse_query(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; malformed escapes stay.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: Option<&u8>) -> Option<u8> {
+    (*c? as char).to_digit(16).map(|d| d as u8)
+}
+
+/// The route of a request. Only the last path segment counts, so a REST stage (`/prod/detect`), a custom
+/// domain's base path (`/vision/v1/detect`) or a function URL's bare `/` all work.
+pub fn route(request: &Request) -> Option<Route> {
+    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.last().copied() {
+        None => Some(Route::Detect),
+        Some("detect") => Some(Route::Detect),
+        Some("model") => Some(Route::Model),
+        Some("health") => Some(Route::Health),
+        Some(only) if segments.len() == 1 && request.stage.as_deref() == Some(only) => {
+            Some(Route::Detect)
+        }
+        Some(_) => None,
+    }
+}
+
+fn headers(reply: &Reply, config: &Config) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    if !reply.body.is_empty() {
+        put("content-type", "application/json");
+    }
+    if let Some(allow) = reply.allow {
+        put("allow", allow);
+    }
+    if let Some(origin) = &config.cors_allow_origin {
+        put("access-control-allow-origin", origin);
+        put("access-control-allow-methods", "GET, POST, OPTIONS");
+        put(
+            "access-control-allow-headers",
+            "content-type, authorization, x-api-key",
+        );
+        put("access-control-max-age", "600");
+        if origin != "*" {
+            put("vary", "Origin");
+        }
+    }
+    h
+}
+
+/// The response in the shape the event came in.
+pub fn respond(kind: EventKind, reply: &Reply, config: &Config) -> Value {
+    let headers = headers(reply, config);
+    let body = (!reply.body.is_empty()).then(|| Body::Text(reply.body.clone()));
+    let status = i64::from(reply.status);
+    let value = match kind {
+        EventKind::RestApi | EventKind::HttpApiV1 => {
+            let mut r = ApiGatewayProxyResponse::default();
+            r.status_code = status;
+            r.headers = headers;
+            r.body = body;
+            serde_json::to_value(r)
+        }
+        EventKind::HttpApiV2 | EventKind::FunctionUrl | EventKind::Direct => {
+            // `cookies` is always present: the function URL emulator rejects a response without it.
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = status;
+            r.headers = headers;
+            r.body = body;
+            serde_json::to_value(r)
+        }
+        EventKind::Alb => {
+            let mut r = AlbTargetGroupResponse::default();
+            r.status_code = status;
+            r.status_description = Some(format!("{} {}", reply.status, reason(reply.status)));
+            // Targets with multi-value headers enabled read only multiValueHeaders; others only headers.
+            r.multi_value_headers = headers.clone();
+            r.headers = headers;
+            r.body = body;
+            serde_json::to_value(r)
+        }
+    };
+    value.unwrap_or_else(|e| serde_json::json!({"statusCode": 500, "body": e.to_string()}))
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        415 => "Unsupported Media Type",
+        422 => "Unprocessable Entity",
+        _ => "Internal Server Error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn classifies_by_payload() {
+        let v2 = json!({"version": "2.0", "requestContext": {"http": {"method": "POST"}, "domainName": "x.execute-api.us-east-1.amazonaws.com"}});
+        let url = json!({"version": "2.0", "requestContext": {"http": {"method": "POST"}, "domainName": "abc.lambda-url.eu-west-1.on.aws"}});
+        let rest = json!({"httpMethod": "POST", "requestContext": {"stage": "prod"}});
+        let http_v1 = json!({"version": "1.0", "httpMethod": "POST", "requestContext": {"stage": "$default"}});
+        let alb =
+            json!({"httpMethod": "POST", "requestContext": {"elb": {"targetGroupArn": "arn"}}});
+        let direct = json!({"image": "aGk="});
+        assert_eq!(classify(&v2), Some(EventKind::HttpApiV2));
+        assert_eq!(classify(&url), Some(EventKind::FunctionUrl));
+        assert_eq!(classify(&rest), Some(EventKind::RestApi));
+        assert_eq!(classify(&http_v1), Some(EventKind::HttpApiV1));
+        assert_eq!(classify(&alb), Some(EventKind::Alb));
+        assert_eq!(classify(&direct), Some(EventKind::Direct));
+        for other in [
+            json!({}),
+            json!([1]),
+            json!("x"),
+            json!({"Records": []}),
+            json!({"requestContext": {}}),
+        ] {
+            assert_eq!(classify(&other), None, "{other}");
+        }
+    }
+
+    fn req(path: &str, stage: Option<&str>) -> Request {
+        Request {
+            method: "POST".into(),
+            path: path.into(),
+            stage: stage.map(Into::into),
+            headers: HeaderMap::new(),
+            query: vec![],
+            body: None,
+            is_base64: false,
+        }
+    }
+
+    #[test]
+    fn routes_ignore_stage_and_base_path() {
+        for (path, stage, want) in [
+            ("/detect", None, Some(Route::Detect)),
+            ("/prod/detect", Some("prod"), Some(Route::Detect)),
+            ("/vision/v1/detect/", None, Some(Route::Detect)),
+            ("/", None, Some(Route::Detect)),
+            ("", None, Some(Route::Detect)),
+            ("/prod", Some("prod"), Some(Route::Detect)),
+            ("/model", None, Some(Route::Model)),
+            ("/api/health", None, Some(Route::Health)),
+            ("/detects", None, None),
+            ("/prod", None, None),
+            ("/favicon.ico", None, None),
+        ] {
+            assert_eq!(route(&req(path, stage)), want, "{path} {stage:?}");
+        }
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        assert_eq!(
+            percent_decode("traffic%20light%2Cperson"),
+            "traffic light,person"
+        );
+        assert_eq!(percent_decode("a+b"), "a b");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            parse_query("score_threshold=0.5&classes=cat,dog&&flag"),
+            vec![
+                ("score_threshold".into(), "0.5".into()),
+                ("classes".into(), "cat,dog".into()),
+                ("flag".into(), "".into())
+            ]
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! The AWS Lambda adapter: the only code that knows event shapes. It turns an event into a request
+//! (method, route, body, options), runs the detection core, and answers in the shape the event came in.
+//!
+//! [`App::handle`] is a plain async function from the event JSON to the response JSON, so tests feed it
+//! `events/*.json` directly; `src/bin/object-detector.rs` wraps it in the Lambda runtime.
+
+mod body;
+mod error;
+mod events;
+mod log;
+
+use std::time::Instant;
+
+use serde_json::value::{to_raw_value, RawValue};
+use serde_json::{json, Value};
+
+use crate::decode::SUPPORTED_FORMATS;
+use crate::detector::Detector;
+use crate::options::DetectOptions;
+
+pub use error::ApiError;
+pub use events::EventKind;
+
+/// Settings read once from the environment at start-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `CORS_ALLOW_ORIGIN`: the `Access-Control-Allow-Origin` value; no CORS headers when unset.
+    pub cors_allow_origin: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Config {
+        Config {
+            cors_allow_origin: std::env::var("CORS_ALLOW_ORIGIN")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
+        }
+    }
+}
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Detect,
+    Model,
+    Health,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Detect => "detect",
+            Route::Model => "model",
+            Route::Health => "health",
+        }
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Detect => "POST, OPTIONS",
+            Route::Model | Route::Health => "GET, HEAD, OPTIONS",
+        }
+    }
+}
+
+/// The function: a warm detector plus configuration, shared by every invocation.
+pub struct App {
+    detector: Detector,
+    config: Config,
+    /// `GET /model` body, serialized once.
+    model_info: String,
+}
+
+/// One outcome of an HTTP-shaped request, before it is put in the event's response shape.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub allow: Option<&'static str>,
+    /// The error code and message, for the log line.
+    pub error: Option<(&'static str, String)>,
+}
+
+impl App {
+    pub fn new(detector: Detector, config: Config) -> App {
+        let model_info = model_info(&detector);
+        App {
+            detector,
+            config,
+            model_info,
+        }
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Handles one event. `Ok` is the response payload (serialized JSON, so floats keep their shortest
+    /// form and fields their documented order); `Err` is for direct invocations only, and becomes a Lambda
+    /// function error whose `errorType` is the stable error code.
+    pub async fn handle(&self, event: Value, request_id: &str) -> Result<Box<RawValue>, ApiError> {
+        let start = Instant::now();
+        let mut entry = log::Entry::new(request_id);
+        let kind = events::classify(&event);
+        entry.event = kind.map(EventKind::name);
+        let result = match kind {
+            Some(EventKind::Direct) => self.direct(event, &mut entry).await,
+            Some(kind) => {
+                let response = self.http(kind, event, &mut entry).await;
+                to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+            }
+            None => Err(ApiError::invalid_event(&event)),
+        };
+        if let Err(e) = &result {
+            entry.status = Some(e.status);
+            entry.error_code = Some(e.code);
+            entry.error = Some(e.message.clone());
+        }
+        entry.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        entry.emit();
+        result
+    }
+
+    /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
+    async fn direct(
+        &self,
+        event: Value,
+        entry: &mut log::Entry,
+    ) -> Result<Box<RawValue>, ApiError> {
+        let (bytes, options) = body::from_json_value(event)?;
+        entry.bytes = Some(bytes.len());
+        let response = self.detect(&bytes, &options, entry)?;
+        entry.status = Some(200);
+        to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    async fn http(&self, kind: EventKind, event: Value, entry: &mut log::Entry) -> Value {
+        let reply = match events::parse(kind, event) {
+            Ok(request) => {
+                entry.method = Some(request.method.clone());
+                entry.path = Some(request.path.clone());
+                self.route(&request, entry).await
+            }
+            Err(e) => e.into_reply(),
+        };
+        entry.status = Some(reply.status);
+        if let Some((code, message)) = &reply.error {
+            entry.error_code = Some(code);
+            entry.error = Some(message.clone());
+        }
+        events::respond(kind, &reply, &self.config)
+    }
+
+    async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
+        let route = match events::route(request) {
+            Some(r) => r,
+            None => return ApiError::not_found(&request.path).into_reply(),
+        };
+        entry.route = Some(route.name());
+        let method = request.method.as_str();
+        if method == "OPTIONS" {
+            return Reply {
+                status: 204,
+                body: String::new(),
+                allow: Some(route.allow()),
+                error: None,
+            };
+        }
+        let allowed = match route {
+            Route::Detect => method == "POST",
+            Route::Model | Route::Health => method == "GET" || method == "HEAD",
+        };
+        if !allowed {
+            let mut reply = ApiError::method_not_allowed(method, route.allow()).into_reply();
+            reply.allow = Some(route.allow());
+            return reply;
+        }
+        match route {
+            Route::Health => ok(json!({"status": "ok"}).to_string()),
+            Route::Model => ok(self.model_info.clone()),
+            Route::Detect => match self.detect_http(request, entry).await {
+                Ok(body) => ok(body),
+                Err(e) => e.into_reply(),
+            },
+        }
+    }
+
+    async fn detect_http(
+        &self,
+        request: &events::Request,
+        entry: &mut log::Entry,
+    ) -> Result<String, ApiError> {
+        let query = body::options_from_query(&request.query)?;
+        let (bytes, options) = body::from_http(request).await?;
+        entry.bytes = Some(bytes.len());
+        // Options in the body win over the query string; the query fills what the body leaves unset.
+        let response = self.detect(&bytes, &options.or(query), entry)?;
+        serde_json::to_string(&response).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn detect(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        entry: &mut log::Entry,
+    ) -> Result<crate::Response, ApiError> {
+        let response = self.detector.detect(bytes, options).map_err(|e| {
+            let mut api = ApiError::from(&e);
+            if matches!(
+                e,
+                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage
+            ) {
+                api.message = body::explain_mangled_binary(api.message, bytes);
+            }
+            api
+        })?;
+        entry.image = Some((response.image.width, response.image.height));
+        entry.detections = Some(response.detections.len());
+        entry.timings = Some(response.timings_ms);
+        Ok(response)
+    }
+}
+
+fn ok(body: String) -> Reply {
+    Reply {
+        status: 200,
+        body,
+        allow: None,
+        error: None,
+    }
+}
+
+/// An f32 setting as the decimal it was written as (0.35, not 0.3499999940395355).
+fn short(v: f32) -> f64 {
+    (f64::from(v) * 1e6).round() / 1e6
+}
+
+/// `GET /model`: what the active model is and what it accepts.
+fn model_info(detector: &Detector) -> String {
+    let m = detector.manifest();
+    let limits = detector.limits();
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "input": {
+            "width": m.input.width,
+            "height": m.input.height,
+        },
+        "labels": m.labels,
+        "defaults": {
+            "score_threshold": short(m.defaults.score_threshold),
+            "iou_threshold": short(m.defaults.iou_threshold),
+            "max_detections": m.defaults.max_detections,
+        },
+        "limits": {
+            "max_image_pixels": limits.max_pixels,
+            "max_decode_bytes": limits.max_alloc_bytes,
+            "max_detections": crate::options::MAX_DETECTIONS_LIMIT,
+        },
+        "formats": SUPPORTED_FORMATS,
+        "provenance": m.provenance,
+    })
+    .to_string()
+}
