@@ -1,0 +1,117 @@
+//! `object-detector`: the AWS Lambda function. The detector (the optimized tract plan) is built here once
+//! per execution environment, before the runtime loop, and borrowed by every invocation.
+//!
+//! Outside Lambda, `object-detector EVENT.json...` runs each event file through the same handler and
+//! prints the response (status on stderr, body on stdout): the quickest way to see the function work.
+
+use std::process::ExitCode;
+
+use lambda_runtime::{service_fn, LambdaEvent};
+use object_detector::lambda::{App, Config};
+use object_detector::{DecodeLimits, Detector};
+use serde_json::{json, Value};
+
+fn build() -> Result<App, String> {
+    let limits = DecodeLimits::from_env().map_err(|e| e.to_string())?;
+    let detector = Detector::from_env()
+        .map_err(|e| e.to_string())?
+        .with_limits(limits);
+    let m = detector.manifest();
+    eprintln!(
+        "{}",
+        json!({
+            "level": "INFO",
+            "message": "init",
+            "model": m.name,
+            "version": m.version,
+            "plan_build_ms": (detector.plan_build_time().as_secs_f64() * 1e6).round() / 1e3,
+        })
+    );
+    Ok(App::new(detector, Config::from_env()))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let files: Vec<String> = std::env::args().skip(1).collect();
+    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+    let app = match build() {
+        Ok(app) => app,
+        Err(e) => {
+            // In Lambda this exits init with an error, which the service reports as Runtime.ExitError
+            // together with this line in the function's log.
+            eprintln!(
+                "{}",
+                json!({"level": "ERROR", "message": "init failed", "error": e})
+            );
+            return ExitCode::from(2);
+        }
+    };
+    if in_lambda || files.is_empty() {
+        let app = &app;
+        let handler = service_fn(move |event: LambdaEvent<Value>| async move {
+            app.handle(event.payload, &event.context.request_id).await
+        });
+        return match lambda_runtime::run(handler).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "{}",
+                    json!({"level": "ERROR", "message": "runtime stopped", "error": e.to_string()})
+                );
+                ExitCode::from(1)
+            }
+        };
+    }
+    local(&app, &files).await
+}
+
+/// Runs event files through the handler, printing what a caller would receive.
+async fn local(app: &App, files: &[String]) -> ExitCode {
+    let mut failed = false;
+    for (i, file) in files.iter().enumerate() {
+        let event: Value = match std::fs::read(file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("not JSON: {e}")))
+        {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        match app.handle(event, &format!("local-{i}")).await {
+            Ok(raw) => {
+                let response: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                let status = response.get("statusCode").and_then(Value::as_i64);
+                eprintln!(
+                    "{file}: HTTP {}",
+                    status.map_or("- (direct invocation)".into(), |s| s.to_string())
+                );
+                // An HTTP response's body is printed as the client receives it; a direct one as is.
+                match response.get("body").and_then(Value::as_str) {
+                    Some(text) => println!("{text}"),
+                    None if status.is_some() => println!(),
+                    None => println!("{}", raw.get()),
+                }
+                failed |= status.is_some_and(|s| s >= 400);
+            }
+            Err(e) => {
+                eprintln!("{file}: function error {}", e.code);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &json!({"errorType": e.code, "errorMessage": e.message})
+                    )
+                    .unwrap_or_default()
+                );
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
