@@ -1,0 +1,477 @@
+//! Every sample event in events/ through the real handler: status, headers and body, in the response
+//! shape of the event's source.
+
+mod common;
+
+use object_detector::lambda::{App, Config};
+use object_detector::Detector;
+use serde_json::{json, Value};
+
+fn app(config: Config) -> App {
+    App::new(Detector::embedded().unwrap(), config)
+}
+
+fn event(name: &str) -> Value {
+    serde_json::from_slice(&common::read(&format!("events/{name}"))).unwrap()
+}
+
+/// Runs an event; returns the raw response object.
+fn run(app: &App, event: Value) -> Result<Value, object_detector::lambda::ApiError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(app.handle(event, "test-request"))
+        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+}
+
+/// Status, lower-cased headers and parsed body of an HTTP-shaped response.
+fn http(response: &Value) -> (i64, serde_json::Map<String, Value>, Value) {
+    let status = response["statusCode"].as_i64().expect("statusCode");
+    let headers = response["headers"]
+        .as_object()
+        .map(|h| {
+            h.iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let body = match response.get("body").and_then(Value::as_str) {
+        Some(text) => serde_json::from_str(text).expect("JSON body"),
+        None => Value::Null,
+    };
+    assert_ne!(response.get("isBase64Encoded"), Some(&json!(true)));
+    (status, headers, body)
+}
+
+fn labels(body: &Value) -> Vec<&str> {
+    body["detections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["label"].as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn detection_events_of_every_source_answer_200_with_the_cat() {
+    let app = app(Config::default());
+    for (name, expect) in [
+        ("rest-api-jpeg.json", vec!["cat", "dog"]), // ?score_threshold=0.3
+        ("rest-api-json.json", vec!["cat"]),        // classes: ["cat"]
+        ("http-api-v1-jpeg.json", vec!["cat", "dog"]),
+        ("http-api-jpeg.json", vec!["cat", "dog"]), // ?classes=cat,dog
+        ("http-api-png.json", vec!["cat", "dog"]),
+        ("http-api-multipart.json", vec!["cat", "dog"]), // score_threshold=0.3 form field
+        ("function-url-jpeg.json", vec!["cat", "dog"]),
+        ("alb-jpeg.json", vec!["cat", "dog"]), // classes=cat%2Cdog, still encoded
+    ] {
+        let response = run(&app, event(name)).unwrap();
+        let (status, headers, body) = http(&response);
+        assert_eq!(status, 200, "{name}: {body}");
+        assert_eq!(headers["content-type"], "application/json", "{name}");
+        assert!(
+            !headers.contains_key("access-control-allow-origin"),
+            "{name}: CORS is off by default"
+        );
+        let got = labels(&body);
+        assert_eq!(got[0], "cat", "{name}: {body}");
+        for label in &got {
+            assert!(expect.contains(label), "{name}: unexpected {label}");
+        }
+        if name != "http-api-png.json" {
+            assert_eq!(
+                body["image"],
+                json!({"width": 451, "height": 300}),
+                "{name}"
+            );
+        }
+        assert_eq!(body["model"]["name"], "nanodet-g-416");
+    }
+}
+
+#[test]
+fn responses_take_the_shape_of_their_source() {
+    let app = app(Config::default());
+    let v2 = run(&app, event("http-api-jpeg.json")).unwrap();
+    assert_eq!(
+        v2["cookies"],
+        json!([]),
+        "function URLs and HTTP APIs get a cookies list"
+    );
+    let url = run(&app, event("function-url-jpeg.json")).unwrap();
+    assert!(url["cookies"].is_array());
+    let alb = run(&app, event("alb-jpeg.json")).unwrap();
+    assert_eq!(alb["statusDescription"], "200 OK");
+    assert_eq!(
+        alb["multiValueHeaders"]["content-type"],
+        json!(["application/json"])
+    );
+    let rest = run(&app, event("rest-api-jpeg.json")).unwrap();
+    assert!(rest.get("cookies").is_none() && rest.get("statusDescription").is_none());
+    // A direct invocation gets the body itself, fields in documented order.
+    let app2 = app;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let raw = rt
+        .block_on(app2.handle(event("direct-invoke.json"), "t"))
+        .unwrap();
+    assert!(
+        raw.get().starts_with(r#"{"model":{"name":"nanodet-g-416""#),
+        "{}",
+        &raw.get()[..80]
+    );
+    let direct: Value = serde_json::from_str(raw.get()).unwrap();
+    assert_eq!(labels(&direct), vec!["cat", "dog"]);
+}
+
+#[test]
+fn model_and_health_routes() {
+    let app = app(Config::default());
+    let (status, _, body) = http(&run(&app, event("rest-api-model.json")).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(body["name"], "nanodet-g-416");
+    assert_eq!(body["labels"].as_array().unwrap().len(), 80);
+    assert_eq!(body["labels"][15], "cat");
+    assert_eq!(
+        body["defaults"],
+        json!({"score_threshold": 0.35, "iou_threshold": 0.6, "max_detections": 100})
+    );
+    assert_eq!(body["input"], json!({"width": 416, "height": 416}));
+    let (status, _, body) = http(&run(&app, event("http-api-health.json")).unwrap());
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+}
+
+#[test]
+fn error_events_get_their_status_code_and_allow_header() {
+    let app = app(Config::default());
+    for (name, status, code) in [
+        ("http-api-not-an-image.json", 422, "not_an_image"),
+        ("http-api-bad-parameter.json", 400, "invalid_parameter"),
+        ("http-api-unknown-route.json", 404, "not_found"),
+        ("rest-api-wrong-method.json", 405, "method_not_allowed"),
+    ] {
+        let (got, headers, body) = http(&run(&app, event(name)).unwrap());
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(body["error"]["code"], code, "{name}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().len() > 10,
+            "{name}"
+        );
+        assert_eq!(headers["content-type"], "application/json");
+        if status == 405 {
+            assert_eq!(headers["allow"], "POST, OPTIONS");
+        }
+    }
+}
+
+/// Builds an HTTP API v2 event around a body, from the committed sample.
+fn v2_with(content_type: Option<&str>, body: Option<&str>, base64: bool, query: &str) -> Value {
+    let mut e = event("http-api-jpeg.json");
+    match content_type {
+        Some(ct) => e["headers"]["content-type"] = json!(ct),
+        None => {
+            e["headers"].as_object_mut().unwrap().remove("content-type");
+        }
+    }
+    match body {
+        Some(b) => e["body"] = json!(b),
+        None => {
+            e.as_object_mut().unwrap().remove("body");
+        }
+    }
+    e["isBase64Encoded"] = json!(base64);
+    e["rawQueryString"] = json!(query);
+    e["queryStringParameters"] = Value::Null;
+    e
+}
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn bad_requests_of_every_kind_get_a_clear_4xx() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    let cases: Vec<(&str, Value, i64, &str)> = vec![
+        (
+            "no body",
+            v2_with(Some("image/jpeg"), None, false, ""),
+            400,
+            "empty_body",
+        ),
+        (
+            "empty body",
+            v2_with(Some("image/jpeg"), Some(""), true, ""),
+            400,
+            "empty_body",
+        ),
+        (
+            "not base64",
+            v2_with(Some("image/jpeg"), Some("%%% not base64 %%%"), true, ""),
+            400,
+            "invalid_base64",
+        ),
+        (
+            "invalid JSON",
+            v2_with(Some("application/json"), Some("{\"image\": "), false, ""),
+            400,
+            "invalid_json",
+        ),
+        (
+            "JSON without image",
+            v2_with(
+                Some("application/json"),
+                Some("{\"classes\": [\"cat\"]}"),
+                false,
+                "",
+            ),
+            400,
+            "missing_image",
+        ),
+        (
+            "JSON bad base64",
+            v2_with(
+                Some("application/json"),
+                Some("{\"image\": \"@@@\"}"),
+                false,
+                "",
+            ),
+            400,
+            "invalid_base64",
+        ),
+        (
+            "JSON empty image",
+            v2_with(
+                Some("application/json"),
+                Some("{\"image\": \"\"}"),
+                false,
+                "",
+            ),
+            400,
+            "empty_image",
+        ),
+        (
+            "JSON not an image",
+            v2_with(
+                Some("application/json"),
+                Some(&format!("{{\"image\": \"{}\"}}", b64(b"just text"))),
+                false,
+                "",
+            ),
+            422,
+            "not_an_image",
+        ),
+        (
+            "truncated JPEG",
+            v2_with(
+                Some("image/jpeg"),
+                Some(&b64(&jpeg[..jpeg.len() / 2])),
+                true,
+                "",
+            ),
+            422,
+            "invalid_image",
+        ),
+        (
+            "TIFF",
+            v2_with(
+                Some("image/tiff"),
+                Some(&b64(b"II*\0\x08\0\0\0\0\0")),
+                true,
+                "",
+            ),
+            415,
+            "unsupported_format",
+        ),
+        (
+            "XML",
+            v2_with(Some("application/xml"), Some("<image/>"), false, ""),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "unknown query",
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, "threshold=0.5"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "bad class",
+            v2_with(
+                Some("image/jpeg"),
+                Some(&b64(&jpeg)),
+                true,
+                "classes=unicorn",
+            ),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            "multipart without boundary",
+            v2_with(
+                Some("multipart/form-data"),
+                Some(&b64(b"--x\r\n")),
+                true,
+                "",
+            ),
+            400,
+            "invalid_multipart",
+        ),
+        (
+            "binary mangled as text",
+            v2_with(
+                Some("image/jpeg"),
+                Some(&String::from_utf8_lossy(&jpeg)),
+                false,
+                "",
+            ),
+            422,
+            "not_an_image",
+        ),
+    ];
+    for (what, event, status, code) in cases {
+        let (got, headers, body) = http(&run(&app, event).unwrap());
+        assert_eq!(
+            (got, body["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{what}: {body}"
+        );
+        assert_eq!(headers["content-type"], "application/json");
+        if what == "binary mangled as text" {
+            assert!(body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("binaryMediaTypes"));
+        }
+        if code == "unsupported_media_type" {
+            assert!(body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("image/jpeg"));
+        }
+    }
+    // A huge image is refused from its header with 413.
+    let mut big = jpeg.clone();
+    let sof = big.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    big[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+    let (got, _, body) = http(
+        &run(
+            &app,
+            v2_with(Some("image/jpeg"), Some(&b64(&big)), true, ""),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        (got, body["error"]["code"].as_str().unwrap()),
+        (413, "image_too_large")
+    );
+}
+
+#[test]
+fn request_forms_and_option_precedence() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    // No content type: the bytes are sniffed.
+    let (status, _, body) = http(&run(&app, v2_with(None, Some(&b64(&jpeg)), true, "")).unwrap());
+    assert_eq!((status, labels(&body)[0]), (200, "cat"));
+    // curl -d with a JSON object and no -H: form-urlencoded, still JSON.
+    let json_body = format!("{{\"image\": \"{}\", \"max_detections\": 1}}", b64(&jpeg));
+    let e = v2_with(
+        Some("application/x-www-form-urlencoded"),
+        Some(&json_body),
+        false,
+        "",
+    );
+    let (status, _, body) = http(&run(&app, e).unwrap());
+    assert_eq!((status, labels(&body).len()), (200, 1));
+    // The body's options win over the query's; the query fills the rest.
+    let json_body = format!("{{\"image\": \"{}\", \"classes\": \"dog\"}}", b64(&jpeg));
+    let e = v2_with(
+        Some("application/json; charset=utf-8"),
+        Some(&json_body),
+        false,
+        "classes=cat&score_threshold=0.3",
+    );
+    let (status, _, body) = http(&run(&app, e).unwrap());
+    assert_eq!((status, labels(&body)), (200, vec!["dog"]));
+    // URL-safe base64 without padding, with line breaks.
+    let url_safe = b64(&jpeg)
+        .replace('+', "-")
+        .replace('/', "_")
+        .trim_end_matches('=')
+        .to_string();
+    let wrapped: String = url_safe
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8_lossy(c) + "\n")
+        .collect();
+    let e = v2_with(
+        Some("application/json"),
+        Some(&json!({"image": wrapped}).to_string()),
+        false,
+        "",
+    );
+    let (status, _, body) = http(&run(&app, e).unwrap());
+    assert_eq!((status, labels(&body)[0]), (200, "cat"));
+}
+
+#[test]
+fn cors_headers_and_preflight_follow_configuration() {
+    let app = app(Config {
+        cors_allow_origin: Some("https://example.com".into()),
+    });
+    let (status, headers, _) = http(&run(&app, event("http-api-jpeg.json")).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://example.com"
+    );
+    assert_eq!(headers["vary"], "Origin");
+    let mut preflight = event("http-api-health.json");
+    preflight["requestContext"]["http"]["method"] = json!("OPTIONS");
+    preflight["rawPath"] = json!("/detect");
+    let response = run(&app, preflight).unwrap();
+    let (status, headers, body) = http(&response);
+    assert_eq!((status, body), (204, Value::Null));
+    assert!(headers["access-control-allow-methods"]
+        .as_str()
+        .unwrap()
+        .contains("POST"));
+}
+
+#[test]
+fn unknown_events_and_bad_direct_invocations_are_function_errors() {
+    let app = app(Config::default());
+    for (event, code) in [
+        (json!({"Records": [{"s3": {}}]}), "invalid_event"),
+        (json!("just a string"), "invalid_event"),
+        (json!({"requestContext": {"foo": 1}}), "invalid_event"),
+        (json!({"image": "@@@"}), "invalid_base64"),
+        (json!({"image": "aGVsbG8="}), "not_an_image"),
+        (
+            json!({"image": "aGVsbG8=", "score_threshold": 5}),
+            "invalid_parameter",
+        ),
+    ] {
+        let err = run(&app, event.clone()).unwrap_err();
+        assert_eq!(err.code, code, "{event}");
+        if code == "invalid_event" {
+            assert!(
+                err.message.contains("API Gateway") && err.message.contains("direct invocation"),
+                "{}",
+                err.message
+            );
+        }
+    }
+    // A malformed event of a known shape is answered in that shape, not as a crash.
+    let mut broken = event("rest-api-jpeg.json");
+    broken["httpMethod"] = json!(42);
+    let (status, _, body) = http(&run(&app, broken).unwrap());
+    assert_eq!(
+        (status, body["error"]["code"].as_str().unwrap()),
+        (400, "invalid_event")
+    );
+}
