@@ -374,9 +374,15 @@ fn bad_requests_of_every_kind_get_a_clear_4xx() {
 fn request_forms_and_option_precedence() {
     let app = app(Config::default());
     let jpeg = common::read("tests/images/chelsea.jpg");
-    // No content type: the bytes are sniffed.
-    let (status, _, body) = http(&run(&app, v2_with(None, Some(&b64(&jpeg)), true, "")).unwrap());
-    assert_eq!((status, labels(&body)[0]), (200, "cat"));
+    // No content type, or curl's default form type: the bytes are sniffed.
+    for ct in [
+        None,
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+    ] {
+        let (status, _, body) = http(&run(&app, v2_with(ct, Some(&b64(&jpeg)), true, "")).unwrap());
+        assert_eq!((status, labels(&body)[0]), (200, "cat"), "{ct:?}");
+    }
     // curl -d with a JSON object and no -H: form-urlencoded, still JSON.
     let json_body = format!("{{\"image\": \"{}\", \"max_detections\": 1}}", b64(&jpeg));
     let e = v2_with(
