@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# End-to-end: the real function binary behind cargo-lambda's Lambda emulator, driven with curl and
+# `cargo lambda invoke`. Starts both, checks every answer, measures warm latency, stops what it started.
+#
+#   tests/e2e.sh [BINARY]     (default target/release/object-detector; cargo-lambda must be on PATH)
+#
+# Environment: E2E_PORT (default 9417), E2E_WARM (warm requests to time, default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=${1:-target/release/object-detector}
+port=${E2E_PORT:-9417}
+warm=${E2E_WARM:-20}
+url="http://127.0.0.1:$port/lambda-url/object-detector"
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+command -v cargo-lambda >/dev/null || { echo "e2e: cargo-lambda is not on PATH (pip install cargo-lambda)"; exit 1; }
+[ -x "$bin" ] || { echo "e2e: $bin not built"; exit 1; }
+
+cargo lambda watch --only-lambda-apis -P "$port" >"$work/watch.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.1
+done
+
+start_ns=$(date +%s%N)
+AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/object-detector" AWS_LAMBDA_FUNCTION_NAME=object-detector \
+  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 "$bin" >"$work/fn.out" 2>"$work/fn.log" &
+pids+=($!)
+
+passed=0
+failed=0
+check() { # name expected-status expected-code-or-label curl-args...
+  local name=$1 want_status=$2 want=$3
+  shift 3
+  local status
+  status=$(curl -s -o "$work/body" -w '%{http_code}' "$@" || echo 000)
+  if python3 - "$work/body" "$status" "$want_status" "$want" <<'PY'
+import json, sys
+body, status, want_status, want = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+text = open(body, "rb").read()
+try:
+    v = json.loads(text) if text else None
+except ValueError:
+    sys.exit(f"not JSON: {text[:200]!r}")
+if status != want_status:
+    sys.exit(f"status {status}, want {want_status}: {text[:300]!r}")
+if want == "-":
+    sys.exit(0)
+if "error" in (v or {}):
+    got = v["error"]["code"]
+elif "detections" in (v or {}):
+    got = v["detections"][0]["label"] if v["detections"] else "(none)"
+else:
+    got = next(iter(v)) if isinstance(v, dict) and v else str(v)
+if got != want:
+    sys.exit(f"got {got}, want {want}: {text[:300]!r}")
+PY
+  then passed=$((passed + 1)); echo "ok   $name"
+  else failed=$((failed + 1)); echo "FAIL $name"
+  fi
+}
+
+jpeg=tests/images/chelsea.jpg
+# The first request also waits for the function to finish init.
+check "raw JPEG" 200 cat --max-time 60 --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect"
+ready_ns=$(date +%s%N)
+check "raw PNG" 200 person --data-binary @tests/images/astronaut.png -H 'Content-Type: image/png' "$url/detect"
+check "octet-stream" 200 cat --data-binary @"$jpeg" -H 'Content-Type: application/octet-stream' "$url/detect"
+python3 -c "import base64,json,sys; print(json.dumps({'image': 'data:image/jpeg;base64,' + base64.b64encode(open(sys.argv[1],'rb').read()).decode(), 'classes': ['dog']}))" "$jpeg" >"$work/req.json"
+check "JSON base64 + classes" 200 dog --data-binary @"$work/req.json" -H 'Content-Type: application/json' "$url/detect"
+check "multipart form" 200 cat -F "image=@$jpeg" -F score_threshold=0.5 "$url/detect"
+# No -H: curl labels the PNG as a form; the bytes decide.
+check "query options, curl's default content type" 200 person --data-binary @tests/images/camera.png "$url/detect?classes=person&max_detections=1"
+check "bare function URL path" 200 cat --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/"
+check "GET /model" 200 name "$url/model"
+check "GET /health" 200 status "$url/health"
+# Bad input of each kind.
+check "text is not an image" 422 not_an_image --data-binary 'hello world' -H 'Content-Type: application/octet-stream' "$url/detect"
+head -c 20000 "$jpeg" >"$work/truncated.jpg"
+check "truncated JPEG" 422 invalid_image --data-binary @"$work/truncated.jpg" -H 'Content-Type: image/jpeg' "$url/detect"
+check "JSON with bad base64" 400 invalid_base64 --data '{"image": "***"}' -H 'Content-Type: application/json' "$url/detect"
+check "invalid JSON" 400 invalid_json --data '{"image": ' -H 'Content-Type: application/json' "$url/detect"
+check "bad parameter" 400 invalid_parameter --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect?score_threshold=7"
+check "empty body" 400 empty_body -X POST -H 'Content-Type: image/jpeg' "$url/detect"
+check "unsupported media type" 415 unsupported_media_type --data '<x/>' -H 'Content-Type: application/xml' "$url/detect"
+check "multipart without image" 400 missing_image -F score_threshold=0.5 "$url/detect"
+check "wrong method" 405 method_not_allowed "$url/detect"
+check "unknown route" 404 not_found "$url/nope"
+check "still serving after errors" 200 cat --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect"
+
+# Every event sample through `cargo lambda invoke` (the only way to send REST v1 and ALB shapes).
+for event in events/*.json; do
+  name=$(basename "$event" .json)
+  if out=$(cargo lambda invoke -P "$port" object-detector --data-file "$event" 2>&1); then
+    got=$(printf '%s' "$out" | python3 -c "import json,sys; v=json.load(sys.stdin); print(v.get('statusCode', 'direct'))")
+  else
+    got="function-error"
+  fi
+  case "$name" in
+    *not-an-image) want=422 ;; *bad-parameter) want=400 ;; *unknown-route) want=404 ;; *wrong-method) want=405 ;;
+    direct-invoke) want=direct ;; *) want=200 ;;
+  esac
+  if [ "$got" = "$want" ]; then passed=$((passed + 1)); echo "ok   invoke $name ($got)"
+  else failed=$((failed + 1)); echo "FAIL invoke $name: got $got, want $want: ${out:0:300}"
+  fi
+done
+if cargo lambda invoke -P "$port" object-detector --data-ascii '{"Records": []}' >"$work/unknown" 2>&1; then
+  failed=$((failed + 1)); echo "FAIL invoke unknown event: succeeded"
+elif grep -q invalid_event "$work/unknown"; then passed=$((passed + 1)); echo "ok   invoke unknown event (function error invalid_event)"
+else failed=$((failed + 1)); echo "FAIL invoke unknown event: $(head -c 300 "$work/unknown")"
+fi
+
+# Warm latency through the emulator.
+for _ in $(seq "$warm"); do
+  curl -s -o /dev/null -w '%{time_total}\n' --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect"
+done >"$work/times"
+python3 - "$work/times" "$work/fn.log" "$start_ns" "$ready_ns" <<'PY'
+import json, statistics, sys
+times = sorted(float(t) * 1000 for t in open(sys.argv[1]))
+init = [json.loads(l) for l in open(sys.argv[2]) if '"message":"init"' in l]
+first = (int(sys.argv[4]) - int(sys.argv[3])) / 1e6
+print(f"warm request, 451x300 JPEG via emulator: median {statistics.median(times):.1f} ms, "
+      f"min {times[0]:.1f}, max {times[-1]:.1f} (n={len(times)})")
+print(f"init: plan build {init[0]['plan_build_ms']:.1f} ms; process start to first answer {first:.0f} ms")
+PY
+if grep -q '"level":"ERROR"' "$work/fn.log"; then
+  failed=$((failed + 1)); echo "FAIL function logged an error:"; grep '"level":"ERROR"' "$work/fn.log" | head -3
+fi
+lines=$(grep -c '"message":"request"' "$work/fn.log" || true)
+echo "function wrote $lines request log lines"
+echo "e2e: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
