@@ -3,6 +3,7 @@
 onnxruntime, GFL/DFL decode and per-class NMS. It is the reference the Rust core is checked against.
 
     reference.py goldens OUT_DIR IMAGE...   write the golden files the Rust parity tests read
+    reference.py check GOLDEN_DIR IMAGE...   regenerate the goldens and compare them with GOLDEN_DIR
     reference.py detect MODEL IMAGE...       print detections as JSON Lines
 
 Goldens, per image NAME:
@@ -158,9 +159,40 @@ def goldens(out_dir, images):
         {"score_threshold": 0.3, "iou_threshold": 0.6, "images": dets}, indent=1) + "\n")
 
 
+def check(golden_dir, images):
+    """The committed goldens are what this script and onnxruntime produce today."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp)
+        goldens(fresh, images)
+        worst = 0.0
+        for path in map(Path, images):
+            name = path.stem
+            a = np.asarray(Image.open(golden_dir / f"{name}.letterboxed.png"))
+            b = np.asarray(Image.open(fresh / f"{name}.letterboxed.png"))
+            if not np.array_equal(a, b):
+                raise SystemExit(f"{name}: letterboxed input differs from the golden")
+            a = np.fromfile(golden_dir / f"{name}.fp32.f32", dtype="<f4")
+            b = np.fromfile(fresh / f"{name}.fp32.f32", dtype="<f4")
+            worst = max(worst, float(np.abs(a - b).max()))
+        if worst > 1e-4:
+            raise SystemExit(f"raw outputs differ from the goldens by {worst}")
+        old = json.loads((golden_dir / "detections.json").read_text())
+        new = json.loads((fresh / "detections.json").read_text())
+        for name, sides in old["images"].items():
+            for side in ("fp32", "int8"):
+                a, b = sides[side], new["images"][name][side]
+                if [d["label"] for d in a] != [d["label"] for d in b] or any(
+                        abs(x["score"] - y["score"]) > 1e-4 for x, y in zip(a, b)):
+                    raise SystemExit(f"{name} {side}: detections differ from the goldens")
+        print(f"reference check: goldens reproduced (raw max abs diff {worst:.1e})")
+
+
 def main():
     if len(sys.argv) >= 4 and sys.argv[1] == "goldens":
         goldens(Path(sys.argv[2]), sys.argv[3:])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "check":
+        check(Path(sys.argv[2]), sys.argv[3:])
     elif len(sys.argv) >= 4 and sys.argv[1] == "detect":
         sess = session(sys.argv[2])
         for path in sys.argv[3:]:

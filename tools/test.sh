@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). Works on a fresh machine with Rust, Python 3.11
+# and pip: the Python tools are installed into .venv from tools/requirements.txt.
+#
+#   tools/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n== %s\n' "$*"; }
+
+step "python tools (.venv)"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
+export PATH="$PWD/.venv/bin:$PATH"
+
+step "format and lints"
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+
+step "unit and integration tests"
+cargo test --locked
+
+step "reference pipeline reproduces the committed goldens (onnxruntime)"
+python tools/reference.py check tests/golden tests/images/{astronaut,chelsea,coffee,camera,rocket}.png | tail -1
+
+step "release build"
+cargo build --locked --release --bins
+
+step "main job: a sample event through the real handler"
+target/release/object-detector events/http-api-jpeg.json
+
+step "end to end through the Lambda emulator"
+tests/e2e.sh target/release/object-detector
