@@ -12,6 +12,15 @@ step "python tools (.venv)"
 .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
 
+step "deployment lints: SAM templates, Dockerfile"
+export SAM_CLI_TELEMETRY=0
+for template in template.yaml template-image.yaml; do
+  cfn-lint "$template"
+  cfn-lint "$template" -a cfn_lint_serverless.rules
+  sam validate --lint -t "$template"
+done
+hadolint Dockerfile
+
 step "format and lints"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
