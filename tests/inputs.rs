@@ -324,3 +324,54 @@ fn the_response_serialises_to_the_public_contract() {
         .sum();
     assert!(parts <= t["total"].as_f64().unwrap() + 0.01);
 }
+
+/// Corrupted files of every format (random byte flips, cuts and splices, fixed seed): the decoder must
+/// answer with an error or an image, never panic. Inference input is always well-formed, so decoding is
+/// where hostile bytes can reach.
+#[test]
+fn corrupted_files_never_panic_the_decoder() {
+    use object_detector::decode::decode;
+    let img = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 77])
+    }));
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let limits = DecodeLimits::default();
+    let mut outcomes = [0usize; 2];
+    for format in [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::WebP,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+    ] {
+        let clean = encode(&img, format);
+        for _ in 0..400 {
+            let mut bytes = clean.clone();
+            match next() % 3 {
+                0 => {
+                    for _ in 0..1 + next() % 8 {
+                        let i = (next() as usize) % bytes.len();
+                        bytes[i] ^= 1 << (next() % 8);
+                    }
+                }
+                1 => bytes.truncate(1 + (next() as usize) % bytes.len()),
+                _ => {
+                    let i = (next() as usize) % bytes.len();
+                    let junk: Vec<u8> = (0..1 + next() % 64).map(|_| next() as u8).collect();
+                    bytes.splice(i..i, junk);
+                }
+            }
+            outcomes[usize::from(decode(&bytes, &limits).is_ok())] += 1;
+        }
+    }
+    assert!(
+        outcomes[0] > 100,
+        "corruptions should mostly be refused: {outcomes:?}"
+    );
+}
