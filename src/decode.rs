@@ -6,6 +6,7 @@
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
@@ -58,8 +59,12 @@ pub const SUPPORTED_FORMATS: &[&str] = &["JPEG", "PNG", "WebP", "GIF", "BMP"];
 /// A decoded image in the upright frame a viewer shows.
 #[derive(Debug)]
 pub struct Decoded {
+    /// The pixels; smaller than the image when a large JPEG was decoded at a reduced scale.
     pub rgb: RgbImage,
     pub format: &'static str,
+    /// Size of the whole upright image: the frame detections are reported in.
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Detects the format from the bytes, or explains why it is not one this service decodes.
@@ -99,8 +104,19 @@ fn iso_bmff_image_brand(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// Decodes `bytes` into an upright RGB image within `limits`.
+/// Decodes `bytes` into an upright RGB image within `limits`, at full size.
 pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
+    decode_at_least(bytes, limits, |w, h| (w, h))
+}
+
+/// Like [`decode`], but a JPEG at least twice as large as `needed(width, height)` (upright sizes) on both
+/// axes is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below what `needed` asks for. A 12 MP
+/// photo bound for a 416-pixel model input decodes at 1/8: a fraction of the time and memory.
+pub fn decode_at_least(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    needed: impl Fn(u32, u32) -> (u32, u32),
+) -> Result<Decoded> {
     let (format, name) = sniff(bytes)?;
     let invalid = |e: ImageError| match e {
         ImageError::Limits(l) => Error::ImageTooLarge {
@@ -154,15 +170,70 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
         });
     }
     // A missing or unreadable EXIF block means "as stored", which is what viewers do too.
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let swaps = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (up_w, up_h) = if swaps {
+        (height, width)
+    } else {
+        (width, height)
+    };
+    if format == ImageFormat::Jpeg {
+        let (need_w, need_h) = needed(up_w, up_h);
+        let (need_w, need_h) = if swaps {
+            (need_h, need_w)
+        } else {
+            (need_w, need_h)
+        };
+        if width >= 2 * need_w && height >= 2 * need_h {
+            if let Some(mut image) = jpeg_scaled(bytes, need_w, need_h) {
+                image.apply_orientation(orientation);
+                return Ok(Decoded {
+                    rgb: into_rgb8(image),
+                    format: name,
+                    width: up_w,
+                    height: up_h,
+                });
+            }
+        }
+    }
     let mut image = DynamicImage::from_decoder(decoder).map_err(invalid)?;
     image.apply_orientation(orientation);
     Ok(Decoded {
         rgb: into_rgb8(image),
         format: name,
+        width: up_w,
+        height: up_h,
     })
+}
+
+/// DCT-scaled JPEG decode to the smallest of 1/8, 1/4, 1/2 that covers `need`; `None` (use the full
+/// decoder, which reports errors properly) for anything unusual: CMYK, 16-bit, a decoder error.
+fn jpeg_scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let (w, h) = d
+        .scale(u16::try_from(need_w).ok()?, u16::try_from(need_h).ok()?)
+        .ok()?;
+    let (w, h) = (u32::from(w), u32::from(h));
+    if w < need_w || h < need_h {
+        return None;
+    }
+    let format = d.info()?.pixel_format;
+    let pixels = d.decode().ok()?;
+    match format {
+        jpeg_decoder::PixelFormat::RGB24 => {
+            RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
+        }
+        jpeg_decoder::PixelFormat::L8 => {
+            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
+        }
+        _ => None,
+    }
 }
 
 /// Walks a JPEG's segments (skipping each by its length, so embedded thumbnails do not count) and its

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use tract_onnx::prelude::{TValue, Tensor};
 
-use crate::decode::{decode, DecodeLimits};
+use crate::decode::{decode_at_least, DecodeLimits};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::manifest::{DecoderSpec, Manifest};
@@ -126,9 +126,13 @@ impl Detector {
         let start = Instant::now();
         // Options first: a bad parameter should not cost a decode.
         let resolved = options.resolve(&self.manifest)?;
-        let decoded = decode(bytes, &self.limits)?;
+        // The letterbox needs only the resized size: large JPEGs may decode at a reduced scale.
+        let decoded = decode_at_least(bytes, &self.limits, |w, h| {
+            let g = self.preprocessor.geometry((w, h));
+            (g.resized_width, g.resized_height)
+        })?;
         let decode_ms = ms(start.elapsed());
-        let mut response = self.run(&decoded.rgb, &resolved)?;
+        let mut response = self.run(&decoded.rgb, (decoded.width, decoded.height), &resolved)?;
         response.timings_ms.decode = decode_ms;
         response.timings_ms.total = ms(start.elapsed());
         Ok(response)
@@ -136,12 +140,13 @@ impl Detector {
 
     /// The pipeline on an already decoded, upright image.
     pub fn detect_rgb(&self, rgb: &RgbImage, options: &DetectOptions) -> Result<Response> {
-        self.run(rgb, &options.resolve(&self.manifest)?)
+        self.run(rgb, rgb.dimensions(), &options.resolve(&self.manifest)?)
     }
 
-    fn run(&self, rgb: &RgbImage, options: &Resolved) -> Result<Response> {
+    /// `rgb` holds the pixels of an image of size `image` (smaller after a reduced-scale decode).
+    fn run(&self, rgb: &RgbImage, image: (u32, u32), options: &Resolved) -> Result<Response> {
         let t0 = Instant::now();
-        let (input, geometry) = self.preprocessor.run(rgb)?;
+        let (input, geometry) = self.preprocessor.run_scaled(rgb, image)?;
         let t1 = Instant::now();
         let outputs = self.engine.run(input)?;
         let t2 = Instant::now();

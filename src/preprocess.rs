@@ -134,7 +134,13 @@ impl Preprocessor {
 
     /// Resizes `rgb` and writes the normalised input tensor.
     pub fn run(&self, rgb: &RgbImage) -> Result<(Tensor, Geometry)> {
-        let geometry = self.geometry(rgb.dimensions());
+        self.run_scaled(rgb, rgb.dimensions())
+    }
+
+    /// As [`Preprocessor::run`], for pixels that stand for an image of size `image` (a reduced-scale
+    /// decode): the geometry, and so every box, refers to `image`.
+    pub fn run_scaled(&self, rgb: &RgbImage, image: (u32, u32)) -> Result<(Tensor, Geometry)> {
+        let geometry = self.geometry(image);
         let resized;
         let pixels: &RgbImage =
             if (geometry.resized_width, geometry.resized_height) == rgb.dimensions() {

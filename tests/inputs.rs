@@ -375,3 +375,61 @@ fn corrupted_files_never_panic_the_decoder() {
         "corruptions should mostly be refused: {outcomes:?}"
     );
 }
+
+/// A camera-sized JPEG decodes at 1/8 scale in the DCT domain; the detections match a full decode and
+/// are reported in full-size pixels.
+#[test]
+fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
+    use object_detector::decode::{decode, decode_at_least};
+    let big = chelsea().resize_exact(451 * 8, 300 * 8, image::imageops::FilterType::Triangle);
+    let bytes = encode(&big, ImageFormat::Jpeg);
+    let limits = DecodeLimits::default();
+    let scaled = decode_at_least(&bytes, &limits, |w, h| (w / 8, h / 8)).unwrap();
+    assert_eq!(scaled.rgb.dimensions(), (451, 300));
+    assert_eq!((scaled.width, scaled.height), (3608, 2400));
+
+    let fast = detect(&bytes).unwrap();
+    assert_eq!((fast.image.width, fast.image.height), (3608, 2400));
+    let full = decode(&bytes, &limits).unwrap();
+    assert_eq!(full.rgb.dimensions(), (3608, 2400));
+    let slow = int8()
+        .detect_rgb(&full.rgb, &DetectOptions::default())
+        .unwrap();
+    let (a, b) = (&fast.detections[0], &slow.detections[0]);
+    assert_eq!((a.label.as_str(), b.label.as_str()), ("cat", "cat"));
+    let ab = [a.bbox.x_min, a.bbox.y_min, a.bbox.x_max, a.bbox.y_max];
+    let bb = [b.bbox.x_min, b.bbox.y_min, b.bbox.x_max, b.bbox.y_max];
+    assert!(
+        object_detector::postprocess::iou(&ab, &bb) > 0.95,
+        "{ab:?} vs {bb:?}"
+    );
+    assert!(
+        (a.score - b.score).abs() < 0.05,
+        "{} vs {}",
+        a.score,
+        b.score
+    );
+    assert!(ab[2] > 3000.0, "boxes are in full-size pixels: {ab:?}");
+
+    // Stored rotated with EXIF orientation 6: scaled along the stored axes, reported upright.
+    let stored = encode(&big.rotate270(), ImageFormat::Jpeg);
+    let mut tiff =
+        b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+    let mut rotated = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    rotated.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
+    rotated.append(&mut tiff);
+    rotated.extend_from_slice(&stored[2..]);
+    let scaled = decode_at_least(&rotated, &limits, |w, h| (w / 8, h / 8)).unwrap();
+    assert_eq!(
+        (scaled.rgb.dimensions(), scaled.width, scaled.height),
+        ((451, 300), 3608, 2400)
+    );
+    let r = detect(&rotated).unwrap();
+    let c = &r.detections[0];
+    let cb = [c.bbox.x_min, c.bbox.y_min, c.bbox.x_max, c.bbox.y_max];
+    assert_eq!(c.label, "cat");
+    assert!(
+        object_detector::postprocess::iou(&ab, &cb) > 0.9,
+        "{ab:?} vs {cb:?}"
+    );
+}
