@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark: the `detect` CLI against the pipeline a Python user would write (PIL decode with
+EXIF transpose, numpy letterbox, onnxruntime on one thread with the fp32 model, the same NanoDet decode:
+tools/reference.py), on the same photos, in one run, A and B interleaved. Prints medians and ratios.
+
+    .venv/bin/python bench/compare.py [--runs 5] [--detect target/release/detect]
+
+Photos are generated into a temp dir from the committed skimage photos: a 550x367 JPEG, a 640x480 PNG and
+a phone-sized 4000x2500 JPEG (upscaled, so it decodes like a real camera file).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_photos(out):
+    coffee = Image.open(ROOT / "tests/images/coffee.png").convert("RGB")
+    chelsea = Image.open(ROOT / "tests/images/chelsea.png").convert("RGB")
+    photos = {
+        "550x367 JPEG": out / "small.jpg",
+        "640x480 PNG": out / "medium.png",
+        "4000x2500 JPEG": out / "large.jpg",
+    }
+    coffee.resize((550, 367), Image.LANCZOS).save(photos["550x367 JPEG"], quality=90)
+    coffee.resize((720, 480), Image.LANCZOS).crop((40, 0, 680, 480)).save(photos["640x480 PNG"])
+    chelsea.resize((4000, 2660), Image.BICUBIC).crop((0, 80, 4000, 2580)).save(photos["4000x2500 JPEG"], quality=92)
+    return photos
+
+
+def run(cmd):
+    """Wall time (s), peak RSS (MB) and stderr of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, err = proc.communicate()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-500:]}")
+    return wall, err.decode()
+
+
+def peak_rss(cmd):
+    """Peak resident set size in MB of one process (the OS's accounting, via wait4)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        sys.exit(f"{cmd[0]} failed: {status}")
+    return usage.ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--detect", default=str(ROOT / "target/release/detect"))
+    args = ap.parse_args()
+    rust = [args.detect]
+    python = [sys.executable, str(ROOT / "tools/reference.py"), "detect", str(ROOT / "model/nanodet-g-416.fp32.onnx")]
+    with tempfile.TemporaryDirectory() as tmp:
+        photos = make_photos(Path(tmp))
+        rows = []
+        # Cold: one process, one small photo, start to exit (the detections are printed before exit).
+        small = str(photos["550x367 JPEG"])
+        a, b = [], []
+        for _ in range(args.runs):
+            a.append(run(rust + [small])[0])
+            b.append(run(python + [small])[0])
+        rows.append(("cold start, 550x367 JPEG (process wall time)", statistics.median(a) * 1e3,
+                     statistics.median(b) * 1e3, "ms"))
+        for label, path in photos.items():
+            one, eleven = [str(path)], [str(path)] * 11
+            a, b = [], []
+            for _ in range(args.runs):
+                r1, r11 = run(rust + one)[0], run(rust + eleven)[0]
+                p1, p11 = run(python + one)[0], run(python + eleven)[0]
+                a.append((r11 - r1) / 10)
+                b.append((p11 - p1) / 10)
+            rows.append((f"warm per image, {label} ((11 - 1 images) / 10)", statistics.median(a) * 1e3,
+                         statistics.median(b) * 1e3, "ms"))
+        large = str(photos["4000x2500 JPEG"])
+        a = [peak_rss(rust + [large]) for _ in range(3)]
+        b = [peak_rss(python + [large]) for _ in range(3)]
+        rows.append(("peak RSS, 4000x2500 JPEG", statistics.median(a), statistics.median(b), "MB"))
+        builds = []
+        for _ in range(args.runs):
+            err = run(rust + ["-v", small])[1]
+            builds.append(float(re.search(r"ready in ([0-9.]+) ms", err).group(1)))
+    print(f"machine: {os.cpu_count()} cores; onnxruntime 1 thread; {args.runs} runs each, interleaved; medians")
+    print(f"{'figure':<62} {'project':>10} {'python':>10} {'ratio':>7}")
+    for name, x, y, unit in rows:
+        print(f"{name:<62} {x:>8.1f}{unit:>2} {y:>8.1f}{unit:>2} {x / y:>7.2f}")
+    print(f"{'plan build (parse + optimize + plan), detect -v':<62} {statistics.median(builds):>8.1f}ms")
+
+
+if __name__ == "__main__":
+    main()
