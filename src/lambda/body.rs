@@ -261,7 +261,7 @@ mod tests {
             "/9j/4CBiaW5hcnk/Pg",
             "_9j_4CBiaW5hcnk_Pg==",
             "_9j_4CBiaW5hcnk_Pg",
-            "/9j/4CBp\r\nbmFyeT8+\n",
+            "/9j/4CBi\r\naW5hcnk/\nPg==\n",
             "  data:image/jpeg;base64,/9j/4CBiaW5hcnk/Pg==  ",
             "DATA:image/jpeg;BASE64,/9j/4CBiaW5hcnk/Pg==",
         ] {
