@@ -55,9 +55,8 @@ impl Detector {
         };
         let text = String::from_utf8(read(manifest)?)
             .map_err(|_| Error::InvalidModel(format!("{}: not UTF-8 text", manifest.display())))?;
-        let manifest = Manifest::from_toml(&text).map_err(|e| {
-            Error::InvalidModel(format!("{}: {}", manifest_path_note(manifest), strip(&e)))
-        })?;
+        let manifest = Manifest::from_toml(&text)
+            .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest.display(), strip(&e))))?;
         Detector::new(&read(model)?, manifest)
     }
 
@@ -289,10 +288,6 @@ impl Decoder {
 /// A float tensor's data as a slice.
 pub fn f32_slice(t: &Tensor) -> tract_onnx::prelude::TractResult<&[f32]> {
     t.try_as_plain_ram()?.as_slice::<f32>()
-}
-
-fn manifest_path_note(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// The message of an InvalidModel error without its "invalid model: " prefix, for re-wrapping.

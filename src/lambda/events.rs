@@ -7,6 +7,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderMap, HeaderName, HeaderValue};
+use aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -120,16 +121,10 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
     Ok(match kind {
         EventKind::RestApi | EventKind::HttpApiV1 => {
             let e: ApiGatewayProxyRequest = typed(kind, event)?;
-            let query = if e
-                .multi_value_query_string_parameters
-                .iter()
-                .next()
-                .is_some()
-            {
-                pairs(e.multi_value_query_string_parameters.iter())
-            } else {
-                pairs(e.query_string_parameters.iter())
-            };
+            let query = query_pairs(
+                &e.multi_value_query_string_parameters,
+                &e.query_string_parameters,
+            );
             Request {
                 method: e.http_method.as_str().to_string(),
                 path: e.path.unwrap_or_default(),
@@ -163,16 +158,10 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
         EventKind::Alb => {
             let e: AlbTargetGroupRequest = typed(kind, event)?;
             // ALB passes query strings exactly as sent: still percent-encoded.
-            let raw = if e
-                .multi_value_query_string_parameters
-                .iter()
-                .next()
-                .is_some()
-            {
-                pairs(e.multi_value_query_string_parameters.iter())
-            } else {
-                pairs(e.query_string_parameters.iter())
-            };
+            let raw = query_pairs(
+                &e.multi_value_query_string_parameters,
+                &e.query_string_parameters,
+            );
             let query = raw
                 .into_iter()
                 .map(|(k, v)| (percent_decode(&k), percent_decode(&v)))
@@ -193,6 +182,15 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
             ))
         }
     })
+}
+
+/// The multi-value parameters when the event has them (they hold every repeat), else the single ones.
+fn query_pairs(multi: &QueryMap, single: &QueryMap) -> Vec<(String, String)> {
+    if multi.iter().next().is_some() {
+        pairs(multi.iter())
+    } else {
+        pairs(single.iter())
+    }
 }
 
 fn pairs<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<(String, String)> {
