@@ -53,9 +53,6 @@ impl Entry {
             Some(s) if s >= 400 => "WARN",
             _ => "INFO",
         };
-        if self.error_code.is_some() && self.status.is_none() {
-            self.level = "WARN";
-        }
         if let Ok(line) = serde_json::to_string(&self) {
             eprintln!("{line}");
         }
