@@ -14,7 +14,8 @@ type Plan = Arc<TypedRunnableModel>;
 pub struct Engine {
     plan: Plan,
     output_names: Vec<String>,
-    output_shapes: Vec<Vec<usize>>,
+    output_shapes: Vec<Vec<Option<usize>>>,
+    output_types: Vec<DatumType>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -203,30 +204,23 @@ impl Engine {
             .to_vec();
         let mut output_names = Vec::with_capacity(outputs.len());
         let mut output_shapes = Vec::with_capacity(outputs.len());
-        for (i, &o) in outputs.iter().enumerate() {
+        let mut output_types = Vec::with_capacity(outputs.len());
+        for &o in &outputs {
             let name = typed
                 .outlet_label(o)
                 .map(str::to_string)
                 .unwrap_or_else(|| typed.node(o.node).name.clone());
             let fact = typed.outlet_fact(o).map_err(|e| invalid("outputs", e))?;
-            if fact.datum_type != f32::datum_type() {
-                return Err(Error::InvalidModel(format!(
-                    "output #{i} `{name}` is {:?}; float32 outputs are expected",
-                    fact.datum_type
-                )));
-            }
-            let shape = fact
-                .shape
-                .as_concrete()
-                .map(<[usize]>::to_vec)
-                .ok_or_else(|| {
-                    Error::InvalidModel(format!(
-                        "output #{i} `{name}` has shape {:?}, not fixed by the input size",
-                        fact.shape
-                    ))
-                })?;
+            // Dimensions the input size does not fix (the row count after an in-graph NMS) stay open;
+            // each decoder says which of its outputs may have them.
+            output_shapes.push(
+                fact.shape
+                    .iter()
+                    .map(|d| d.to_i64().ok().and_then(|v| usize::try_from(v).ok()))
+                    .collect(),
+            );
+            output_types.push(fact.datum_type);
             output_names.push(name);
-            output_shapes.push(shape);
         }
         let plan = typed
             .into_optimized()
@@ -237,6 +231,7 @@ impl Engine {
             plan,
             output_names,
             output_shapes,
+            output_types,
         })
     }
 
@@ -244,8 +239,14 @@ impl Engine {
         &self.output_names
     }
 
-    pub fn output_shapes(&self) -> &[Vec<usize>] {
+    /// Output shapes after type inference at the fixed input size; `None` for a dimension that depends on
+    /// the data.
+    pub fn output_shapes(&self) -> &[Vec<Option<usize>>] {
         &self.output_shapes
+    }
+
+    pub fn output_types(&self) -> &[DatumType] {
+        &self.output_types
     }
 
     /// Position of a manifest output reference among the model outputs.

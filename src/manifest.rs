@@ -136,6 +136,100 @@ pub enum DecoderSpec {
         #[serde(default = "default_top_k")]
         top_k_per_level: usize,
     },
+    /// YOLOX: one output `[1, N, 5 + C]` over all levels' grid cells (row-major, strides in order); per
+    /// row a box, an objectness and C class scores (sigmoid applied). Score = objectness x class score.
+    Yolox {
+        #[serde(default = "first_output")]
+        output: OutputRef,
+        #[serde(default = "yolo_strides")]
+        strides: Vec<u32>,
+        /// How the export writes boxes (see [`YoloxBoxes`]).
+        #[serde(default)]
+        boxes: YoloxBoxes,
+        /// Candidates kept, by score, before NMS.
+        #[serde(default = "default_top_k")]
+        top_k: usize,
+    },
+    /// Ultralytics YOLOv8 / YOLO11: one output `[1, 4 + C, N]` (or its transpose `[1, N, 4 + C]`), per
+    /// anchor `cx, cy, w, h` in input pixels and C class scores; no objectness.
+    Yolov8 {
+        #[serde(default = "first_output")]
+        output: OutputRef,
+        /// Candidates kept, by score, before NMS.
+        #[serde(default = "default_top_k")]
+        top_k: usize,
+    },
+    /// Already-decoded detections with NMS done in the graph (TF Object Detection API / SSD exports as
+    /// TensorFlow Serving returns them, ONNX `NonMaxSuppression` exports): boxes `[1, N, 4]`, scores
+    /// `[1, N]`, classes `[1, N]` and optionally a count of valid rows.
+    BoxesScores {
+        boxes: OutputRef,
+        scores: OutputRef,
+        classes: OutputRef,
+        /// Number of valid rows (TF's `num_detections`); without it every row is a detection.
+        #[serde(default)]
+        count: Option<OutputRef>,
+        /// Order of the four box values.
+        #[serde(default)]
+        box_order: BoxOrder,
+        /// Whether boxes are fractions of the input size or input pixels.
+        coordinates: Coordinates,
+        /// Subtracted from a class value to get its label index (1 for TF's 1-based COCO ids).
+        #[serde(default)]
+        class_offset: i64,
+    },
+}
+
+impl DecoderSpec {
+    /// The `family` key, as written in the manifest.
+    pub fn family(&self) -> &'static str {
+        match self {
+            DecoderSpec::Gfl { .. } => "gfl",
+            DecoderSpec::Yolox { .. } => "yolox",
+            DecoderSpec::Yolov8 { .. } => "yolov8",
+            DecoderSpec::BoxesScores { .. } => "boxes_scores",
+        }
+    }
+}
+
+/// YOLOX box encoding.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum YoloxBoxes {
+    /// The default export: `cx = (o0 + col) * s`, `cy = (o1 + row) * s`, `w = exp(o2) * s`, `h = exp(o3) * s`.
+    #[default]
+    Grid,
+    /// Exports with `--decode_in_inference`: `cx, cy, w, h` already in input pixels.
+    Decoded,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxOrder {
+    /// `y_min, x_min, y_max, x_max` (TensorFlow).
+    #[default]
+    Yxyx,
+    /// `x_min, y_min, x_max, y_max`.
+    Xyxy,
+    /// `cx, cy, w, h`.
+    Cxcywh,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Coordinates {
+    /// 0..1 fractions of the model input's width and height.
+    Normalized,
+    /// Model-input pixels.
+    Pixels,
+}
+
+fn first_output() -> OutputRef {
+    OutputRef::Index(0)
+}
+
+fn yolo_strides() -> Vec<u32> {
+    vec![8, 16, 32]
 }
 
 fn default_top_k() -> usize {
@@ -196,6 +290,20 @@ impl Manifest {
         if d.max_detections == 0 {
             return bad("defaults.max_detections must be at least 1".into());
         }
+        let top_k_ok = |k: usize| {
+            if k == 0 {
+                bad("decoder: top_k must be at least 1".into())
+            } else {
+                Ok(())
+            }
+        };
+        let strides_ok = |strides: &[u32]| {
+            if strides.is_empty() || strides.contains(&0) {
+                bad("decoder.strides must be non-empty and positive".into())
+            } else {
+                Ok(())
+            }
+        };
         match &self.decoder {
             DecoderSpec::Gfl {
                 strides,
@@ -204,9 +312,7 @@ impl Manifest {
                 reg,
                 top_k_per_level,
             } => {
-                if strides.is_empty() || strides.contains(&0) {
-                    return bad("decoder.strides must be non-empty and positive".into());
-                }
+                strides_ok(strides)?;
                 if cls.len() != strides.len() || reg.len() != strides.len() {
                     return bad(format!(
                         "decoder: {} strides need as many cls and reg outputs (got {} and {})",
@@ -220,10 +326,14 @@ impl Manifest {
                         "decoder.reg_max must be within 1..=64, got {reg_max}"
                     ));
                 }
-                if *top_k_per_level == 0 {
-                    return bad("decoder.top_k_per_level must be at least 1".into());
-                }
+                top_k_ok(*top_k_per_level)?;
             }
+            DecoderSpec::Yolox { strides, top_k, .. } => {
+                strides_ok(strides)?;
+                top_k_ok(*top_k)?;
+            }
+            DecoderSpec::Yolov8 { top_k, .. } => top_k_ok(*top_k)?,
+            DecoderSpec::BoxesScores { .. } => {}
         }
         Ok(())
     }

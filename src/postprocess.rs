@@ -3,6 +3,8 @@
 //! Everything here works in model-input pixels; mapping to image pixels happens after NMS, as upstream
 //! NanoDet does, so suppression does not depend on the image's size.
 
+use crate::manifest::BoxOrder;
+
 /// One scored box for one class, in model-input pixels (`[x_min, y_min, x_max, y_max]`).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
@@ -22,6 +24,11 @@ pub struct DecodeParams<'a> {
 }
 
 impl DecodeParams<'_> {
+    /// At or above the threshold; never true for NaN.
+    fn passes(&self, score: f32) -> bool {
+        score >= self.score_threshold
+    }
+
     fn wants(&self, class_id: usize) -> bool {
         self.class_mask
             .is_none_or(|m| m.get(class_id).copied().unwrap_or(false))
@@ -157,6 +164,234 @@ pub fn decode_gfl(
                     });
                 }
             }
+        }
+    }
+    out
+}
+
+/// The best-scoring class of a row among the classes the caller wants: `(class_id, score)`.
+fn best_class(scores: impl Iterator<Item = f32>, p: &DecodeParams<'_>) -> Option<(usize, f32)> {
+    scores
+        .enumerate()
+        .filter(|&(c, v)| p.wants(c) && !v.is_nan())
+        .fold(None, |best, (c, v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((c, v)),
+        })
+}
+
+/// A box from a model, made safe: `None` when any value is not finite, corners ordered, clipped to the
+/// input.
+fn clip_box(b: [f32; 4], p: &DecodeParams<'_>) -> Option<[f32; 4]> {
+    if !b.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let (w, h) = (p.input_width as f32, p.input_height as f32);
+    Some([
+        b[0].min(b[2]).clamp(0.0, w),
+        b[1].min(b[3]).clamp(0.0, h),
+        b[0].max(b[2]).clamp(0.0, w),
+        b[1].max(b[3]).clamp(0.0, h),
+    ])
+}
+
+/// Keeps the `k` best candidates (ties by position), in their original order.
+fn keep_top_k(candidates: &mut Vec<(usize, Candidate)>, k: usize) {
+    if candidates.len() > k {
+        candidates.select_nth_unstable_by(k, |a, b| {
+            b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
+        });
+        candidates.truncate(k);
+        candidates.sort_unstable_by_key(|c| c.0);
+    }
+}
+
+/// One YOLOX level: its stride and grid size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GridLevel {
+    pub stride: u32,
+    pub width: usize,
+    pub height: usize,
+}
+
+impl GridLevel {
+    /// The levels of a `width x height` input: grids `ceil(size / stride)`.
+    pub fn for_input(strides: &[u32], width: u32, height: u32) -> Vec<GridLevel> {
+        strides
+            .iter()
+            .map(|&stride| GridLevel {
+                stride,
+                width: width.div_ceil(stride) as usize,
+                height: height.div_ceil(stride) as usize,
+            })
+            .collect()
+    }
+
+    pub fn cells(&self) -> usize {
+        self.width * self.height
+    }
+}
+
+/// Decodes a YOLOX output `[N, 5 + num_classes]`, rows over `levels` in order, each row-major. Per row
+/// the best wanted class is taken, as YOLOX's own postprocess does; its score is objectness x class
+/// score. `decoded` says the export already wrote `cx, cy, w, h` in input pixels.
+pub fn decode_yolox(
+    data: &[f32],
+    num_classes: usize,
+    levels: &[GridLevel],
+    decoded: bool,
+    top_k: usize,
+    p: &DecodeParams<'_>,
+) -> Vec<Candidate> {
+    let width = 5 + num_classes;
+    let mut out = Vec::new();
+    let mut rows = data.chunks_exact(width).enumerate();
+    for level in levels {
+        let s = level.stride as f32;
+        for (local, (i, row)) in rows.by_ref().take(level.cells()).enumerate() {
+            let Some((class_id, class_score)) = best_class(row[5..].iter().copied(), p) else {
+                continue;
+            };
+            let score = row[4] * class_score;
+            if !p.passes(score) {
+                continue;
+            }
+            let (gy, gx) = ((local / level.width) as f32, (local % level.width) as f32);
+            let (cx, cy, w, h) = if decoded {
+                (row[0], row[1], row[2], row[3])
+            } else {
+                (
+                    (row[0] + gx) * s,
+                    (row[1] + gy) * s,
+                    row[2].exp() * s,
+                    row[3].exp() * s,
+                )
+            };
+            let corners = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
+            if let Some(bbox) = clip_box(corners, p) {
+                out.push((
+                    i,
+                    Candidate {
+                        class_id,
+                        score,
+                        bbox,
+                    },
+                ));
+            }
+        }
+    }
+    keep_top_k(&mut out, top_k);
+    out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// Decodes an Ultralytics YOLOv8/YOLO11 output of `anchors` columns, each `cx, cy, w, h` (input pixels)
+/// and `num_classes` scores. `channels_first` is the export's `[4 + C, N]`; otherwise rows are anchors
+/// (`[N, 4 + C]`). Per anchor the best wanted class is taken, as Ultralytics' NMS does by default.
+pub fn decode_yolov8(
+    data: &[f32],
+    num_classes: usize,
+    anchors: usize,
+    channels_first: bool,
+    top_k: usize,
+    p: &DecodeParams<'_>,
+) -> Vec<Candidate> {
+    let channels = 4 + num_classes;
+    let at = |a: usize, ch: usize| {
+        if channels_first {
+            data[ch * anchors + a]
+        } else {
+            data[a * channels + ch]
+        }
+    };
+    let mut out = Vec::new();
+    for a in 0..anchors {
+        let Some((class_id, score)) = best_class((4..channels).map(|ch| at(a, ch)), p) else {
+            continue;
+        };
+        if !p.passes(score) {
+            continue;
+        }
+        let (cx, cy, w, h) = (at(a, 0), at(a, 1), at(a, 2), at(a, 3));
+        let corners = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
+        if let Some(bbox) = clip_box(corners, p) {
+            out.push((
+                a,
+                Candidate {
+                    class_id,
+                    score,
+                    bbox,
+                },
+            ));
+        }
+    }
+    keep_top_k(&mut out, top_k);
+    out.into_iter().map(|(_, c)| c).collect()
+}
+
+/// How an already-decoded model writes its boxes and classes.
+#[derive(Debug, Clone, Copy)]
+pub struct BoxesFormat {
+    pub order: BoxOrder,
+    pub normalized: bool,
+    /// Subtracted from a class value to get the label index.
+    pub class_offset: i64,
+    pub num_labels: usize,
+}
+
+/// Reads already-decoded detections (NMS done in the graph): `boxes` 4 values per row, one score and
+/// one class value per row; only the first `count` rows when the model reports a count. Rows whose
+/// class falls outside the labels are dropped.
+pub fn decode_boxes_scores(
+    boxes: &[f32],
+    scores: &[f32],
+    classes: &[f32],
+    count: Option<usize>,
+    f: &BoxesFormat,
+    p: &DecodeParams<'_>,
+) -> Vec<Candidate> {
+    let rows = (boxes.len() / 4).min(scores.len()).min(classes.len());
+    let rows = count.map_or(rows, |c| c.min(rows));
+    let (sx, sy) = if f.normalized {
+        (p.input_width as f32, p.input_height as f32)
+    } else {
+        (1.0, 1.0)
+    };
+    let mut out = Vec::new();
+    for i in 0..rows {
+        let score = scores[i];
+        if !p.passes(score) || !classes[i].is_finite() {
+            continue;
+        }
+        let class = classes[i].round() as i64 - f.class_offset;
+        let Some(class_id) = usize::try_from(class).ok().filter(|&c| c < f.num_labels) else {
+            continue;
+        };
+        if !p.wants(class_id) {
+            continue;
+        }
+        let b = &boxes[i * 4..i * 4 + 4];
+        let corners = match f.order {
+            BoxOrder::Xyxy => [b[0], b[1], b[2], b[3]],
+            BoxOrder::Yxyx => [b[1], b[0], b[3], b[2]],
+            BoxOrder::Cxcywh => [
+                b[0] - b[2] / 2.0,
+                b[1] - b[3] / 2.0,
+                b[0] + b[2] / 2.0,
+                b[1] + b[3] / 2.0,
+            ],
+        };
+        let scaled = [
+            corners[0] * sx,
+            corners[1] * sy,
+            corners[2] * sx,
+            corners[3] * sy,
+        ];
+        if let Some(bbox) = clip_box(scaled, p) {
+            out.push(Candidate {
+                class_id,
+                score,
+                bbox,
+            });
         }
     }
     out
@@ -320,5 +555,131 @@ mod tests {
         let mut scores: Vec<f32> = out.iter().map(|c| c.score).collect();
         scores.sort_by(f32::total_cmp);
         assert_eq!(scores, vec![0.7, 0.8]);
+    }
+
+    fn params(threshold: f32) -> DecodeParams<'static> {
+        DecodeParams {
+            score_threshold: threshold,
+            class_mask: None,
+            input_width: 32,
+            input_height: 32,
+        }
+    }
+
+    /// Two levels on a 32x32 input: stride 16 (2x2 cells) then stride 32 (1 cell), 2 classes.
+    #[test]
+    fn yolox_grid_decode_uses_each_levels_cell_and_stride() {
+        let levels = GridLevel::for_input(&[16, 32], 32, 32);
+        let mut data = vec![0f32; 5 * 7];
+        // Row 3: level 16, cell (row 1, col 1); offsets 0.5, box exp(0) * 16 = 16 px; obj 0.8, cls 0.5/0.9.
+        data[3 * 7..4 * 7].copy_from_slice(&[0.5, 0.5, 0.0, 0.0, 0.8, 0.5, 0.9]);
+        // Row 4: level 32, cell (0, 0); log size ln 0.5 gives 16 px; obj 0.9, class 0 at 1.0.
+        data[4 * 7..5 * 7].copy_from_slice(&[0.5, 0.5, 0.5f32.ln(), 0.5f32.ln(), 0.9, 1.0, 0.0]);
+        let out = decode_yolox(&data, 2, &levels, false, 100, &params(0.5));
+        assert_eq!(out.len(), 2);
+        // (1.5 * 16, 1.5 * 16) centre, 16 px: best class 1, score 0.8 * 0.9.
+        assert_eq!(out[0].class_id, 1);
+        assert!((out[0].score - 0.72).abs() < 1e-6);
+        assert_eq!(out[0].bbox, [16.0, 16.0, 32.0, 32.0]);
+        assert_eq!(out[1].class_id, 0);
+        for (g, e) in out[1].bbox.iter().zip([8.0, 8.0, 24.0, 24.0]) {
+            assert!((g - e).abs() < 1e-4, "{:?}", out[1].bbox);
+        }
+        // Exports decoded in the graph give centre and size in pixels; top_k keeps the best.
+        let mut decoded = vec![0f32; 5 * 7];
+        decoded[0..7].copy_from_slice(&[10.0, 10.0, 4.0, 8.0, 1.0, 0.6, 0.0]);
+        decoded[7..14].copy_from_slice(&[20.0, 20.0, 4.0, 4.0, 1.0, 0.0, 0.7]);
+        let out = decode_yolox(&decoded, 2, &levels, true, 1, &params(0.5));
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].class_id, out[0].bbox),
+            (1, [18.0, 18.0, 22.0, 22.0])
+        );
+    }
+
+    #[test]
+    fn yolov8_reads_both_layouts_and_takes_the_best_class() {
+        // Two anchors, two classes: channels first is [cx, cy, w, h, c0, c1] x anchors.
+        let anchor = [
+            [16.0, 8.0, 8.0, 4.0, 0.3, 0.8],
+            [4.0, 4.0, 100.0, 8.0, 0.9, 0.1],
+        ];
+        let rows: Vec<f32> = anchor.concat();
+        let cols: Vec<f32> = (0..6).flat_map(|ch| anchor.map(|a| a[ch])).collect();
+        for (data, channels_first) in [(cols, true), (rows, false)] {
+            let out = decode_yolov8(&data, 2, 2, channels_first, 100, &params(0.5));
+            assert_eq!(out.len(), 2);
+            assert_eq!((out[0].class_id, out[0].score), (1, 0.8));
+            assert_eq!(out[0].bbox, [12.0, 6.0, 20.0, 10.0]);
+            // The wide box is clipped to the input.
+            assert_eq!((out[1].class_id, out[1].bbox), (0, [0.0, 0.0, 32.0, 8.0]));
+        }
+        // A class mask picks the best wanted class, not the best overall.
+        let mask = [true, false];
+        let p = DecodeParams {
+            class_mask: Some(&mask),
+            ..params(0.2)
+        };
+        let out = decode_yolov8(&anchor.concat(), 2, 2, false, 100, &p);
+        assert!(out.iter().all(|c| c.class_id == 0));
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn boxes_scores_honours_order_coordinates_offset_and_count() {
+        let f = BoxesFormat {
+            order: BoxOrder::Yxyx,
+            normalized: true,
+            class_offset: 1,
+            num_labels: 2,
+        };
+        let boxes = [
+            0.25, 0.5, 0.75, 1.0, // y_min x_min y_max x_max
+            0.0, 0.0, 0.5, 0.5, //
+            0.0, 0.0, 1.0, 1.0, // class 3 - 1 = 2: no such label
+            0.0, 0.0, 1.0, 1.0, // beyond the count
+        ];
+        let scores = [0.9, 0.8, 0.95, 0.99];
+        let classes = [1.0, 2.0, 3.0, 1.0];
+        let out = decode_boxes_scores(&boxes, &scores, &classes, Some(3), &f, &params(0.5));
+        assert_eq!(out.len(), 2);
+        assert_eq!((out[0].class_id, out[0].bbox), (0, [16.0, 8.0, 32.0, 24.0]));
+        assert_eq!((out[1].class_id, out[1].bbox), (1, [0.0, 0.0, 16.0, 16.0]));
+        // Pixels, centre-size boxes, no count: every row counts.
+        let f = BoxesFormat {
+            order: BoxOrder::Cxcywh,
+            normalized: false,
+            class_offset: 0,
+            num_labels: 2,
+        };
+        let out = decode_boxes_scores(
+            &[8.0, 8.0, 4.0, 2.0],
+            &[0.7],
+            &[1.0],
+            None,
+            &f,
+            &params(0.5),
+        );
+        assert_eq!((out[0].class_id, out[0].bbox), (1, [6.0, 7.0, 10.0, 9.0]));
+    }
+
+    #[test]
+    fn non_finite_model_values_never_become_detections() {
+        let levels = GridLevel::for_input(&[32], 32, 32);
+        let nan_box = [f32::NAN, 0.0, 0.0, 0.0, 1.0, 1.0];
+        assert!(decode_yolox(&nan_box, 1, &levels, false, 10, &params(0.1)).is_empty());
+        let nan_score = [16.0, 16.0, 4.0, 4.0, f32::NAN];
+        assert!(decode_yolov8(&nan_score, 1, 1, false, 10, &params(0.1)).is_empty());
+        let f = BoxesFormat {
+            order: BoxOrder::Xyxy,
+            normalized: false,
+            class_offset: 0,
+            num_labels: 1,
+        };
+        let inf = [0.0, 0.0, f32::INFINITY, 1.0];
+        assert!(decode_boxes_scores(&inf, &[0.9], &[0.0], None, &f, &params(0.1)).is_empty());
+        assert!(
+            decode_boxes_scores(&[0.0; 4], &[0.9], &[f32::NAN], None, &f, &params(0.1)).is_empty()
+        );
     }
 }
