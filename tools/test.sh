@@ -31,11 +31,17 @@ cargo test --locked
 step "reference pipeline reproduces the committed goldens (onnxruntime)"
 python tools/reference.py check tests/golden tests/images/{astronaut,chelsea,coffee,camera,rocket}.png | tail -1
 
+step "numpy decoder references reproduce tests/models/expected.json (onnxruntime)"
+python tools/make_test_models.py check tests/models
+
 step "release build"
 cargo build --locked --release --bins
 
 step "main job: a sample event through the real handler"
 target/release/object-detector events/http-api-jpeg.json
+
+step "bring your own model: third-party exports through MODEL_PATH (when ../shared/models-thirdparty exists)"
+python tools/check_thirdparty.py target/release/detect
 
 step "end to end through the Lambda emulator"
 tests/e2e.sh target/release/object-detector

@@ -1,0 +1,164 @@
+//! Every decoder family against the numpy reference (tools/manifest_ref.py) on small generated models
+//! (tools/make_test_models.py): same detections, same order of magnitude of agreement as tract vs
+//! onnxruntime. Also: what a wrong manifest for a model says at load.
+
+mod common;
+
+use object_detector::{DetectOptions, Detector, Manifest};
+use serde_json::Value;
+
+const FAMILIES: [&str; 5] = ["gfl", "yolox", "yolov8", "tf_od_api", "onnx_nms"];
+
+fn load(name: &str) -> Detector {
+    let dir = common::root().join("tests/models");
+    Detector::from_files(
+        &dir.join(format!("{name}.onnx")),
+        &dir.join(format!("{name}.toml")),
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn load_with(name: &str, edit: impl Fn(String) -> String) -> Result<Detector, String> {
+    let text = String::from_utf8(common::read(&format!("tests/models/{name}.toml"))).unwrap();
+    let manifest = Manifest::from_toml(&edit(text)).map_err(|e| e.to_string())?;
+    Detector::new(
+        &common::read(&format!("tests/models/{name}.onnx")),
+        manifest,
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn every_family_matches_the_numpy_reference() {
+    let expected: Value =
+        serde_json::from_slice(&common::read("tests/models/expected.json")).unwrap();
+    let image = common::read("tests/models/input.png");
+    for name in FAMILIES {
+        let want = expected[name].as_array().unwrap();
+        assert!(
+            !want.is_empty(),
+            "{name}: the reference finds nothing to compare"
+        );
+        let got = load(name)
+            .detect(&image, &DetectOptions::default())
+            .unwrap()
+            .detections;
+        assert_eq!(got.len(), want.len(), "{name}: detection count");
+        let mut unmatched: Vec<_> = got.iter().collect();
+        for w in want {
+            let bbox = |k: &str| w["box"][k].as_f64().unwrap() as f32;
+            let wb = [bbox("x_min"), bbox("y_min"), bbox("x_max"), bbox("y_max")];
+            let pos = unmatched.iter().position(|g| {
+                let gb = [g.bbox.x_min, g.bbox.y_min, g.bbox.x_max, g.bbox.y_max];
+                g.label == w["label"].as_str().unwrap()
+                    && (g.score - w["score"].as_f64().unwrap() as f32).abs() < 1e-4
+                    && gb.iter().zip(wb).all(|(a, b)| (a - b).abs() < 0.02)
+            });
+            match pos {
+                Some(i) => {
+                    unmatched.remove(i);
+                }
+                None => panic!("{name}: reference detection {w} not found in {got:?}"),
+            }
+        }
+        // Best first, as the reference.
+        assert!(got.windows(2).all(|p| p[0].score >= p[1].score), "{name}");
+    }
+}
+
+#[test]
+fn class_filter_applies_to_every_family() {
+    let image = common::read("tests/models/input.png");
+    for (name, label) in [
+        ("gfl", "red"),
+        ("yolox", "a"),
+        ("yolov8", "one"),
+        ("tf_od_api", "bird"),
+        ("onnx_nms", "left"),
+    ] {
+        let options = DetectOptions {
+            classes: Some(vec![label.to_string()]),
+            score_threshold: Some(0.0),
+            ..Default::default()
+        };
+        let got = load(name).detect(&image, &options).unwrap().detections;
+        assert!(got.iter().all(|d| d.label == label), "{name}: {got:?}");
+    }
+}
+
+#[test]
+fn a_manifest_that_does_not_fit_the_model_fails_at_load_with_the_shapes() {
+    // One label too many: the class dimension no longer matches.
+    let err = load_with("yolox", |t| t.replace(r#""d"]"#, r#""d", "e"]"#)).unwrap_err();
+    assert!(
+        err.contains("[1, 84, 9]") && err.contains("[1, 84, 10]"),
+        "{err}"
+    );
+    let err = load_with("yolov8", |t| t.replace(r#", "five"]"#, "]")).unwrap_err();
+    assert!(
+        err.contains("[1, 9, 84]") && err.contains("4 box values + 4 classes"),
+        "{err}"
+    );
+    // Strides that do not tile the output.
+    let err = load_with("yolox", |t| {
+        t.replace("strides = [8, 16, 32]", "strides = [8, 16]")
+    })
+    .unwrap_err();
+    assert!(err.contains("[1, 80, 9]"), "{err}");
+    // A GFL manifest on a YOLOX model names outputs that do not exist.
+    let err = load_with("yolox", |t| {
+        t.replace(
+            r#"family = "yolox""#,
+            "family = \"gfl\"\nreg_max = 7\ncls = [\"cls\"]\nreg = [\"reg\"]",
+        )
+        .replace("strides = [8, 16, 32]", "strides = [8]")
+        .replace("output = \"output\"\n", "")
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("`cls` does not exist") && err.contains("[\"output\"]"),
+        "{err}"
+    );
+    // Boxes must have 4 values per row; the scores output has one.
+    let err = load_with("tf_od_api", |t| {
+        t.replace(
+            r#"boxes = "detection_boxes""#,
+            r#"boxes = "detection_scores""#,
+        )
+    })
+    .unwrap_err();
+    assert!(err.contains("boxes must be [1, rows, 4]"), "{err}");
+    // A count must be one number.
+    let err = load_with("tf_od_api", |t| {
+        t.replace(
+            r#"count = "num_detections""#,
+            r#"count = "detection_scores""#,
+        )
+    })
+    .unwrap_err();
+    assert!(err.contains("a count must hold one value"), "{err}");
+}
+
+#[test]
+fn in_graph_nms_rows_depend_on_the_data_and_the_decoder_accepts_that() {
+    // The ONNX NonMaxSuppression model's row count is only known at run time; an empty result is a
+    // valid answer, not an error.
+    let d = load("onnx_nms");
+    let white = image::RgbImage::from_pixel(64, 64, image::Rgb([255, 255, 255]));
+    let all = d
+        .detect_rgb(&white, &DetectOptions::default())
+        .unwrap()
+        .detections;
+    let none = d
+        .detect_rgb(
+            &white,
+            &DetectOptions {
+                score_threshold: Some(1.0),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .detections;
+    assert!(!all.is_empty());
+    assert!(none.is_empty());
+}
