@@ -245,6 +245,7 @@ fn model_info(detector: &Detector) -> String {
             "width": m.input.width,
             "height": m.input.height,
         },
+        "decoder": m.decoder.family(),
         "labels": m.labels,
         "defaults": {
             "score_threshold": short(m.defaults.score_threshold),
