@@ -26,12 +26,20 @@ pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
 }
 
+/// Where a GFL head's tensors are: per level `(stride, cls, reg)` outputs, or one combined output.
+#[derive(Debug, Clone)]
+enum GflOutputs {
+    Separate(Vec<(u32, usize, usize)>),
+    Combined(usize, Vec<GridLevel>),
+}
+
 /// Output decoding, with manifest references resolved to output positions and shapes checked.
 #[derive(Debug, Clone)]
 enum Decoder {
     Gfl {
-        levels: Vec<(u32, usize, usize)>,
+        outputs: GflOutputs,
         reg_max: usize,
+        cell_offset: f32,
         top_k: usize,
     },
     Yolox {
@@ -219,23 +227,34 @@ impl Detector {
         let classes = self.manifest.labels.len();
         let candidates: Vec<Candidate> = match &self.decoder {
             Decoder::Gfl {
-                levels,
+                outputs,
                 reg_max,
+                cell_offset,
                 top_k,
             } => {
-                let mut data = Vec::with_capacity(levels.len());
-                for &(stride, cls, reg) in levels {
-                    data.push((stride, slice(cls)?, slice(reg)?));
+                let bins = reg_max + 1;
+                let decode = |views: &[GflLevel]| {
+                    decode_gfl(views, classes, *reg_max, *cell_offset, *top_k, &params)
+                };
+                match outputs {
+                    GflOutputs::Separate(levels) => {
+                        let mut data = Vec::with_capacity(levels.len());
+                        for &(stride, cls, reg) in levels {
+                            data.push((stride, slice(cls)?, slice(reg)?));
+                        }
+                        let views: Vec<GflLevel> = data
+                            .iter()
+                            .map(|(stride, cls, reg)| {
+                                GflLevel::separate(*stride, classes, bins, cls, reg)
+                            })
+                            .collect();
+                        decode(&views)
+                    }
+                    GflOutputs::Combined(output, levels) => {
+                        let data = slice(*output)?;
+                        decode(&GflLevel::combined(&data, levels, classes, bins))
+                    }
                 }
-                let views: Vec<GflLevel> = data
-                    .iter()
-                    .map(|(stride, cls, reg)| GflLevel {
-                        stride: *stride,
-                        cls,
-                        reg,
-                    })
-                    .collect();
-                decode_gfl(&views, classes, *reg_max, *top_k, &params)
             }
             Decoder::Yolox {
                 output,
@@ -321,29 +340,50 @@ impl Decoder {
                 reg_max,
                 cls,
                 reg,
+                output,
+                cell_offset,
                 top_k_per_level,
             } => {
-                let mut levels = Vec::new();
-                for ((&stride, c), r) in strides.iter().zip(cls).zip(reg) {
-                    let (ci, ri) = (engine.resolve(c)?, engine.resolve(r)?);
-                    let cells = (width.div_ceil(stride) * height.div_ceil(stride)) as usize;
-                    let bins = 4 * (*reg_max as usize + 1);
-                    for (i, want, what) in [
-                        (ci, classes, "classes (one per label)"),
-                        (ri, bins, "4 x (reg_max + 1) bins"),
-                    ] {
+                let bins = 4 * (*reg_max as usize + 1);
+                let outputs = match output {
+                    Some(combined) => {
+                        let i = engine.resolve(combined)?;
                         outputs.float(i)?;
-                        if outputs.fixed(i)? != [1, cells, want] {
+                        let levels = GridLevel::for_input(strides, width, height);
+                        let cells: usize = levels.iter().map(GridLevel::cells).sum();
+                        if outputs.fixed(i)? != [1, cells, classes + bins] {
                             return Err(outputs.wrong(i, format!(
-                                "stride {stride} on a {width}x{height} input needs [1, {cells}, {want}]: {cells} grid cells x {want} {what}"
+                                "strides {strides:?} on a {width}x{height} input need [1, {cells}, {}]: {cells} grid cells x ({classes} classes, one per label, + 4 x (reg_max + 1) bins)",
+                                classes + bins
                             )));
                         }
+                        GflOutputs::Combined(i, levels)
                     }
-                    levels.push((stride, ci, ri));
-                }
+                    None => {
+                        let mut levels = Vec::new();
+                        for ((&stride, c), r) in strides.iter().zip(cls).zip(reg) {
+                            let (ci, ri) = (engine.resolve(c)?, engine.resolve(r)?);
+                            let cells = (width.div_ceil(stride) * height.div_ceil(stride)) as usize;
+                            for (i, want, what) in [
+                                (ci, classes, "classes (one per label)"),
+                                (ri, bins, "4 x (reg_max + 1) bins"),
+                            ] {
+                                outputs.float(i)?;
+                                if outputs.fixed(i)? != [1, cells, want] {
+                                    return Err(outputs.wrong(i, format!(
+                                        "stride {stride} on a {width}x{height} input needs [1, {cells}, {want}]: {cells} grid cells x {want} {what}"
+                                    )));
+                                }
+                            }
+                            levels.push((stride, ci, ri));
+                        }
+                        GflOutputs::Separate(levels)
+                    }
+                };
                 Ok(Decoder::Gfl {
-                    levels,
+                    outputs,
                     reg_max: *reg_max as usize,
+                    cell_offset: *cell_offset,
                     top_k: *top_k_per_level,
                 })
             }

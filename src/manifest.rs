@@ -125,13 +125,24 @@ impl std::fmt::Display for OutputRef {
 pub enum DecoderSpec {
     /// Generalized Focal Loss heads (NanoDet, PP-PicoDet): per level, class scores `[1, N, C]` (sigmoid
     /// applied) and box distributions `[1, N, 4 * (reg_max + 1)]` decoded by Distribution Focal Loss.
+    /// Or one output `[1, sum of cells, C + 4 * (reg_max + 1)]` over every level, class scores first
+    /// (the NanoDet-Plus export).
     Gfl {
         strides: Vec<u32>,
         reg_max: u32,
         /// Class-score outputs, one per stride, in stride order.
+        #[serde(default)]
         cls: Vec<OutputRef>,
         /// Box-distribution outputs, one per stride, in stride order.
+        #[serde(default)]
         reg: Vec<OutputRef>,
+        /// The single combined output, instead of `cls` and `reg`.
+        #[serde(default)]
+        output: Option<OutputRef>,
+        /// Cell centres sit at `(col + cell_offset) * stride`: 0.5 for NanoDet legacy and PicoDet, 0 for
+        /// NanoDet-Plus.
+        #[serde(default = "half")]
+        cell_offset: f32,
         /// Locations kept per level, by best class score, before NMS.
         #[serde(default = "default_top_k")]
         top_k_per_level: usize,
@@ -224,6 +235,10 @@ pub enum Coordinates {
     Pixels,
 }
 
+fn half() -> f32 {
+    0.5
+}
+
 fn first_output() -> OutputRef {
     OutputRef::Index(0)
 }
@@ -310,10 +325,19 @@ impl Manifest {
                 reg_max,
                 cls,
                 reg,
+                output,
+                cell_offset,
                 top_k_per_level,
             } => {
                 strides_ok(strides)?;
-                if cls.len() != strides.len() || reg.len() != strides.len() {
+                if output.is_some() {
+                    if !cls.is_empty() || !reg.is_empty() {
+                        return bad(
+                            "decoder: give either `output` (one combined output) or `cls` and `reg`"
+                                .into(),
+                        );
+                    }
+                } else if cls.len() != strides.len() || reg.len() != strides.len() {
                     return bad(format!(
                         "decoder: {} strides need as many cls and reg outputs (got {} and {})",
                         strides.len(),
@@ -324,6 +348,11 @@ impl Manifest {
                 if *reg_max == 0 || *reg_max > 64 {
                     return bad(format!(
                         "decoder.reg_max must be within 1..=64, got {reg_max}"
+                    ));
+                }
+                if !(0.0..=1.0).contains(cell_offset) {
+                    return bad(format!(
+                        "decoder.cell_offset must be within 0..=1, got {cell_offset}"
                     ));
                 }
                 top_k_ok(*top_k_per_level)?;
@@ -368,6 +397,14 @@ mod tests {
         let bad_std = EMBEDDED.replacen("std = [57.375", "std = [0.0", 1);
         let err = Manifest::from_toml(&bad_std).unwrap_err().to_string();
         assert!(err.contains("std"), "{err}");
+
+        let both = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\noutput = 0", 1);
+        let err = Manifest::from_toml(&both).unwrap_err().to_string();
+        assert!(err.contains("either `output`"), "{err}");
+
+        let offset = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
+        let err = Manifest::from_toml(&offset).unwrap_err().to_string();
+        assert!(err.contains("cell_offset"), "{err}");
 
         let mismatched = EMBEDDED.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
         let err = Manifest::from_toml(&mismatched).unwrap_err().to_string();

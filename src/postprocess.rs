@@ -99,32 +99,101 @@ pub fn dfl_expectation(bins: &[f32]) -> f32 {
     }
 }
 
-/// One GFL level: class scores `[n, num_classes]` (sigmoid applied) and box distributions
-/// `[n, 4 * (reg_max + 1)]`, row-major over a grid `ceil(input / stride)` wide.
+/// One GFL level over a grid `ceil(input / stride)` wide, row-major: per cell, class scores (sigmoid
+/// applied) and `4 * (reg_max + 1)` box-distribution logits. Rows may be separate tensors (`[n, C]` and
+/// `[n, 4 * bins]`, NanoDet legacy and PicoDet) or one interleaved tensor (`[n, C + 4 * bins]`, the
+/// NanoDet-Plus export): `row_stride` is the distance between two cells' rows in each slice.
 pub struct GflLevel<'a> {
     pub stride: u32,
+    pub cells: usize,
     pub cls: &'a [f32],
+    pub cls_row_stride: usize,
     pub reg: &'a [f32],
+    pub reg_row_stride: usize,
 }
 
-/// Decodes GFL heads (NanoDet, PP-PicoDet). Per level, the `top_k` locations by best class score are
-/// considered; every class scoring at least the threshold at a location yields a candidate.
+impl<'a> GflLevel<'a> {
+    /// A level from separate class and box tensors.
+    pub fn separate(
+        stride: u32,
+        num_classes: usize,
+        bins: usize,
+        cls: &'a [f32],
+        reg: &'a [f32],
+    ) -> Self {
+        GflLevel {
+            stride,
+            cells: cls.len() / num_classes.max(1),
+            cls,
+            cls_row_stride: num_classes,
+            reg,
+            reg_row_stride: 4 * bins,
+        }
+    }
+
+    /// The levels of one `[N, C + 4 * bins]` tensor holding every level's cells in stride order.
+    pub fn combined(
+        data: &'a [f32],
+        levels: &[GridLevel],
+        num_classes: usize,
+        bins: usize,
+    ) -> Vec<Self> {
+        let width = num_classes + 4 * bins;
+        let mut start = 0;
+        levels
+            .iter()
+            .map(|l| {
+                let rows = &data[(start * width).min(data.len())..];
+                start += l.cells();
+                GflLevel {
+                    stride: l.stride,
+                    cells: l.cells(),
+                    cls: rows,
+                    cls_row_stride: width,
+                    reg: rows.get(num_classes..).unwrap_or(&[]),
+                    reg_row_stride: width,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Decodes GFL heads (NanoDet, NanoDet-Plus, PP-PicoDet). Cell centres sit at `(col + cell_offset) *
+/// stride` (0.5 for NanoDet legacy and PicoDet, 0 for NanoDet-Plus). Per level, the `top_k` cells by
+/// best class score are considered; every class scoring at least the threshold at a cell yields a
+/// candidate.
 pub fn decode_gfl(
     levels: &[GflLevel<'_>],
     num_classes: usize,
     reg_max: usize,
+    cell_offset: f32,
     top_k: usize,
     p: &DecodeParams<'_>,
 ) -> Vec<Candidate> {
     let bins = reg_max + 1;
-    let (in_w, in_h) = (p.input_width as f32, p.input_height as f32);
     let mut out = Vec::new();
     for level in levels {
         let s = level.stride;
         let grid_w = p.input_width.div_ceil(s) as usize;
-        let n = level.cls.len() / num_classes;
+        let scores = |i: usize| {
+            let start = i * level.cls_row_stride;
+            &level.cls[start..start + num_classes]
+        };
+        // A level whose tensors are shorter than its grid (never after the load-time shape checks)
+        // contributes only the cells it holds.
+        let held = |len: usize, row: usize, width: usize| {
+            if len < width {
+                0
+            } else {
+                (len - width) / row + 1
+            }
+        };
+        let n = level
+            .cells
+            .min(held(level.cls.len(), level.cls_row_stride, num_classes))
+            .min(held(level.reg.len(), level.reg_row_stride, 4 * bins));
         let best = |i: usize| -> f32 {
-            level.cls[i * num_classes..(i + 1) * num_classes]
+            scores(i)
                 .iter()
                 .enumerate()
                 .filter(|(c, _)| p.wants(*c))
@@ -133,7 +202,7 @@ pub fn decode_gfl(
         };
         let mut locations: Vec<(usize, f32)> = (0..n)
             .map(|i| (i, best(i)))
-            .filter(|&(_, b)| b >= p.score_threshold)
+            .filter(|&(_, b)| p.passes(b))
             .collect();
         if locations.len() > top_k {
             locations.select_nth_unstable_by(top_k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -142,21 +211,19 @@ pub fn decode_gfl(
         locations.sort_unstable_by_key(|&(i, _)| i);
         for (i, _) in locations {
             let (row, col) = (i / grid_w, i % grid_w);
-            let (cx, cy) = ((col as f32 + 0.5) * s as f32, (row as f32 + 0.5) * s as f32);
-            let reg = &level.reg[i * 4 * bins..(i + 1) * 4 * bins];
+            let (cx, cy) = (
+                (col as f32 + cell_offset) * s as f32,
+                (row as f32 + cell_offset) * s as f32,
+            );
+            let start = i * level.reg_row_stride;
+            let reg = &level.reg[start..start + 4 * bins];
             let d = [0, 1, 2, 3]
                 .map(|side| dfl_expectation(&reg[side * bins..(side + 1) * bins]) * s as f32);
-            let bbox = [
-                (cx - d[0]).clamp(0.0, in_w),
-                (cy - d[1]).clamp(0.0, in_h),
-                (cx + d[2]).clamp(0.0, in_w),
-                (cy + d[3]).clamp(0.0, in_h),
-            ];
-            for (class_id, &score) in level.cls[i * num_classes..(i + 1) * num_classes]
-                .iter()
-                .enumerate()
-            {
-                if score >= p.score_threshold && p.wants(class_id) {
+            let Some(bbox) = clip_box([cx - d[0], cy - d[1], cx + d[2], cy + d[3]], p) else {
+                continue;
+            };
+            for (class_id, &score) in scores(i).iter().enumerate() {
+                if p.passes(score) && p.wants(class_id) {
                     out.push(Candidate {
                         class_id,
                         score,
@@ -486,16 +553,8 @@ mod tests {
         let cls16 = vec![0.2f32, 0.1];
         let reg16 = [0, 0, 0, 0].map(peak).concat();
         let levels = [
-            GflLevel {
-                stride: 8,
-                cls: &cls8,
-                reg: &reg8,
-            },
-            GflLevel {
-                stride: 16,
-                cls: &cls16,
-                reg: &reg16,
-            },
+            GflLevel::separate(8, 2, bins, &cls8, &reg8),
+            GflLevel::separate(16, 2, bins, &cls16, &reg16),
         ];
         let p = DecodeParams {
             score_threshold: 0.3,
@@ -503,7 +562,7 @@ mod tests {
             input_width: 16,
             input_height: 16,
         };
-        let out = decode_gfl(&levels, 2, 3, 1000, &p);
+        let out = decode_gfl(&levels, 2, 3, 0.5, 1000, &p);
         // Box: (12-8, 12-16, 12+24, 12+0) clipped to the 16x16 input.
         let bbox = [4.0, 0.0, 16.0, 12.0];
         assert_eq!(out.len(), 2);
@@ -520,7 +579,7 @@ mod tests {
             class_mask: Some(&mask),
             ..p
         };
-        let out = decode_gfl(&levels, 2, 3, 1000, &p);
+        let out = decode_gfl(&levels, 2, 3, 0.5, 1000, &p);
         assert_eq!(out.iter().map(|d| d.class_id).collect::<Vec<_>>(), vec![0]);
         // A threshold under the stride-16 score admits its centre box (8, 8) with zero size.
         let p = DecodeParams {
@@ -529,7 +588,7 @@ mod tests {
             input_width: 16,
             input_height: 16,
         };
-        let out = decode_gfl(&levels, 2, 3, 1000, &p);
+        let out = decode_gfl(&levels, 2, 3, 0.5, 1000, &p);
         assert!(out
             .iter()
             .any(|d| d.score == 0.2 && d.bbox == [8.0, 8.0, 8.0, 8.0]));
@@ -540,18 +599,14 @@ mod tests {
         let bins = 2;
         let cls: Vec<f32> = (0..4).map(|i| 0.5 + i as f32 / 10.0).collect(); // 1 class, 4 locations
         let reg = vec![0.0f32; 4 * 4 * bins];
-        let levels = [GflLevel {
-            stride: 8,
-            cls: &cls,
-            reg: &reg,
-        }];
+        let levels = [GflLevel::separate(8, 1, bins, &cls, &reg)];
         let p = DecodeParams {
             score_threshold: 0.3,
             class_mask: None,
             input_width: 16,
             input_height: 16,
         };
-        let out = decode_gfl(&levels, 1, 1, 2, &p);
+        let out = decode_gfl(&levels, 1, 1, 0.5, 2, &p);
         let mut scores: Vec<f32> = out.iter().map(|c| c.score).collect();
         scores.sort_by(f32::total_cmp);
         assert_eq!(scores, vec![0.7, 0.8]);

@@ -7,7 +7,14 @@ mod common;
 use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
 
-const FAMILIES: [&str; 5] = ["gfl", "yolox", "yolov8", "tf_od_api", "onnx_nms"];
+const FAMILIES: [&str; 6] = [
+    "gfl",
+    "nanodet_plus",
+    "yolox",
+    "yolov8",
+    "tf_od_api",
+    "onnx_nms",
+];
 
 fn load(name: &str) -> Detector {
     let dir = common::root().join("tests/models");
@@ -71,6 +78,7 @@ fn class_filter_applies_to_every_family() {
     let image = common::read("tests/models/input.png");
     for (name, label) in [
         ("gfl", "red"),
+        ("nanodet_plus", "x"),
         ("yolox", "a"),
         ("yolov8", "one"),
         ("tf_od_api", "bird"),
@@ -105,6 +113,15 @@ fn a_manifest_that_does_not_fit_the_model_fails_at_load_with_the_shapes() {
     })
     .unwrap_err();
     assert!(err.contains("[1, 80, 9]"), "{err}");
+    // A combined GFL output must hold every level's cells.
+    let err = load_with("nanodet_plus", |t| {
+        t.replace("strides = [8, 16, 32]", "strides = [8, 16]")
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("[1, 84, 36]") && err.contains("need [1, 80, 36]"),
+        "{err}"
+    );
     // A GFL manifest on a YOLOX model names outputs that do not exist.
     let err = load_with("yolox", |t| {
         t.replace(

@@ -7,7 +7,7 @@
 
 Each model maps a 64x64 image through strided convolutions (seeded random weights) to the output layout
 of its family. The weights are random, the layouts are not: GFL (NanoDet/PicoDet: per-level class scores
-and DFL bins), YOLOX (one [1, N, 5 + C] grid output), YOLOv8 ([1, 4 + C, N]), TF Object Detection API
+and DFL bins; NanoDet-Plus: one combined output, no half-cell offset), YOLOX (one [1, N, 5 + C] grid output), YOLOv8 ([1, 4 + C, N]), TF Object Detection API
 boxes/scores/classes/num_detections (NHWC input, normalised y/x boxes, 1-based float classes) and an ONNX
 NonMaxSuppression export (boxes/scores/classes with a data-dependent row count, int64 classes). The input
 image is 64x64, the models' input size, so no resampling stands between the two pipelines.
@@ -104,6 +104,28 @@ def gfl(path):
     }
 
 
+def nanodet_plus(path):
+    """NanoDet-Plus export layout: one [1, cells, C + 4 * bins] output, class scores first, centres at
+    col * stride (no half-cell offset)."""
+    g, nc, bins = Graph(6), 4, 8
+    levels = []
+    for s in (8, 16, 32):
+        cls = g.op("Sigmoid", [g.conv("data", 3, nc, s)])
+        reg = g.conv("data", 3, 4 * bins, s, gain=3.0)
+        levels.append(g.rows(g.op("Concat", [cls, reg], axis=1), nc + 4 * bins))
+    g.rename(g.op("Concat", levels, axis=1), "output")
+    g.finish(path, [nchw_input("data")], ["output"])
+    return {
+        "labels": ["w", "x", "y", "z"],
+        "input": {"name": "data", "width": SIZE, "height": SIZE, "layout": "nchw", "color": "bgr",
+                  "mean": [103.53, 116.28, 123.675], "std": [57.375, 57.12, 58.395],
+                  "resize": "stretch", "filter": "bilinear"},
+        "decoder": {"family": "gfl", "strides": [8, 16, 32], "reg_max": bins - 1, "output": "output",
+                    "cell_offset": 0.0},
+        "defaults": {"score_threshold": 0.55, "iou_threshold": 0.6, "max_detections": 100},
+    }
+
+
 def yolox(path):
     g, nc = Graph(2), 4
     levels = [g.rows(g.conv("images", 3, 5 + nc, s, gain=1 / 128), 5 + nc) for s in (8, 16, 32)]
@@ -196,7 +218,7 @@ def onnx_nms(path):
     }
 
 
-MODELS = {"gfl": gfl, "yolox": yolox, "yolov8": yolov8, "tf_od_api": tf_od_api, "onnx_nms": onnx_nms}
+MODELS = {"gfl": gfl, "nanodet_plus": nanodet_plus, "yolox": yolox, "yolov8": yolov8, "tf_od_api": tf_od_api, "onnx_nms": onnx_nms}
 
 
 def toml_value(v):

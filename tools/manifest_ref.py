@@ -118,12 +118,26 @@ def top_k(cands, k):
     return [c[1:] for c in cands]
 
 
+def gfl_levels(d, names, outs, nc, W, H):
+    """Per level (stride, class scores [n, nc], box logits [n, 4, bins]), from separate or combined outputs."""
+    bins = d["reg_max"] + 1
+    if "output" in d:
+        combined, start = output(names, outs, d["output"])[0], 0
+        for s in d["strides"]:
+            n = -(-W // s) * -(-H // s)
+            rows = combined[start:start + n]
+            start += n
+            yield s, rows[:, :nc], rows[:, nc:].reshape(-1, 4, bins)
+    else:
+        for s, cref, rref in zip(d["strides"], d["cls"], d["reg"]):
+            yield s, output(names, outs, cref)[0], output(names, outs, rref)[0].reshape(-1, 4, bins)
+
+
 def decode_gfl(d, names, outs, nc, W, H, thr):
     bins = d["reg_max"] + 1
+    offset = d.get("cell_offset", 0.5)
     out = []
-    for s, cref, rref in zip(d["strides"], d["cls"], d["reg"]):
-        cls = output(names, outs, cref)[0]
-        reg = output(names, outs, rref)[0].reshape(-1, 4, bins)
+    for s, cls, reg in gfl_levels(d, names, outs, nc, W, H):
         gw = -(-W // s)
         best = cls.max(axis=1)
         locs = [i for i in range(len(cls)) if best[i] >= thr]
@@ -131,7 +145,7 @@ def decode_gfl(d, names, outs, nc, W, H, thr):
         if len(locs) > k:
             locs = sorted(sorted(locs, key=lambda i: (-best[i], i))[:k])
         for i in locs:
-            cx, cy = (i % gw + 0.5) * s, (i // gw + 0.5) * s
+            cx, cy = (i % gw + offset) * s, (i // gw + offset) * s
             logits = reg[i] - reg[i].max(axis=1, keepdims=True)
             p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
             dist = (p * np.arange(bins)).sum(axis=1) * s
