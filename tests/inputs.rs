@@ -89,6 +89,19 @@ fn an_animated_gif_is_read_from_its_first_frame() {
     assert_eq!(top_label(&bytes), "cat");
 }
 
+/// `upright` stored rotated 90 degrees counter-clockwise, as a JPEG whose EXIF orientation 6 ("rotate 90
+/// degrees clockwise to display") turns it upright again: what a phone held sideways writes.
+fn jpeg_rotated_with_exif_6(upright: &DynamicImage) -> Vec<u8> {
+    let stored = encode(&upright.rotate270(), ImageFormat::Jpeg);
+    // An APP1 segment: "Exif", a big-endian TIFF header, one IFD entry: tag 0x0112 (orientation) = 6.
+    let tiff = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    bytes.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
+    bytes.extend_from_slice(tiff);
+    bytes.extend_from_slice(&stored[2..]);
+    bytes
+}
+
 /// A JPEG whose pixels are stored rotated, with the EXIF tag that turns them upright, must give the same
 /// detections in the same (upright) frame as the upright photo.
 #[test]
@@ -96,13 +109,7 @@ fn exif_rotated_photo_gives_boxes_in_the_upright_frame() {
     let upright = chelsea();
     let plain = detect(&encode(&upright, ImageFormat::Jpeg)).unwrap();
     // Orientation 6 means "rotate 90 degrees clockwise to display": store the photo rotated the other way.
-    let stored = encode(&upright.rotate270(), ImageFormat::Jpeg);
-    let mut tiff =
-        b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
-    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    bytes.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
-    bytes.append(&mut tiff);
-    bytes.extend_from_slice(&stored[2..]);
+    let bytes = jpeg_rotated_with_exif_6(&upright);
     let rotated = detect(&bytes).unwrap();
     assert_eq!((rotated.image.width, rotated.image.height), (451, 300));
     let (a, b) = (&plain.detections[0], &rotated.detections[0]);
@@ -412,13 +419,7 @@ fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
     assert!(ab[2] > 3000.0, "boxes are in full-size pixels: {ab:?}");
 
     // Stored rotated with EXIF orientation 6: scaled along the stored axes, reported upright.
-    let stored = encode(&big.rotate270(), ImageFormat::Jpeg);
-    let mut tiff =
-        b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
-    let mut rotated = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    rotated.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
-    rotated.append(&mut tiff);
-    rotated.extend_from_slice(&stored[2..]);
+    let rotated = jpeg_rotated_with_exif_6(&big);
     let scaled = decode_at_least(&rotated, &limits, |w, h| (w / 8, h / 8)).unwrap();
     assert_eq!(
         (scaled.rgb.dimensions(), scaled.width, scaled.height),
