@@ -7,13 +7,20 @@ use std::process::Command;
 use serde_json::Value;
 
 fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_detect"))
-        .args(args)
+    detect_with_model(args, &[])
+}
+
+/// `detect` with `MODEL_PATH`/`MODEL_MANIFEST` (or other variables) set as given, and unset otherwise.
+fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_detect"));
+    cmd.args(args)
         .current_dir(common::root())
         .env_remove("MODEL_PATH")
-        .env_remove("MODEL_MANIFEST")
-        .output()
-        .unwrap();
+        .env_remove("MODEL_MANIFEST");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
     let lines = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -101,5 +108,75 @@ fn standard_input_is_read_with_a_dash() {
     assert_eq!(
         (v["file"].as_str(), v["detections"][0]["label"].as_str()),
         (Some("-"), Some("cat"))
+    );
+}
+
+/// The YOLOX test manifest naming its output by position, so it can be pointed at the YOLOv8 test model
+/// (whose output has another name): a manifest for the wrong family, as a user might mix them up.
+fn yolox_manifest_by_position(tag: &str) -> std::path::PathBuf {
+    let text = String::from_utf8(common::read("tests/models/yolox.toml")).unwrap();
+    let path = std::env::temp_dir().join(format!(
+        "yolox-by-position-{tag}-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&path, text.replace(r#"output = "output""#, "output = 0")).unwrap();
+    path
+}
+
+#[test]
+fn model_path_and_manifest_switch_the_model_and_a_bad_pair_stops_before_any_file() {
+    let yolox = [
+        ("MODEL_PATH", "tests/models/yolox.onnx"),
+        ("MODEL_MANIFEST", "tests/models/yolox.toml"),
+    ];
+    let (code, lines, _) = detect_with_model(&["tests/models/input.png"], &yolox);
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["model"]["name"], "test-yolox");
+    assert!(!lines[0]["detections"].as_array().unwrap().is_empty());
+
+    // A manifest for another family: one message naming the output and the shape expected, exit 2.
+    let yolox_manifest = yolox_manifest_by_position("cli");
+    let wrong = [
+        ("MODEL_PATH", "tests/models/yolov8.onnx"),
+        ("MODEL_MANIFEST", yolox_manifest.to_str().unwrap()),
+    ];
+    let (code, lines, stderr) = detect_with_model(&["tests/models/input.png"], &wrong);
+    assert_eq!((code, lines.len()), (2, 0));
+    assert!(
+        stderr.contains("`output0` [1, 9, 84]") && stderr.contains("need [1, 84, 9]"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+
+    // One variable without the other is a configuration error, not a silent fallback.
+    let (code, _, stderr) = detect_with_model(&["tests/models/input.png"], &yolox[..1]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("MODEL_PATH and MODEL_MANIFEST"), "{stderr}");
+    // A missing file names the file.
+    let missing = [
+        ("MODEL_PATH", "tests/models/nope.onnx"),
+        ("MODEL_MANIFEST", "tests/models/yolox.toml"),
+    ];
+    let (code, _, stderr) = detect_with_model(&["tests/models/input.png"], &missing);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("nope.onnx"), "{stderr}");
+}
+
+#[test]
+fn the_lambda_binary_fails_init_with_one_json_line_on_a_bad_model() {
+    let out = Command::new(env!("CARGO_BIN_EXE_object-detector"))
+        .arg("events/http-api-jpeg.json")
+        .current_dir(common::root())
+        .env("MODEL_PATH", "tests/models/yolov8.onnx")
+        .env("MODEL_MANIFEST", yolox_manifest_by_position("lambda"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line: Value = serde_json::from_str(stderr.trim()).unwrap();
+    assert_eq!(line["message"], "init failed");
+    assert!(
+        line["error"].as_str().unwrap().contains("need [1, 84, 9]"),
+        "{line}"
     );
 }
