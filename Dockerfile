@@ -16,6 +16,8 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
+# Declared in Cargo.toml ([[bench]]): cargo refuses a manifest whose declared targets are missing.
+COPY benches ./benches
 COPY model ./model
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \

@@ -199,6 +199,11 @@ impl Detector {
         })
     }
 
+    /// The manifest's pre-processing, as `detect` runs it.
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
     /// The model input for an image, and where the image sits in it.
     pub fn preprocess(&self, rgb: &RgbImage) -> Result<(Tensor, Geometry)> {
         self.preprocessor.run(rgb)
@@ -207,6 +212,24 @@ impl Detector {
     /// Raw model outputs, in model order, for an input tensor (parity checks, debugging).
     pub fn infer(&self, input: Tensor) -> Result<Vec<TValue>> {
         Ok(self.engine.run(input)?.into_vec())
+    }
+
+    /// Raw outputs (from [`Detector::infer`]) to detections in image pixels: the manifest's decoder, the
+    /// threshold and class filter, NMS, and the mapping back through `geometry`.
+    pub fn decode_outputs(
+        &self,
+        outputs: &[TValue],
+        geometry: &Geometry,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>> {
+        if outputs.len() != self.engine.output_names().len() {
+            return Err(Error::Inference(format!(
+                "{} outputs given, the model has {}",
+                outputs.len(),
+                self.engine.output_names().len()
+            )));
+        }
+        self.postprocess(outputs, geometry, &options.resolve(&self.manifest)?)
     }
 
     fn postprocess(
