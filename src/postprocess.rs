@@ -262,14 +262,47 @@ fn clip_box(b: [f32; 4], p: &DecodeParams<'_>) -> Option<[f32; 4]> {
     ])
 }
 
-/// Keeps the `k` best candidates (ties by position), in their original order.
-fn keep_top_k(candidates: &mut Vec<(usize, Candidate)>, k: usize) {
-    if candidates.len() > k {
-        candidates.select_nth_unstable_by(k, |a, b| {
-            b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
-        });
-        candidates.truncate(k);
-        candidates.sort_unstable_by_key(|c| c.0);
+/// Corners of a box given by its centre and size.
+fn from_centre(cx: f32, cy: f32, w: f32, h: f32) -> [f32; 4] {
+    [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
+}
+
+/// Candidates of the anchor-per-row decoders (YOLOX, YOLOv8), each with its row: boxes that survive
+/// [`clip_box`] are kept, then the `top_k` best (ties by row), in row order.
+#[derive(Default)]
+struct RowCandidates(Vec<(usize, Candidate)>);
+
+impl RowCandidates {
+    fn push(
+        &mut self,
+        row: usize,
+        class_id: usize,
+        score: f32,
+        corners: [f32; 4],
+        p: &DecodeParams<'_>,
+    ) {
+        if let Some(bbox) = clip_box(corners, p) {
+            self.0.push((
+                row,
+                Candidate {
+                    class_id,
+                    score,
+                    bbox,
+                },
+            ));
+        }
+    }
+
+    fn top_k(mut self, k: usize) -> Vec<Candidate> {
+        let c = &mut self.0;
+        if c.len() > k {
+            c.select_nth_unstable_by(k, |a, b| {
+                b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
+            });
+            c.truncate(k);
+            c.sort_unstable_by_key(|c| c.0);
+        }
+        self.0.into_iter().map(|(_, c)| c).collect()
     }
 }
 
@@ -311,7 +344,7 @@ pub fn decode_yolox(
     p: &DecodeParams<'_>,
 ) -> Vec<Candidate> {
     let width = 5 + num_classes;
-    let mut out = Vec::new();
+    let mut out = RowCandidates::default();
     let mut rows = data.chunks_exact(width).enumerate();
     for level in levels {
         let s = level.stride as f32;
@@ -324,31 +357,20 @@ pub fn decode_yolox(
                 continue;
             }
             let (gy, gx) = ((local / level.width) as f32, (local % level.width) as f32);
-            let (cx, cy, w, h) = if decoded {
-                (row[0], row[1], row[2], row[3])
+            let corners = if decoded {
+                from_centre(row[0], row[1], row[2], row[3])
             } else {
-                (
+                from_centre(
                     (row[0] + gx) * s,
                     (row[1] + gy) * s,
                     row[2].exp() * s,
                     row[3].exp() * s,
                 )
             };
-            let corners = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
-            if let Some(bbox) = clip_box(corners, p) {
-                out.push((
-                    i,
-                    Candidate {
-                        class_id,
-                        score,
-                        bbox,
-                    },
-                ));
-            }
+            out.push(i, class_id, score, corners, p);
         }
     }
-    keep_top_k(&mut out, top_k);
-    out.into_iter().map(|(_, c)| c).collect()
+    out.top_k(top_k)
 }
 
 /// Decodes an Ultralytics YOLOv8/YOLO11 output of `anchors` columns, each `cx, cy, w, h` (input pixels)
@@ -370,29 +392,17 @@ pub fn decode_yolov8(
             data[a * channels + ch]
         }
     };
-    let mut out = Vec::new();
+    let mut out = RowCandidates::default();
     for a in 0..anchors {
         let Some((class_id, score)) = best_class((4..channels).map(|ch| at(a, ch)), p) else {
             continue;
         };
-        if !p.passes(score) {
-            continue;
-        }
-        let (cx, cy, w, h) = (at(a, 0), at(a, 1), at(a, 2), at(a, 3));
-        let corners = [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0];
-        if let Some(bbox) = clip_box(corners, p) {
-            out.push((
-                a,
-                Candidate {
-                    class_id,
-                    score,
-                    bbox,
-                },
-            ));
+        if p.passes(score) {
+            let corners = from_centre(at(a, 0), at(a, 1), at(a, 2), at(a, 3));
+            out.push(a, class_id, score, corners, p);
         }
     }
-    keep_top_k(&mut out, top_k);
-    out.into_iter().map(|(_, c)| c).collect()
+    out.top_k(top_k)
 }
 
 /// How an already-decoded model writes its boxes and classes.
@@ -440,12 +450,7 @@ pub fn decode_boxes_scores(
         let corners = match f.order {
             BoxOrder::Xyxy => [b[0], b[1], b[2], b[3]],
             BoxOrder::Yxyx => [b[1], b[0], b[3], b[2]],
-            BoxOrder::Cxcywh => [
-                b[0] - b[2] / 2.0,
-                b[1] - b[3] / 2.0,
-                b[0] + b[2] / 2.0,
-                b[1] + b[3] / 2.0,
-            ],
+            BoxOrder::Cxcywh => from_centre(b[0], b[1], b[2], b[3]),
         };
         let scaled = [
             corners[0] * sx,
