@@ -384,9 +384,10 @@ impl Decoder {
                     }
                     None => {
                         let mut levels = Vec::new();
-                        for ((&stride, c), r) in strides.iter().zip(cls).zip(reg) {
+                        let grids = GridLevel::for_input(strides, width, height);
+                        for ((grid, c), r) in grids.iter().zip(cls).zip(reg) {
                             let (ci, ri) = (engine.resolve(c)?, engine.resolve(r)?);
-                            let cells = (width.div_ceil(stride) * height.div_ceil(stride)) as usize;
+                            let (stride, cells) = (grid.stride, grid.cells());
                             for (i, want, what) in [
                                 (ci, classes, "classes (one per label)"),
                                 (ri, bins, "4 x (reg_max + 1) bins"),

@@ -204,11 +204,7 @@ pub fn decode_gfl(
             .map(|i| (i, best(i)))
             .filter(|&(_, b)| p.passes(b))
             .collect();
-        if locations.len() > top_k {
-            locations.select_nth_unstable_by(top_k, |a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            locations.truncate(top_k);
-        }
-        locations.sort_unstable_by_key(|&(i, _)| i);
+        keep_best(&mut locations, top_k, |&b| b);
         for (i, _) in locations {
             let (row, col) = (i / grid_w, i % grid_w);
             let (cx, cy) = (
@@ -294,19 +290,23 @@ impl RowCandidates {
     }
 
     fn top_k(mut self, k: usize) -> Vec<Candidate> {
-        let c = &mut self.0;
-        if c.len() > k {
-            c.select_nth_unstable_by(k, |a, b| {
-                b.1.score.total_cmp(&a.1.score).then(a.0.cmp(&b.0))
-            });
-            c.truncate(k);
-            c.sort_unstable_by_key(|c| c.0);
-        }
+        keep_best(&mut self.0, k, |c| c.score);
         self.0.into_iter().map(|(_, c)| c).collect()
     }
 }
 
-/// One YOLOX level: its stride and grid size.
+/// Keeps the `k` best items by `score` (ties go to the lower position), then orders them by position.
+fn keep_best<T>(items: &mut Vec<(usize, T)>, k: usize, score: impl Fn(&T) -> f32) {
+    if items.len() > k {
+        items.select_nth_unstable_by(k, |a, b| {
+            score(&b.1).total_cmp(&score(&a.1)).then(a.0.cmp(&b.0))
+        });
+        items.truncate(k);
+    }
+    items.sort_unstable_by_key(|item| item.0);
+}
+
+/// One detection-head level: its stride and grid size (`ceil(input / stride)` each way).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GridLevel {
     pub stride: u32,
