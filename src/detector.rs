@@ -10,7 +10,7 @@ use image::RgbImage;
 use tract_onnx::prelude::{Datum, TValue, Tensor};
 
 use crate::decode::{decode_at_least, DecodeLimits};
-use crate::engine::Engine;
+use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
 use crate::manifest::{Coordinates, DecoderSpec, Manifest, YoloxBoxes};
 use crate::options::{DetectOptions, Resolved};
@@ -81,6 +81,11 @@ impl Detector {
 
     /// A model and manifest from files (a Lambda layer, EFS, a user's export).
     pub fn from_files(model: &Path, manifest: &Path) -> Result<Detector> {
+        let (onnx, manifest) = Detector::read_files(model, manifest)?;
+        Detector::new(&onnx, manifest)
+    }
+
+    fn read_files(model: &Path, manifest: &Path) -> Result<(Vec<u8>, Manifest)> {
         let read = |p: &Path| {
             std::fs::read(p).map_err(|e| Error::InvalidModel(format!("{}: {e}", p.display())))
         };
@@ -88,27 +93,43 @@ impl Detector {
             .map_err(|_| Error::InvalidModel(format!("{}: not UTF-8 text", manifest.display())))?;
         let manifest = Manifest::from_toml(&text)
             .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest.display(), strip(&e))))?;
-        Detector::new(&read(model)?, manifest)
+        Ok((read(model)?, manifest))
     }
 
-    /// `MODEL_PATH` with `MODEL_MANIFEST` when set (both or neither), else the embedded model.
+    /// `MODEL_PATH` with `MODEL_MANIFEST` when set (both or neither), else the embedded model; the
+    /// backend and thread count from `DETECTOR_BACKEND` and `DETECTOR_THREADS` (see [`RunConfig`]).
     pub fn from_env() -> Result<Detector> {
+        let config = RunConfig::from_env()?;
         let path = std::env::var_os("MODEL_PATH").filter(|v| !v.is_empty());
         let manifest = std::env::var_os("MODEL_MANIFEST").filter(|v| !v.is_empty());
         match (path, manifest) {
-            (None, None) => Detector::embedded(),
-            (Some(p), Some(m)) => Detector::from_files(Path::new(&p), Path::new(&m)),
+            (None, None) => Detector::with_config(
+                config,
+                embedded::MODEL,
+                Manifest::from_toml(embedded::MANIFEST)?,
+            ),
+            (Some(p), Some(m)) => {
+                let (onnx, manifest) = Detector::read_files(Path::new(&p), Path::new(&m))?;
+                Detector::with_config(config, &onnx, manifest)
+            }
             _ => Err(Error::InvalidModel(
                 "MODEL_PATH and MODEL_MANIFEST must be set together".into(),
             )),
         }
     }
 
-    /// Loads, validates against the manifest and plans the model. This is the cold-start cost.
+    /// Loads, validates against the manifest and plans the model with tract on one thread. This is the
+    /// cold-start cost.
     pub fn new(onnx: &[u8], manifest: Manifest) -> Result<Detector> {
+        Detector::with_config(RunConfig::default(), onnx, manifest)
+    }
+
+    /// [`Detector::new`] on the backend and thread count of `config`.
+    pub fn with_config(config: RunConfig, onnx: &[u8], manifest: Manifest) -> Result<Detector> {
         let start = Instant::now();
         let preprocessor = Preprocessor::new(&manifest.input);
-        let engine = Engine::load(
+        let engine = Engine::load_with(
+            config,
             onnx,
             manifest.input.name.as_deref(),
             &preprocessor.input_shape(),
@@ -135,6 +156,11 @@ impl Detector {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The backend and thread count the model runs with.
+    pub fn run_config(&self) -> RunConfig {
+        self.engine.config()
     }
 
     /// Time spent in [`Detector::new`]: parsing, optimizing and planning the model.

@@ -1,4 +1,6 @@
-//! The tract side: ONNX bytes to an optimized, runnable plan, built once and run many times.
+//! ONNX bytes to something that runs them, built once and run many times: an optimized tract plan (the
+//! default), or an ONNX Runtime session when the crate is built with the `onnxruntime` feature and the
+//! process asks for it.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -8,11 +10,153 @@ use tract_onnx::prelude::*;
 use crate::error::{Error, Result};
 use crate::manifest::OutputRef;
 
+#[cfg(feature = "onnxruntime")]
+mod onnxruntime;
+
 type Plan = Arc<TypedRunnableModel>;
 
-/// A loaded model: the optimized plan plus what the rest of the pipeline needs to know of its outputs.
+/// What runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// tract, compiled in: no shared library, the smallest package.
+    #[default]
+    Tract,
+    /// ONNX Runtime through the `ort` crate, loaded from `libonnxruntime.so` at start-up (the
+    /// `onnxruntime` feature; `ORT_DYLIB_PATH` names the library).
+    OnnxRuntime,
+}
+
+impl Backend {
+    /// The environment variable that chooses the backend: `tract` (default) or `onnxruntime`.
+    pub const ENV: &'static str = "DETECTOR_BACKEND";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Tract => "tract",
+            Backend::OnnxRuntime => "onnxruntime",
+        }
+    }
+
+    /// Whether this build can run the backend.
+    pub fn available(self) -> bool {
+        match self {
+            Backend::Tract => true,
+            Backend::OnnxRuntime => cfg!(feature = "onnxruntime"),
+        }
+    }
+
+    pub fn parse(value: &str) -> Result<Backend> {
+        let backend = match value.trim().to_ascii_lowercase().as_str() {
+            "" | "tract" => Backend::Tract,
+            "onnxruntime" | "ort" => Backend::OnnxRuntime,
+            other => {
+                return Err(Error::Backend(format!(
+                    "{}={other:?} is not a backend; use `tract` or `onnxruntime`",
+                    Backend::ENV
+                )))
+            }
+        };
+        if !backend.available() {
+            return Err(Error::Backend(format!(
+                "{}={}: this build has no ONNX Runtime backend; build with `--features onnxruntime`",
+                Backend::ENV,
+                backend.name()
+            )));
+        }
+        Ok(backend)
+    }
+}
+
+/// How the model runs: which backend, on how many threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunConfig {
+    pub backend: Backend,
+    /// Threads for one inference. More than one needs the `multithread` feature for tract; ONNX Runtime
+    /// always has it. Lambda gives a function a second vCPU from 1769 MB of memory.
+    pub threads: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            backend: Backend::Tract,
+            threads: 1,
+        }
+    }
+}
+
+impl RunConfig {
+    /// The environment variable for [`RunConfig::threads`] (default 1).
+    pub const THREADS_ENV: &'static str = "DETECTOR_THREADS";
+
+    /// `DETECTOR_BACKEND` and `DETECTOR_THREADS`, defaults where unset or empty.
+    pub fn from_env() -> Result<RunConfig> {
+        let var = |name: &str| std::env::var(name).ok();
+        RunConfig::parse(
+            var(Backend::ENV).as_deref(),
+            var(Self::THREADS_ENV).as_deref(),
+        )
+    }
+
+    /// The values of `DETECTOR_BACKEND` and `DETECTOR_THREADS`; `None` or blank means the default.
+    pub fn parse(backend: Option<&str>, threads: Option<&str>) -> Result<RunConfig> {
+        fn set(v: Option<&str>) -> Option<&str> {
+            v.map(str::trim).filter(|v| !v.is_empty())
+        }
+        let backend = match set(backend) {
+            Some(v) => Backend::parse(v)?,
+            None => Backend::Tract,
+        };
+        let threads = match set(threads) {
+            None => 1,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=256).contains(&n) => n,
+                _ => {
+                    return Err(Error::Backend(format!(
+                        "{}={v:?} is not a thread count from 1 to 256",
+                        Self::THREADS_ENV
+                    )))
+                }
+            },
+        };
+        let config = RunConfig { backend, threads };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<()> {
+        if !self.backend.available() {
+            return Backend::parse(self.backend.name()).map(|_| ());
+        }
+        if self.threads == 0 {
+            return Err(Error::Backend("at least one thread is needed".into()));
+        }
+        if self.backend == Backend::Tract && self.threads > 1 && !cfg!(feature = "multithread") {
+            return Err(Error::Backend(format!(
+                "{}={}: this build runs tract on one thread; build with `--features multithread`",
+                Self::THREADS_ENV,
+                self.threads
+            )));
+        }
+        Ok(())
+    }
+}
+
+enum Runner {
+    Tract {
+        plan: Plan,
+        /// This engine's thread pool for tract's matrix products, when it runs on more than one thread.
+        #[cfg(feature = "multithread")]
+        pool: Option<tract_linalg::multithread::Executor>,
+    },
+    #[cfg(feature = "onnxruntime")]
+    OnnxRuntime(onnxruntime::Session),
+}
+
+/// A loaded model: what runs it plus what the rest of the pipeline needs to know of its outputs.
 pub struct Engine {
-    plan: Plan,
+    runner: Runner,
+    config: RunConfig,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<Option<usize>>>,
     output_types: Vec<DatumType>,
@@ -21,6 +165,7 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
+            .field("config", &self.config)
             .field("outputs", &self.output_names)
             .field("shapes", &self.output_shapes)
             .finish()
@@ -160,16 +305,62 @@ pub fn fold_weight_dequantization(model: &mut tract_onnx::pb::ModelProto) -> usi
     count
 }
 
+/// Parses the model's protobuf and folds its weight dequantization (see [`fold_weight_dequantization`]).
+fn parse_and_fold(onnx: &[u8]) -> Result<tract_onnx::pb::ModelProto> {
+    let mut proto = tract_onnx::onnx()
+        .proto_model_for_read(&mut Cursor::new(onnx))
+        .map_err(|e| Error::InvalidModel(format!("not a loadable ONNX model: {e:#}")))?;
+    fold_weight_dequantization(&mut proto);
+    Ok(proto)
+}
+
 impl Engine {
-    /// Parses, types, optimizes and plans the model for a fixed input shape. `input_name` selects the
-    /// input to feed (the first one when `None`).
+    /// Parses, types, optimizes and plans the model with tract on one thread for a fixed input shape.
+    /// `input_name` selects the input to feed (the first one when `None`).
     pub fn load(onnx: &[u8], input_name: Option<&str>, input_shape: &[usize]) -> Result<Engine> {
+        Engine::load_with(RunConfig::default(), onnx, input_name, input_shape)
+    }
+
+    /// [`Engine::load`] on the backend and thread count of `config`.
+    pub fn load_with(
+        config: RunConfig,
+        onnx: &[u8],
+        input_name: Option<&str>,
+        input_shape: &[usize],
+    ) -> Result<Engine> {
+        config.check()?;
+        match config.backend {
+            Backend::Tract => Engine::load_tract(config, onnx, input_name, input_shape),
+            #[cfg(feature = "onnxruntime")]
+            Backend::OnnxRuntime => {
+                // Only the re-encoded bytes live on into the session build: the folded float
+                // weights are held once, not twice, at the peak.
+                let folded = onnxruntime::encode(&parse_and_fold(onnx)?);
+                let (session, outputs) =
+                    onnxruntime::Session::load(folded, config.threads, input_name, input_shape)?;
+                let (output_names, output_shapes, output_types) = outputs;
+                Ok(Engine {
+                    runner: Runner::OnnxRuntime(session),
+                    config,
+                    output_names,
+                    output_shapes,
+                    output_types,
+                })
+            }
+            #[cfg(not(feature = "onnxruntime"))]
+            Backend::OnnxRuntime => unreachable!("RunConfig::check refuses an unavailable backend"),
+        }
+    }
+
+    fn load_tract(
+        config: RunConfig,
+        onnx: &[u8],
+        input_name: Option<&str>,
+        input_shape: &[usize],
+    ) -> Result<Engine> {
         let invalid = |stage: &str, e: TractError| Error::InvalidModel(format!("{stage}: {e:#}"));
         let onnx_parser = tract_onnx::onnx();
-        let mut proto = onnx_parser
-            .proto_model_for_read(&mut Cursor::new(onnx))
-            .map_err(|e| invalid("not a loadable ONNX model", e))?;
-        fold_weight_dequantization(&mut proto);
+        let proto = parse_and_fold(onnx)?;
         let mut model = onnx_parser
             .model_for_proto_model(&proto)
             .map_err(|e| invalid("not a loadable ONNX model", e))?;
@@ -228,11 +419,26 @@ impl Engine {
             .into_runnable()
             .map_err(|e| invalid("planning", e))?;
         Ok(Engine {
-            plan,
+            runner: Runner::Tract {
+                plan,
+                #[cfg(feature = "multithread")]
+                pool: (config.threads > 1).then(|| {
+                    tract_linalg::multithread::Executor::multithread_with_name(
+                        config.threads,
+                        "detector",
+                    )
+                }),
+            },
+            config,
             output_names,
             output_shapes,
             output_types,
         })
+    }
+
+    /// The backend and thread count the model runs with.
+    pub fn config(&self) -> RunConfig {
+        self.config
     }
 
     pub fn output_names(&self) -> &[String] {
@@ -264,17 +470,75 @@ impl Engine {
         })
     }
 
-    /// Runs the plan; outputs in model order.
+    /// Runs the model; outputs in model order.
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
-        self.plan
-            .run(tvec!(input.into()))
-            .map_err(|e| Error::Inference(format!("{e:#}")))
+        match &self.runner {
+            Runner::Tract {
+                plan,
+                #[cfg(feature = "multithread")]
+                pool,
+            } => {
+                let run = || plan.run(tvec!(input.into()));
+                #[cfg(feature = "multithread")]
+                let outputs = match pool {
+                    Some(pool) => {
+                        tract_linalg::multithread::multithread_tract_scope(pool.clone(), run)
+                    }
+                    None => run(),
+                };
+                #[cfg(not(feature = "multithread"))]
+                let outputs = run();
+                outputs.map_err(|e| Error::Inference(format!("{e:#}")))
+            }
+            #[cfg(feature = "onnxruntime")]
+            Runner::OnnxRuntime(session) => session.run(&input),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_config_defaults_to_tract_on_one_thread() {
+        for (b, t) in [
+            (None, None),
+            (Some(""), Some("  ")),
+            (Some("tract"), Some("1")),
+        ] {
+            assert_eq!(RunConfig::parse(b, t).unwrap(), RunConfig::default());
+        }
+        assert_eq!(
+            RunConfig::parse(Some(" TRACT "), None).unwrap().backend,
+            Backend::Tract
+        );
+    }
+
+    #[test]
+    fn run_config_refuses_what_it_cannot_do() {
+        let err = |b, t| {
+            let e = RunConfig::parse(b, t).unwrap_err();
+            assert_eq!(e.code(), "backend_unavailable", "{e}");
+            assert!(!e.is_client_error());
+            e.to_string()
+        };
+        assert!(err(Some("cuda"), None).contains("`tract` or `onnxruntime`"));
+        for t in ["0", "-1", "two", "257", "1.5"] {
+            assert!(err(None, Some(t)).contains("DETECTOR_THREADS"), "{t}");
+        }
+        if cfg!(feature = "onnxruntime") {
+            let c = RunConfig::parse(Some("ort"), Some("3")).unwrap();
+            assert_eq!((c.backend, c.threads), (Backend::OnnxRuntime, 3));
+        } else {
+            assert!(err(Some("onnxruntime"), None).contains("--features onnxruntime"));
+        }
+        if cfg!(feature = "multithread") {
+            assert_eq!(RunConfig::parse(None, Some("2")).unwrap().threads, 2);
+        } else {
+            assert!(err(None, Some("2")).contains("--features multithread"));
+        }
+    }
 
     #[test]
     fn weight_dequantization_folds_into_float_initializers() {

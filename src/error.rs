@@ -38,6 +38,10 @@ pub enum Error {
     #[error("invalid model: {0}")]
     InvalidModel(String),
 
+    /// The configured inference backend cannot run in this build or process (start-up only).
+    #[error("backend unavailable: {0}")]
+    Backend(String),
+
     /// tract failed while running a plan that loaded and validated: a bug, not bad input.
     #[error("inference failed: {0}")]
     Inference(String),
@@ -55,12 +59,16 @@ impl Error {
             Error::InvalidParameter { .. } => "invalid_parameter",
             Error::InvalidModel(_) => "invalid_model",
             Error::Inference(_) => "inference_failed",
+            Error::Backend(_) => "backend_unavailable",
         }
     }
 
     /// True when the caller's input caused the error (a 4xx), false for faults of the service itself.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Error::InvalidModel(_) | Error::Inference(_))
+        !matches!(
+            self,
+            Error::InvalidModel(_) | Error::Inference(_) | Error::Backend(_)
+        )
     }
 
     pub(crate) fn parameter(name: &str, detail: impl Into<String>) -> Self {

@@ -13,10 +13,15 @@ fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
 /// `detect` with `MODEL_PATH`/`MODEL_MANIFEST` (or other variables) set as given, and unset otherwise.
 fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_detect"));
-    cmd.args(args)
-        .current_dir(common::root())
-        .env_remove("MODEL_PATH")
-        .env_remove("MODEL_MANIFEST");
+    cmd.args(args).current_dir(common::root());
+    for k in [
+        "MODEL_PATH",
+        "MODEL_MANIFEST",
+        "DETECTOR_BACKEND",
+        "DETECTOR_THREADS",
+    ] {
+        cmd.env_remove(k);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -160,6 +165,32 @@ fn model_path_and_manifest_switch_the_model_and_a_bad_pair_stops_before_any_file
     let (code, _, stderr) = detect_with_model(&["tests/models/input.png"], &missing);
     assert_eq!(code, 2);
     assert!(stderr.contains("nope.onnx"), "{stderr}");
+}
+
+#[test]
+fn a_backend_setting_it_cannot_honour_stops_before_any_file() {
+    for (env, says) in [
+        (("DETECTOR_BACKEND", "cuda"), "`tract` or `onnxruntime`"),
+        (("DETECTOR_THREADS", "0"), "thread count from 1 to 256"),
+        (("DETECTOR_THREADS", "lots"), "thread count from 1 to 256"),
+    ] {
+        let (code, lines, stderr) = detect_with_model(&["tests/images/chelsea.jpg"], &[env]);
+        assert_eq!((code, lines.len()), (2, 0), "{env:?}: {stderr}");
+        assert!(
+            stderr.contains("backend unavailable") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    // The defaults, spelled out, change nothing.
+    let (code, lines, _) = detect_with_model(
+        &["tests/images/chelsea.jpg"],
+        &[("DETECTOR_BACKEND", "tract"), ("DETECTOR_THREADS", "1")],
+    );
+    assert_eq!(
+        (code, lines[0]["detections"][0]["label"].as_str()),
+        (0, Some("cat"))
+    );
 }
 
 #[test]

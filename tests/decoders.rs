@@ -4,17 +4,8 @@
 
 mod common;
 
+use common::FAMILIES;
 use object_detector::{DetectOptions, Detector, Manifest};
-use serde_json::Value;
-
-const FAMILIES: [&str; 6] = [
-    "gfl",
-    "nanodet_plus",
-    "yolox",
-    "yolov8",
-    "tf_od_api",
-    "onnx_nms",
-];
 
 fn load(name: &str) -> Detector {
     let dir = common::root().join("tests/models");
@@ -37,39 +28,8 @@ fn load_with(name: &str, edit: impl Fn(String) -> String) -> Result<Detector, St
 
 #[test]
 fn every_family_matches_the_numpy_reference() {
-    let expected: Value =
-        serde_json::from_slice(&common::read("tests/models/expected.json")).unwrap();
-    let image = common::read("tests/models/input.png");
     for name in FAMILIES {
-        let want = expected[name].as_array().unwrap();
-        assert!(
-            !want.is_empty(),
-            "{name}: the reference finds nothing to compare"
-        );
-        let got = load(name)
-            .detect(&image, &DetectOptions::default())
-            .unwrap()
-            .detections;
-        assert_eq!(got.len(), want.len(), "{name}: detection count");
-        let mut unmatched: Vec<_> = got.iter().collect();
-        for w in want {
-            let bbox = |k: &str| w["box"][k].as_f64().unwrap() as f32;
-            let wb = [bbox("x_min"), bbox("y_min"), bbox("x_max"), bbox("y_max")];
-            let pos = unmatched.iter().position(|g| {
-                let gb = [g.bbox.x_min, g.bbox.y_min, g.bbox.x_max, g.bbox.y_max];
-                g.label == w["label"].as_str().unwrap()
-                    && (g.score - w["score"].as_f64().unwrap() as f32).abs() < 1e-4
-                    && gb.iter().zip(wb).all(|(a, b)| (a - b).abs() < 0.02)
-            });
-            match pos {
-                Some(i) => {
-                    unmatched.remove(i);
-                }
-                None => panic!("{name}: reference detection {w} not found in {got:?}"),
-            }
-        }
-        // Best first, as the reference.
-        assert!(got.windows(2).all(|p| p[0].score >= p[1].score), "{name}");
+        common::assert_matches_decoder_reference(name, &load(name));
     }
 }
 

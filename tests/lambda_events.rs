@@ -134,6 +134,7 @@ fn model_and_health_routes() {
     assert_eq!(body["labels"].as_array().unwrap().len(), 80);
     assert_eq!(body["labels"][15], "cat");
     assert_eq!(body["decoder"], "gfl");
+    assert_eq!(body["backend"], "tract");
     assert_eq!(
         body["defaults"],
         json!({"score_threshold": 0.35, "iou_threshold": 0.6, "max_detections": 100})

@@ -21,12 +21,16 @@ for template in template.yaml template-image.yaml; do
 done
 hadolint Dockerfile
 
-step "format and lints"
+step "format and lints (every feature)"
 cargo fmt --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "unit and integration tests"
 cargo test --locked
+
+step "optional backends against the default: onnxruntime (the wheel's library), tract on two threads"
+ort_lib="$(python -c 'import onnxruntime, pathlib; print(sorted((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))[0])')"
+ORT_DYLIB_PATH="$ort_lib" cargo test --locked --all-features --lib --test backends
 
 step "reference pipeline reproduces the committed goldens (onnxruntime)"
 python tools/reference.py check tests/golden tests/images/{astronaut,chelsea,coffee,camera,rocket}.png | tail -1

@@ -90,10 +90,17 @@ fn main() -> ExitCode {
     }
     if args.verbose {
         eprintln!(
-            "detect: model {} {} ready in {:.1} ms",
+            "detect: model {} {} ready in {:.1} ms ({}, {} thread{})",
             detector.manifest().name,
             detector.manifest().version,
-            detector.plan_build_time().as_secs_f64() * 1e3
+            detector.plan_build_time().as_secs_f64() * 1e3,
+            detector.run_config().backend.name(),
+            detector.run_config().threads,
+            if detector.run_config().threads == 1 {
+                ""
+            } else {
+                "s"
+            }
         );
     }
 

@@ -25,6 +25,8 @@ fn build() -> Result<App, String> {
             "model": m.name,
             "version": m.version,
             "plan_build_ms": (detector.plan_build_time().as_secs_f64() * 1e6).round() / 1e3,
+            "backend": detector.run_config().backend.name(),
+            "threads": detector.run_config().threads,
         })
     );
     Ok(App::new(detector, Config::from_env()))

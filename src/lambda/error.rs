@@ -150,6 +150,7 @@ mod tests {
             ),
             (E::Inference("x".into()), 500),
             (E::InvalidModel("x".into()), 500),
+            (E::Backend("x".into()), 500),
         ];
         for (e, status) in cases {
             assert_eq!(ApiError::from(&e).status, status, "{e}");

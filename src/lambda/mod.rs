@@ -246,6 +246,7 @@ fn model_info(detector: &Detector) -> String {
             "height": m.input.height,
         },
         "decoder": m.decoder.family(),
+        "backend": detector.run_config().backend.name(),
         "labels": m.labels,
         "defaults": {
             "score_threshold": short(m.defaults.score_threshold),

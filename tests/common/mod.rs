@@ -5,7 +5,19 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use object_detector::detector::embedded;
-use object_detector::{Detector, Manifest};
+use object_detector::{DetectOptions, Detector, Manifest};
+use serde_json::Value;
+
+/// The generated decoder-test models in tests/models (tools/make_test_models.py), one per family or
+/// layout.
+pub const FAMILIES: [&str; 6] = [
+    "gfl",
+    "nanodet_plus",
+    "yolox",
+    "yolov8",
+    "tf_od_api",
+    "onnx_nms",
+];
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,4 +41,41 @@ pub fn fp32() -> &'static Detector {
         let manifest = Manifest::from_toml(embedded::MANIFEST).unwrap();
         Detector::new(&read("model/nanodet-g-416.fp32.onnx"), manifest).expect("fp32 model loads")
     })
+}
+
+/// `detector` (loaded from tests/models/{name}) finds on tests/models/input.png what the numpy
+/// reference found (tests/models/expected.json): same labels, scores within 1e-4, boxes within 0.02 px,
+/// best first.
+pub fn assert_matches_decoder_reference(name: &str, detector: &Detector) {
+    let expected: Value = serde_json::from_slice(&read("tests/models/expected.json")).unwrap();
+    let image = read("tests/models/input.png");
+    let want = expected[name].as_array().unwrap();
+    assert!(
+        !want.is_empty(),
+        "{name}: the reference finds nothing to compare"
+    );
+    let got = detector
+        .detect(&image, &DetectOptions::default())
+        .unwrap()
+        .detections;
+    assert_eq!(got.len(), want.len(), "{name}: detection count");
+    let mut unmatched: Vec<_> = got.iter().collect();
+    for w in want {
+        let bbox = |k: &str| w["box"][k].as_f64().unwrap() as f32;
+        let wb = [bbox("x_min"), bbox("y_min"), bbox("x_max"), bbox("y_max")];
+        let pos = unmatched.iter().position(|g| {
+            let gb = [g.bbox.x_min, g.bbox.y_min, g.bbox.x_max, g.bbox.y_max];
+            g.label == w["label"].as_str().unwrap()
+                && (g.score - w["score"].as_f64().unwrap() as f32).abs() < 1e-4
+                && gb.iter().zip(wb).all(|(a, b)| (a - b).abs() < 0.02)
+        });
+        match pos {
+            Some(i) => {
+                unmatched.remove(i);
+            }
+            None => panic!("{name}: reference detection {w} not found in {got:?}"),
+        }
+    }
+    // Best first, as the reference.
+    assert!(got.windows(2).all(|p| p[0].score >= p[1].score), "{name}");
 }
