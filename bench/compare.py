@@ -3,7 +3,13 @@
 EXIF transpose, numpy letterbox, onnxruntime on one thread with the fp32 model, the same NanoDet decode:
 tools/reference.py), on the same photos, in one run, A and B interleaved. Prints medians and ratios.
 
-    .venv/bin/python bench/compare.py [--runs 5] [--detect target/release/detect]
+    .venv/bin/python bench/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
+
+`--backends` runs the project once per variant (DETECTOR_BACKEND, and DETECTOR_THREADS after a colon:
+`tract:2`), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary
+built with `--features onnxruntime` and uses the library of the onnxruntime wheel in this Python
+(ORT_DYLIB_PATH), the same build the Python side runs; tract on more than one thread needs
+`--features multithread`.
 
 Photos are generated into a temp dir from the committed skimage photos: a 550x367 JPEG, a 640x480 PNG and
 a phone-sized 4000x2500 JPEG (upscaled, so it decodes like a real camera file).
@@ -37,10 +43,10 @@ def make_photos(out):
     return photos
 
 
-def run(cmd):
-    """Wall time (s), peak RSS (MB) and stderr of one process."""
+def run(cmd, env=None):
+    """Wall time (s) and stderr of one process."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, err = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -48,14 +54,14 @@ def run(cmd):
     return wall, err.decode()
 
 
-def peak_rss(cmd):
+def peak_rss(cmd, env=None):
     """Peak resident set size in MiB of one process: the kernel's high-water mark of the process's own
     address space (VmHWM in /proc/PID/status), sampled every millisecond until it exits.
 
     Not ru_maxrss from wait4: the kernel folds the parent's high-water mark into a child's ru_maxrss at
     exec (fork/vfork then exec), so a child of this benchmark, which holds decoded 4000x2500 photos,
     would be charged for the benchmark's own memory."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     peak_kib = 0
     status = Path(f"/proc/{proc.pid}/status")
     while proc.poll() is None:
@@ -71,47 +77,69 @@ def peak_rss(cmd):
     return peak_kib / 1024
 
 
+def backend_env(variant):
+    """Environment for one project variant: `backend` or `backend:threads`."""
+    backend, _, threads = variant.partition(":")
+    env = dict(os.environ, DETECTOR_BACKEND=backend, DETECTOR_THREADS=threads or "1")
+    if backend == "onnxruntime" and not env.get("ORT_DYLIB_PATH"):
+        import onnxruntime
+
+        capi = Path(onnxruntime.__file__).parent / "capi"
+        env["ORT_DYLIB_PATH"] = str(sorted(capi.glob("libonnxruntime.so*"))[0])
+    return env
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--detect", default=str(ROOT / "target/release/detect"))
+    ap.add_argument("--backends", default="tract",
+                    help="comma-separated variants: tract, onnxruntime, optionally with :THREADS (tract:2)")
     args = ap.parse_args()
     rust = [args.detect]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    envs = {b: backend_env(b) for b in backends}
     python = [sys.executable, str(ROOT / "tools/reference.py"), "detect", str(ROOT / "model/nanodet-g-416.fp32.onnx")]
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp))
         rows = []
         # Cold: one process, one small photo, start to exit (the detections are printed before exit).
         small = str(photos["550x367 JPEG"])
-        a, b = [], []
+        a, b = {k: [] for k in backends}, []
         for _ in range(args.runs):
-            a.append(run(rust + [small])[0])
-            b.append(run(python + [small])[0])
-        rows.append(("cold start, 550x367 JPEG (process wall time)", statistics.median(a) * 1e3,
-                     statistics.median(b) * 1e3, "ms"))
+            for k in backends:
+                a[k].append(run(rust + [small], envs[k])[0] * 1e3)
+            b.append(run(python + [small])[0] * 1e3)
+        rows.append(("cold start, 550x367 JPEG (process wall time)", a, b, "ms"))
         for label, path in photos.items():
             one, eleven = [str(path)], [str(path)] * 11
-            a, b = [], []
+            a, b = {k: [] for k in backends}, []
             for _ in range(args.runs):
-                r1, r11 = run(rust + one)[0], run(rust + eleven)[0]
+                for k in backends:
+                    r1, r11 = run(rust + one, envs[k])[0], run(rust + eleven, envs[k])[0]
+                    a[k].append((r11 - r1) / 10 * 1e3)
                 p1, p11 = run(python + one)[0], run(python + eleven)[0]
-                a.append((r11 - r1) / 10)
-                b.append((p11 - p1) / 10)
-            rows.append((f"warm per image, {label} ((11 - 1 images) / 10)", statistics.median(a) * 1e3,
-                         statistics.median(b) * 1e3, "ms"))
+                b.append((p11 - p1) / 10 * 1e3)
+            rows.append((f"warm per image, {label} ((11 - 1 images) / 10)", a, b, "ms"))
         large = str(photos["4000x2500 JPEG"])
-        a = [peak_rss(rust + [large]) for _ in range(3)]
+        a = {k: [peak_rss(rust + [large], envs[k]) for _ in range(3)] for k in backends}
         b = [peak_rss(python + [large]) for _ in range(3)]
-        rows.append(("peak RSS, 4000x2500 JPEG", statistics.median(a), statistics.median(b), "MiB"))
-        builds = []
+        rows.append(("peak RSS, 4000x2500 JPEG", a, b, "MiB"))
+        builds = {k: [] for k in backends}
         for _ in range(args.runs):
-            err = run(rust + ["-v", small])[1]
-            builds.append(float(re.search(r"ready in ([0-9.]+) ms", err).group(1)))
+            for k in backends:
+                err = run(rust + ["-v", small], envs[k])[1]
+                builds[k].append(float(re.search(r"ready in ([0-9.]+) ms", err).group(1)))
+    med = statistics.median
     print(f"machine: {os.cpu_count()} cores; onnxruntime 1 thread; {args.runs} runs each, interleaved; medians")
-    print(f"{'figure':<62} {'project':>10} {'python':>10} {'ratio':>7}")
-    for name, x, y, unit in rows:
-        print(f"{name:<62} {x:>8.1f}{unit:>2} {y:>8.1f}{unit:>2} {x / y:>7.2f}")
-    print(f"{'plan build (parse + optimize + plan), detect -v':<62} {statistics.median(builds):>8.1f}ms")
+    head = "".join(f" {k:>12} {'ratio':>6}" for k in backends)
+    print(f"{'figure':<52} {'python':>10}{head}")
+    for name, a, b, unit in rows:
+        cells = "".join(f" {med(a[k]):>10.1f}{unit:>2} {med(a[k]) / med(b):>6.2f}" for k in backends)
+        print(f"{name:<52} {med(b):>8.1f}{unit:>2}{cells}")
+    cells = "".join(f" {med(builds[k]):>10.1f}ms {'':>6}" for k in backends)
+    print(f"{'model ready (load + optimize + plan), detect -v':<52} {'':>10}{cells}")
+    print("ratio = project / python")
 
 
 if __name__ == "__main__":
