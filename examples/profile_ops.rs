@@ -1,0 +1,91 @@
+//! Per-operator profile of the optimized tract plan on one photo: where inference time goes, grouped
+//! by operator kind, medians over several runs.
+//!
+//!     cargo run --release --example profile_ops [-- photo.jpg]
+//!
+//! Uses the embedded model, or `MODEL_PATH`/`MODEL_MANIFEST` like the binaries.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use object_detector::decode::decode;
+use object_detector::engine::fold_weight_dequantization;
+use object_detector::{DecodeLimits, Detector};
+use tract_onnx::prelude::*;
+
+const RUNS: usize = 11;
+
+fn main() -> TractResult<()> {
+    let photo = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/coffee.jpg").into());
+    let detector = Detector::from_env()?;
+    let onnx_bytes = match std::env::var_os("MODEL_PATH") {
+        Some(p) => std::fs::read(p)?,
+        None => object_detector::detector::embedded::MODEL.to_vec(),
+    };
+    let shape = detector.preprocessor().input_shape();
+    let onnx = tract_onnx::onnx();
+    let mut proto = onnx.proto_model_for_read(&mut std::io::Cursor::new(&onnx_bytes))?;
+    fold_weight_dequantization(&mut proto);
+    let mut model = onnx.model_for_proto_model(&proto)?;
+    model.set_input_fact(0, f32::fact(shape).into())?;
+    let plan = model.into_optimized()?.into_runnable()?;
+
+    let rgb = decode(&std::fs::read(&photo)?, &DecodeLimits::default())?.rgb;
+    let (input, _) = detector.preprocess(&rgb)?;
+    let mut state = tract_onnx::tract_core::plan::SimpleState::new(&plan)?;
+    // node id -> one duration per run
+    let mut per_node: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let mut totals = Vec::new();
+    for _ in 0..RUNS {
+        let start = Instant::now();
+        state.run_plan_with_eval(
+            tvec!(input.clone().into()),
+            |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                per_node
+                    .entry(node.id)
+                    .or_default()
+                    .push(t.elapsed().as_secs_f64() * 1e3);
+                out
+            },
+        )?;
+        totals.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let total = median(&mut totals);
+    let model = plan.model();
+    let mut by_kind: BTreeMap<String, (usize, f64)> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let nodes = per_node.len();
+    for (id, times) in per_node.iter_mut() {
+        let node = model.node(*id);
+        let ms = median(times);
+        let kind = node.op().name().to_string();
+        let e = by_kind.entry(kind.clone()).or_default();
+        e.0 += 1;
+        e.1 += ms;
+        rows.push((ms, *id, kind, node.name.clone()));
+    }
+    println!("{photo}: plan run median {total:.2} ms over {RUNS} runs, {nodes} nodes");
+    println!("\nby operator kind (ms, share of the run):");
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+    for (kind, (count, ms)) in kinds {
+        println!(
+            "  {kind:<28} x{count:<4} {ms:>8.2}  {:>5.1}%",
+            100.0 * ms / total
+        );
+    }
+    println!("\nslowest nodes:");
+    rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+    for (ms, id, kind, name) in rows.iter().take(15) {
+        println!("  #{id:<4} {kind:<24} {ms:>7.2}  {name}");
+    }
+    Ok(())
+}
