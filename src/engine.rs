@@ -45,25 +45,17 @@ impl Backend {
         }
     }
 
+    /// A `DETECTOR_BACKEND` value (case-insensitive; `ort` for short). Whether this build has it is
+    /// checked by [`RunConfig::parse`].
     pub fn parse(value: &str) -> Result<Backend> {
-        let backend = match value.trim().to_ascii_lowercase().as_str() {
-            "" | "tract" => Backend::Tract,
-            "onnxruntime" | "ort" => Backend::OnnxRuntime,
-            other => {
-                return Err(Error::Backend(format!(
-                    "{}={other:?} is not a backend; use `tract` or `onnxruntime`",
-                    Backend::ENV
-                )))
-            }
-        };
-        if !backend.available() {
-            return Err(Error::Backend(format!(
-                "{}={}: this build has no ONNX Runtime backend; build with `--features onnxruntime`",
-                Backend::ENV,
-                backend.name()
-            )));
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "tract" => Ok(Backend::Tract),
+            "onnxruntime" | "ort" => Ok(Backend::OnnxRuntime),
+            other => Err(Error::Backend(format!(
+                "{}={other:?} is not a backend; use `tract` or `onnxruntime`",
+                Backend::ENV
+            ))),
         }
-        Ok(backend)
     }
 }
 
@@ -126,7 +118,11 @@ impl RunConfig {
 
     fn check(&self) -> Result<()> {
         if !self.backend.available() {
-            return Backend::parse(self.backend.name()).map(|_| ());
+            return Err(Error::Backend(format!(
+                "{}={}: this build has no ONNX Runtime backend; build with `--features onnxruntime`",
+                Backend::ENV,
+                self.backend.name()
+            )));
         }
         if self.threads == 0 {
             return Err(Error::Backend("at least one thread is needed".into()));
@@ -347,8 +343,11 @@ impl Engine {
                     output_types,
                 })
             }
+            // RunConfig::check has refused it already; an error, not a panic, all the same.
             #[cfg(not(feature = "onnxruntime"))]
-            Backend::OnnxRuntime => unreachable!("RunConfig::check refuses an unavailable backend"),
+            Backend::OnnxRuntime => Err(Error::Backend(
+                "this build has no ONNX Runtime backend".into(),
+            )),
         }
     }
 

@@ -136,6 +136,16 @@ mod onnxruntime {
     }
 
     #[test]
+    fn an_input_size_the_model_does_not_take_fails_at_load() {
+        let text = String::from_utf8(common::read("tests/models/yolox.toml")).unwrap();
+        let manifest = Manifest::from_toml(&text.replace("width = 64", "width = 96")).unwrap();
+        let onnx = common::read("tests/models/yolox.onnx");
+        let e = Detector::with_config(config(1), &onnx, manifest).unwrap_err();
+        assert_eq!(e.code(), "invalid_model", "{e}");
+        assert!(e.to_string().contains("[1, 3, 64, 96]"), "{e}");
+    }
+
+    #[test]
     fn garbage_is_an_invalid_model_not_a_crash() {
         let manifest = Manifest::from_toml(embedded::MANIFEST).unwrap();
         let e = Detector::with_config(config(1), b"not onnx at all", manifest).unwrap_err();

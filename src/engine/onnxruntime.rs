@@ -115,6 +115,22 @@ impl Session {
                 "the onnxruntime backend feeds one input; the model has {names:?}"
             )));
         }
+        // The manifest's input size against what the graph declares, at load rather than on a request.
+        if let Some(ValueType::Tensor { ty, shape, .. }) =
+            session.inputs().first().map(|i| i.dtype())
+        {
+            let fits = shape.len() == input_shape.len()
+                && shape
+                    .iter()
+                    .zip(input_shape)
+                    .all(|(&d, &want)| d < 0 || d as usize == want);
+            if *ty != TensorElementType::Float32 || !fits {
+                return Err(Error::InvalidModel(format!(
+                    "input `{input}` is {ty:?} {:?}; the manifest feeds float32 {input_shape:?}",
+                    shape.iter().collect::<Vec<_>>()
+                )));
+            }
+        }
 
         let mut output_names = Vec::new();
         let mut output_shapes = Vec::new();
