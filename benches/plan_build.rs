@@ -27,27 +27,28 @@ fn main() {
     let onnx = tract_onnx::onnx();
     let nnef = tract_nnef::nnef().with_onnx();
 
-    // The NNEF archive: the ONNX route up to the decluttered typed model, serialized once.
-    let typed = {
+    // What the binary does before typing: parse, fold the int8 weights, build the graph, fix the input.
+    let inference_model = || {
         let mut proto = onnx
             .proto_model_for_read(&mut Cursor::new(embedded::MODEL))
             .unwrap();
         fold_weight_dequantization(&mut proto);
         let mut model = onnx.model_for_proto_model(&proto).unwrap();
         model.set_input_fact(0, f32::fact(shape).into()).unwrap();
-        model.into_typed().unwrap().into_decluttered().unwrap()
+        model
     };
+    // The NNEF archive: the ONNX route up to the decluttered typed model, serialized once.
+    let typed = inference_model()
+        .into_typed()
+        .unwrap()
+        .into_decluttered()
+        .unwrap();
     let mut archive = Vec::new();
     nnef.write_to_tar(&typed, &mut archive).unwrap();
 
     let onnx_route = || {
         let t0 = Instant::now();
-        let mut proto = onnx
-            .proto_model_for_read(&mut Cursor::new(embedded::MODEL))
-            .unwrap();
-        fold_weight_dequantization(&mut proto);
-        let mut model = onnx.model_for_proto_model(&proto).unwrap();
-        model.set_input_fact(0, f32::fact(shape).into()).unwrap();
+        let model = inference_model();
         let t1 = Instant::now();
         let typed = model.into_typed().unwrap();
         let t2 = Instant::now();
