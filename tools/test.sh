@@ -25,12 +25,11 @@ step "format and lints (every feature)"
 cargo fmt --check
 cargo clippy --locked --all-targets --all-features -- -D warnings
 
-step "unit and integration tests"
-cargo test --locked
-
-step "optional backends against the default: onnxruntime (the wheel's library), tract on two threads"
+step "unit and integration tests, every feature (tests/backends.rs: onnxruntime from the wheel's library, tract on two threads)"
+# One test build with every feature: the default paths run as they do without them, and the optional
+# backends are checked against them. The default build itself is the release build below.
 ort_lib="$(python -c 'import onnxruntime, pathlib; print(sorted((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))[0])')"
-ORT_DYLIB_PATH="$ort_lib" cargo test --locked --all-features --lib --test backends
+ORT_DYLIB_PATH="$ort_lib" cargo test --locked --all-features
 
 step "reference pipeline reproduces the committed goldens (onnxruntime)"
 python tools/reference.py check tests/golden tests/images/{astronaut,chelsea,coffee,camera,rocket}.png | tail -1
