@@ -3,7 +3,7 @@
 //! wheel) and tract on two threads (feature `multithread`). Each must find what the default finds.
 //!
 //!     ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0 \
-//!       cargo test --features onnxruntime,multithread --test backends
+//!       cargo test --all-features --test backends
 #![cfg(any(feature = "onnxruntime", feature = "multithread"))]
 
 mod common;
