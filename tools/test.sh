@@ -25,7 +25,7 @@ step "format and lints (every feature)"
 cargo fmt --check
 cargo clippy --locked --all-targets --all-features -- -D warnings
 
-step "unit and integration tests, every feature (tests/backends.rs: onnxruntime from the wheel's library, tract on two threads)"
+step "unit and integration tests, every feature (tests/it/backends.rs: onnxruntime from the wheel's library, tract on two threads)"
 # One test build with every feature: the default paths run as they do without them, and the optional
 # backends are checked against them. The default build itself is the release build below.
 ort_lib="$(python -c 'import onnxruntime, pathlib; print(sorted((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))[0])')"

@@ -3,10 +3,10 @@
 //! wheel) and tract on two threads (feature `multithread`). Each must find what the default finds.
 //!
 //!     ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0 \
-//!       cargo test --all-features --test backends
+//!       cargo test --all-features --test it backends
 #![cfg(any(feature = "onnxruntime", feature = "multithread"))]
 
-mod common;
+use crate::common;
 
 use object_detector::decode::decode;
 use object_detector::detector::{embedded, f32_slice};

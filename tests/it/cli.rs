@@ -1,6 +1,6 @@
 //! The `detect` binary as a batch user runs it: JSON Lines out, error lines for bad files, exit status.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

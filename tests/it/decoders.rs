@@ -2,9 +2,9 @@
 //! (tools/make_test_models.py): same detections, same order of magnitude of agreement as tract vs
 //! onnxruntime. Also: what a wrong manifest for a model says at load.
 
-mod common;
+use crate::common;
 
-use common::FAMILIES;
+use crate::common::FAMILIES;
 use object_detector::{DetectOptions, Detector, Manifest};
 
 fn load(name: &str) -> Detector {

@@ -1,5 +1,4 @@
 //! Shared by the integration tests: the detectors (built once per test binary) and file helpers.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -5,9 +5,7 @@
 //!   score within 0.03 of the reference for the fp32 model; the embedded int8 model meets the same bounds
 //!   against onnxruntime running the same int8 file, and IoU >= 0.9, score within 0.05 against fp32.
 
-mod common;
-
-use common::{fp32, int8, read};
+use crate::common::{fp32, int8, read};
 use object_detector::detector::f32_slice;
 use object_detector::{DetectOptions, Detector};
 use serde_json::Value;

@@ -1,10 +1,8 @@
 //! The core on every accepted format and on bad input: what a caller sends, what they get back.
 
-mod common;
-
 use std::io::Cursor;
 
-use common::{int8, read};
+use crate::common::{int8, read};
 use image::{DynamicImage, ImageFormat, RgbImage};
 use object_detector::{DecodeLimits, DetectOptions, Error};
 

@@ -1,7 +1,7 @@
 //! Every sample event in events/ through the real handler: status, headers and body, in the response
 //! shape of the event's source.
 
-mod common;
+use crate::common;
 
 use object_detector::lambda::{App, Config};
 use object_detector::Detector;

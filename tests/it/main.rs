@@ -1,0 +1,14 @@
+//! The integration tests, one binary (as ripgrep does): every module links the detection core and
+//! tract once, and the detectors in `common` are built once for all of them.
+//!
+//!     cargo test --all-features --test it            # all of them
+//!     cargo test --all-features --test it lambda     # one module, by name
+
+mod common;
+
+mod backends;
+mod cli;
+mod decoders;
+mod inputs;
+mod lambda_events;
+mod parity;
