@@ -1,5 +1,5 @@
 //! Per-stage benchmarks of the detection core on the embedded model: decode, preprocess, inference,
-//! postprocess, and the whole `detect`, on the photos bench/compare.py uses: a 550x367 JPEG, a 640x480
+//! postprocess, and the whole `detect`, on the photos benches/compare.py uses: a 550x367 JPEG, a 640x480
 //! PNG and a 4000x2500 JPEG upscaled from a real photo. At the end it prints the median `timings_ms` the
 //! response reports for the same photos, so the two can be compared in one run.
 //!
@@ -19,7 +19,7 @@ struct Photo {
     bytes: Vec<u8>,
 }
 
-/// The photos bench/compare.py uses, made the same way from the committed skimage photos.
+/// The photos benches/compare.py uses, made the same way from the committed skimage photos.
 fn photos() -> Vec<Photo> {
     let load = |rel: &str| {
         let bytes = std::fs::read(format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"))).unwrap();

@@ -3,7 +3,7 @@
 EXIF transpose, numpy letterbox, onnxruntime on one thread with the fp32 model, the same NanoDet decode:
 tools/reference.py), on the same photos, in one run, A and B interleaved. Prints medians and ratios.
 
-    .venv/bin/python bench/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
+    .venv/bin/python benches/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
 
 `--backends` runs the project once per variant (DETECTOR_BACKEND, and DETECTOR_THREADS after a colon:
 `tract:2`), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary

@@ -1,7 +1,7 @@
 //! Per-operator profile of the optimized tract plan on one photo: where inference time goes, grouped
 //! by operator kind, medians over several runs.
 //!
-//!     cargo run --release --example profile_ops [-- photo.jpg]
+//!     cargo bench --bench profile_ops [-- photo.jpg]
 //!
 //! Uses the embedded model, or `MODEL_PATH`/`MODEL_MANIFEST` like the binaries.
 
@@ -16,8 +16,10 @@ use tract_onnx::prelude::*;
 const RUNS: usize = 11;
 
 fn main() -> TractResult<()> {
+    // `cargo bench` passes `--bench`; the photo is the first argument that is not a flag.
     let photo = std::env::args()
-        .nth(1)
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/coffee.jpg").into());
     let detector = Detector::from_env()?;
     let onnx_bytes = match std::env::var_os("MODEL_PATH") {
