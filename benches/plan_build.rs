@@ -8,9 +8,9 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use object_detector::decode::decode;
 use object_detector::detector::{embedded, f32_slice};
 use object_detector::engine::fold_weight_dequantization;
+use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
 use tract_onnx::prelude::*;
 

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use object_detector::decode::decode;
 use object_detector::engine::fold_weight_dequantization;
+use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
 use tract_onnx::prelude::*;
 

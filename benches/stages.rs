@@ -11,7 +11,7 @@ use std::io::Cursor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
-use object_detector::decode::{decode, decode_at_least};
+use object_detector::image_decode::{decode, decode_at_least};
 use object_detector::{DecodeLimits, DetectOptions, Detector};
 
 struct Photo {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use tract_onnx::prelude::{Datum, TValue, Tensor};
 
-use crate::decode::{decode_at_least, DecodeLimits};
 use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
+use crate::image_decode::{decode_at_least, DecodeLimits};
 use crate::manifest::{Coordinates, DecoderSpec, Manifest, YoloxBoxes};
 use crate::options::{DetectOptions, Resolved};
 use crate::postprocess::{

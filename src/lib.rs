@@ -9,10 +9,10 @@
 //! # Ok::<(), object_detector::Error>(())
 //! ```
 
-pub mod decode;
 pub mod detector;
 pub mod engine;
 pub mod error;
+pub mod image_decode;
 pub mod lambda;
 pub mod manifest;
 pub mod options;
@@ -20,9 +20,9 @@ pub mod postprocess;
 pub mod preprocess;
 pub mod response;
 
-pub use decode::DecodeLimits;
 pub use detector::Detector;
 pub use error::{Error, Result};
+pub use image_decode::DecodeLimits;
 pub use manifest::Manifest;
 pub use options::DetectOptions;
 pub use response::Response;

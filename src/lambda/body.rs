@@ -150,7 +150,7 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
         None | Some("application/octet-stream") => Ok((raw, DetectOptions::default())),
         Some(m) if m.starts_with("image/") => Ok((raw, DetectOptions::default())),
         // The bytes decide: `curl --data-binary @photo.jpg` without -H labels a JPEG as a form.
-        Some(_) if crate::decode::sniff(&raw).is_ok() => Ok((raw, DetectOptions::default())),
+        Some(_) if crate::image_decode::sniff(&raw).is_ok() => Ok((raw, DetectOptions::default())),
         Some(m) => Err(ApiError::new(
             "unsupported_media_type",
             format!("Content-Type {m} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}"),

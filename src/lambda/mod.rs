@@ -14,8 +14,8 @@ use std::time::Instant;
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
-use crate::decode::SUPPORTED_FORMATS;
 use crate::detector::Detector;
+use crate::image_decode::SUPPORTED_FORMATS;
 use crate::options::DetectOptions;
 
 pub use error::ApiError;

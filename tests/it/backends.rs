@@ -8,9 +8,9 @@
 
 use crate::common;
 
-use object_detector::decode::decode;
 use object_detector::detector::{embedded, f32_slice};
 use object_detector::engine::{Backend, RunConfig};
+use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, DetectOptions, Detector, Manifest};
 
 const PHOTOS: [&str; 7] = [

@@ -335,7 +335,7 @@ fn the_response_serialises_to_the_public_contract() {
 /// where hostile bytes can reach.
 #[test]
 fn corrupted_files_never_panic_the_decoder() {
-    use object_detector::decode::decode;
+    use object_detector::image_decode::decode;
     let img = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([(x * 4) as u8, (y * 5) as u8, 77])
     }));
@@ -385,7 +385,7 @@ fn corrupted_files_never_panic_the_decoder() {
 /// are reported in full-size pixels.
 #[test]
 fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
-    use object_detector::decode::{decode, decode_at_least};
+    use object_detector::image_decode::{decode, decode_at_least};
     let big = chelsea().resize_exact(451 * 8, 300 * 8, image::imageops::FilterType::Triangle);
     let bytes = encode(&big, ImageFormat::Jpeg);
     let limits = DecodeLimits::default();
