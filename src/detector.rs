@@ -11,13 +11,14 @@ use tract_onnx::prelude::{Datum, TValue, Tensor};
 
 use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
-use crate::image_decode::{decode_at_least, DecodeLimits};
-use crate::manifest::{Coordinates, DecoderSpec, Manifest, YoloxBoxes};
-use crate::options::{DetectOptions, Resolved};
-use crate::postprocess::{
-    decode_boxes_scores, decode_gfl, decode_yolov8, decode_yolox, nms, BoxesFormat, Candidate,
+use crate::heads::{
+    decode_boxes_scores, decode_gfl, decode_yolov8, decode_yolox, BoxesFormat, Candidate,
     DecodeParams, GflLevel, GridLevel,
 };
+use crate::image_decode::{decode_at_least, DecodeLimits};
+use crate::manifest::{Coordinates, DecoderSpec, Manifest, YoloxBoxes};
+use crate::nms::nms;
+use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
 use crate::response::{BoundingBox, Detection, ImageSize, ModelRef, Response, Timings};
 

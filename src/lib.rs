@@ -12,11 +12,12 @@
 pub mod detector;
 pub mod engine;
 pub mod error;
+pub mod heads;
 pub mod image_decode;
 pub mod lambda;
 pub mod manifest;
+pub mod nms;
 pub mod options;
-pub mod postprocess;
 pub mod preprocess;
 pub mod response;
 

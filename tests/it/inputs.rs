@@ -114,7 +114,7 @@ fn exif_rotated_photo_gives_boxes_in_the_upright_frame() {
     assert_eq!((a.label.as_str(), b.label.as_str()), ("cat", "cat"));
     let ab = [a.bbox.x_min, a.bbox.y_min, a.bbox.x_max, a.bbox.y_max];
     let bb = [b.bbox.x_min, b.bbox.y_min, b.bbox.x_max, b.bbox.y_max];
-    let overlap = object_detector::postprocess::iou(&ab, &bb);
+    let overlap = object_detector::nms::iou(&ab, &bb);
     assert!(overlap > 0.9, "IoU {overlap}: {ab:?} vs {bb:?}");
 }
 
@@ -405,7 +405,7 @@ fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
     let ab = [a.bbox.x_min, a.bbox.y_min, a.bbox.x_max, a.bbox.y_max];
     let bb = [b.bbox.x_min, b.bbox.y_min, b.bbox.x_max, b.bbox.y_max];
     assert!(
-        object_detector::postprocess::iou(&ab, &bb) > 0.95,
+        object_detector::nms::iou(&ab, &bb) > 0.95,
         "{ab:?} vs {bb:?}"
     );
     assert!(
@@ -428,7 +428,7 @@ fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
     let cb = [c.bbox.x_min, c.bbox.y_min, c.bbox.x_max, c.bbox.y_max];
     assert_eq!(c.label, "cat");
     assert!(
-        object_detector::postprocess::iou(&ab, &cb) > 0.9,
+        object_detector::nms::iou(&ab, &cb) > 0.9,
         "{ab:?} vs {cb:?}"
     );
 }

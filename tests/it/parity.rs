@@ -75,7 +75,7 @@ fn dets(v: &Value) -> Vec<Det> {
 }
 
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    object_detector::postprocess::iou(a, b)
+    object_detector::nms::iou(a, b)
 }
 
 /// Every detection scoring clearly above `threshold` on either side has a partner of the same label on
