@@ -8,7 +8,8 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use object_detector::detector::{embedded, f32_slice};
+use object_detector::detector::embedded;
+use object_detector::engine::f32_values;
 use object_detector::engine::fold_weight_dequantization;
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
@@ -95,9 +96,9 @@ fn main() {
     let b = nnef_plan.unwrap().run(tvec!(input.into())).unwrap();
     let mut max_diff = 0f32;
     for (x, y) in a.iter().zip(b.iter()) {
-        let (x, y) = (f32_slice(x).unwrap(), f32_slice(y).unwrap());
+        let (x, y) = (f32_values(x).unwrap(), f32_values(y).unwrap());
         assert_eq!(x.len(), y.len());
-        for (p, q) in x.iter().zip(y) {
+        for (p, q) in x.iter().zip(y.iter()) {
             max_diff = max_diff.max((p - q).abs());
         }
     }

@@ -2,21 +2,17 @@
 //!
 //! A [`Detector`] owns the optimized tract plan; build it once per process and share it by reference.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use tract_onnx::prelude::{Datum, TValue, Tensor};
+use tract_onnx::prelude::{TValue, Tensor};
 
 use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
-use crate::heads::{
-    decode_boxes_scores, decode_gfl, decode_yolov8, decode_yolox, BoxesFormat, Candidate,
-    DecodeParams, GflLevel, GridLevel,
-};
+use crate::heads::{Candidate, Head, ModelFacts, Params};
 use crate::image_decode::{decode_at_least, DecodeLimits};
-use crate::manifest::{Coordinates, DecoderSpec, Manifest, YoloxBoxes};
+use crate::manifest::Manifest;
 use crate::nms::nms;
 use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
@@ -27,49 +23,12 @@ pub mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
 }
 
-/// Where a GFL head's tensors are: per level `(stride, cls, reg)` outputs, or one combined output.
-#[derive(Debug, Clone)]
-enum GflOutputs {
-    Separate(Vec<(u32, usize, usize)>),
-    Combined(usize, Vec<GridLevel>),
-}
-
-/// Output decoding, with manifest references resolved to output positions and shapes checked.
-#[derive(Debug, Clone)]
-enum Decoder {
-    Gfl {
-        outputs: GflOutputs,
-        reg_max: usize,
-        cell_offset: f32,
-        top_k: usize,
-    },
-    Yolox {
-        output: usize,
-        levels: Vec<GridLevel>,
-        decoded: bool,
-        top_k: usize,
-    },
-    Yolov8 {
-        output: usize,
-        anchors: usize,
-        channels_first: bool,
-        top_k: usize,
-    },
-    BoxesScores {
-        boxes: usize,
-        scores: usize,
-        classes: usize,
-        count: Option<usize>,
-        format: BoxesFormat,
-    },
-}
-
 #[derive(Debug)]
 pub struct Detector {
     manifest: Manifest,
     engine: Engine,
     preprocessor: Preprocessor,
-    decoder: Decoder,
+    head: Box<dyn Head>,
     limits: DecodeLimits,
     plan_build: Duration,
 }
@@ -135,12 +94,17 @@ impl Detector {
             manifest.input.name.as_deref(),
             &preprocessor.input_shape(),
         )?;
-        let decoder = Decoder::resolve(&manifest, &engine)?;
+        let head = manifest.head.resolve(&ModelFacts {
+            outputs: engine.outputs(),
+            classes: manifest.labels.len(),
+            input_width: manifest.input.width,
+            input_height: manifest.input.height,
+        })?;
         Ok(Detector {
             manifest,
             engine,
             preprocessor,
-            decoder,
+            head,
             limits: DecodeLimits::default(),
             plan_build: start.elapsed(),
         })
@@ -160,7 +124,7 @@ impl Detector {
     }
 
     /// The backend and thread count the model runs with.
-    pub fn run_config(&self) -> RunConfig {
+    pub fn run_config(&self) -> &RunConfig {
         self.engine.config()
     }
 
@@ -249,11 +213,11 @@ impl Detector {
         geometry: &Geometry,
         options: &DetectOptions,
     ) -> Result<Vec<Detection>> {
-        if outputs.len() != self.engine.output_names().len() {
+        if outputs.len() != self.engine.outputs().len() {
             return Err(Error::Inference(format!(
                 "{} outputs given, the model has {}",
                 outputs.len(),
-                self.engine.output_names().len()
+                self.engine.outputs().len()
             )));
         }
         self.postprocess(outputs, geometry, &options.resolve(&self.manifest)?)
@@ -265,94 +229,13 @@ impl Detector {
         geometry: &Geometry,
         options: &Resolved,
     ) -> Result<Vec<Detection>> {
-        let params = DecodeParams {
+        let params = Params {
             score_threshold: options.score_threshold,
             class_mask: options.class_mask.as_deref(),
             input_width: self.manifest.input.width,
             input_height: self.manifest.input.height,
         };
-        let slice = |i: usize| -> Result<Cow<'_, [f32]>> {
-            f32_values(&outputs[i]).map_err(|e| Error::Inference(format!("output #{i}: {e}")))
-        };
-        let classes = self.manifest.labels.len();
-        let candidates: Vec<Candidate> = match &self.decoder {
-            Decoder::Gfl {
-                outputs,
-                reg_max,
-                cell_offset,
-                top_k,
-            } => {
-                let bins = reg_max + 1;
-                let decode = |views: &[GflLevel]| {
-                    decode_gfl(views, classes, *reg_max, *cell_offset, *top_k, &params)
-                };
-                match outputs {
-                    GflOutputs::Separate(levels) => {
-                        let mut data = Vec::with_capacity(levels.len());
-                        for &(stride, cls, reg) in levels {
-                            data.push((stride, slice(cls)?, slice(reg)?));
-                        }
-                        let views: Vec<GflLevel> = data
-                            .iter()
-                            .map(|(stride, cls, reg)| {
-                                GflLevel::separate(*stride, classes, bins, cls, reg)
-                            })
-                            .collect();
-                        decode(&views)
-                    }
-                    GflOutputs::Combined(output, levels) => {
-                        let data = slice(*output)?;
-                        decode(&GflLevel::combined(&data, levels, classes, bins))
-                    }
-                }
-            }
-            Decoder::Yolox {
-                output,
-                levels,
-                decoded,
-                top_k,
-            } => decode_yolox(&slice(*output)?, classes, levels, *decoded, *top_k, &params),
-            Decoder::Yolov8 {
-                output,
-                anchors,
-                channels_first,
-                top_k,
-            } => decode_yolov8(
-                &slice(*output)?,
-                classes,
-                *anchors,
-                *channels_first,
-                *top_k,
-                &params,
-            ),
-            Decoder::BoxesScores {
-                boxes,
-                scores,
-                classes,
-                count,
-                format,
-            } => {
-                let count = match count {
-                    // A count is a small non-negative integer; anything else counts as zero rows.
-                    Some(i) => Some(slice(*i)?.first().map_or(0, |&c| {
-                        if c.is_finite() && c > 0.0 {
-                            c as usize
-                        } else {
-                            0
-                        }
-                    })),
-                    None => None,
-                };
-                decode_boxes_scores(
-                    &slice(*boxes)?,
-                    &slice(*scores)?,
-                    &slice(*classes)?,
-                    count,
-                    format,
-                    &params,
-                )
-            }
-        };
+        let candidates = self.head.candidates(outputs, &params)?;
         let kept = nms(candidates, options.iou_threshold, options.max_detections);
         Ok(kept
             .into_iter()
@@ -375,252 +258,6 @@ impl Detector {
             },
         }
     }
-}
-
-impl Decoder {
-    /// Resolves output references and checks every shape the decoder relies on, so a wrong model or
-    /// manifest fails at start-up instead of on a request.
-    fn resolve(manifest: &Manifest, engine: &Engine) -> Result<Decoder> {
-        let classes = manifest.labels.len();
-        let (width, height) = (manifest.input.width, manifest.input.height);
-        let outputs = Outputs(engine);
-        match &manifest.decoder {
-            DecoderSpec::Gfl {
-                strides,
-                reg_max,
-                cls,
-                reg,
-                output,
-                cell_offset,
-                top_k_per_level,
-            } => {
-                let bins = 4 * (*reg_max as usize + 1);
-                let outputs = match output {
-                    Some(combined) => {
-                        let i = engine.resolve(combined)?;
-                        outputs.float(i)?;
-                        let levels = GridLevel::for_input(strides, width, height);
-                        let cells: usize = levels.iter().map(GridLevel::cells).sum();
-                        if outputs.fixed(i)? != [1, cells, classes + bins] {
-                            return Err(outputs.wrong(i, format!(
-                                "strides {strides:?} on a {width}x{height} input need [1, {cells}, {}]: {cells} grid cells x ({classes} classes, one per label, + 4 x (reg_max + 1) bins)",
-                                classes + bins
-                            )));
-                        }
-                        GflOutputs::Combined(i, levels)
-                    }
-                    None => {
-                        let mut levels = Vec::new();
-                        let grids = GridLevel::for_input(strides, width, height);
-                        for ((grid, c), r) in grids.iter().zip(cls).zip(reg) {
-                            let (ci, ri) = (engine.resolve(c)?, engine.resolve(r)?);
-                            let (stride, cells) = (grid.stride, grid.cells());
-                            for (i, want, what) in [
-                                (ci, classes, "classes (one per label)"),
-                                (ri, bins, "4 x (reg_max + 1) bins"),
-                            ] {
-                                outputs.float(i)?;
-                                if outputs.fixed(i)? != [1, cells, want] {
-                                    return Err(outputs.wrong(i, format!(
-                                        "stride {stride} on a {width}x{height} input needs [1, {cells}, {want}]: {cells} grid cells x {want} {what}"
-                                    )));
-                                }
-                            }
-                            levels.push((stride, ci, ri));
-                        }
-                        GflOutputs::Separate(levels)
-                    }
-                };
-                Ok(Decoder::Gfl {
-                    outputs,
-                    reg_max: *reg_max as usize,
-                    cell_offset: *cell_offset,
-                    top_k: *top_k_per_level,
-                })
-            }
-            DecoderSpec::Yolox {
-                output,
-                strides,
-                boxes,
-                top_k,
-            } => {
-                let i = engine.resolve(output)?;
-                outputs.float(i)?;
-                let levels = GridLevel::for_input(strides, width, height);
-                let rows: usize = levels.iter().map(GridLevel::cells).sum();
-                if outputs.fixed(i)? != [1, rows, 5 + classes] {
-                    return Err(outputs.wrong(i, format!(
-                        "strides {strides:?} on a {width}x{height} input need [1, {rows}, {}]: {rows} grid cells x (4 box + 1 objectness + {classes} classes, one per label)",
-                        5 + classes
-                    )));
-                }
-                Ok(Decoder::Yolox {
-                    output: i,
-                    levels,
-                    decoded: *boxes == YoloxBoxes::Decoded,
-                    top_k: *top_k,
-                })
-            }
-            DecoderSpec::Yolov8 { output, top_k } => {
-                let i = engine.resolve(output)?;
-                outputs.float(i)?;
-                let channels = 4 + classes;
-                let (anchors, channels_first) = match outputs.fixed(i)?.as_slice() {
-                    [1, c, n] if *c == channels => (*n, true),
-                    [1, n, c] if *c == channels => (*n, false),
-                    _ => {
-                        return Err(outputs.wrong(i, format!(
-                            "YOLOv8 needs [1, {channels}, anchors] (or [1, anchors, {channels}]): 4 box values + {classes} classes, one per label"
-                        )))
-                    }
-                };
-                Ok(Decoder::Yolov8 {
-                    output: i,
-                    anchors,
-                    channels_first,
-                    top_k: *top_k,
-                })
-            }
-            DecoderSpec::BoxesScores {
-                boxes,
-                scores,
-                classes: class_output,
-                count,
-                box_order,
-                coordinates,
-                class_offset,
-            } => {
-                let b = engine.resolve(boxes)?;
-                let s = engine.resolve(scores)?;
-                let c = engine.resolve(class_output)?;
-                outputs.float(b)?;
-                outputs.float(s)?;
-                outputs.number(c)?;
-                // Rows may depend on the data (NMS in the graph); the batch must be one image.
-                let rows = |i: usize, per_row: Option<usize>| -> Result<Option<usize>> {
-                    let shape = engine.output_shapes()[i].as_slice();
-                    let body = match shape.first() {
-                        Some(Some(1)) if shape.len() == 2 + usize::from(per_row.is_some()) => {
-                            &shape[1..]
-                        }
-                        _ if shape.len() == 1 + usize::from(per_row.is_some()) => shape,
-                        _ => &[][..],
-                    };
-                    match (body, per_row) {
-                        ([n], None) => Ok(*n),
-                        ([n, Some(k)], Some(want)) if *k == want => Ok(*n),
-                        _ => Err(outputs.wrong(
-                            i,
-                            match per_row {
-                                Some(k) => format!("boxes must be [1, rows, {k}]"),
-                                None => "scores and classes must be [1, rows]".to_string(),
-                            },
-                        )),
-                    }
-                };
-                let n = [rows(b, Some(4))?, rows(s, None)?, rows(c, None)?];
-                let known: Vec<usize> = n.iter().flatten().copied().collect();
-                if known.windows(2).any(|w| w[0] != w[1]) {
-                    return Err(Error::InvalidModel(format!(
-                        "boxes, scores and classes have different row counts: {}, {}, {}",
-                        outputs.describe(b),
-                        outputs.describe(s),
-                        outputs.describe(c)
-                    )));
-                }
-                let count = match count {
-                    Some(r) => {
-                        let i = engine.resolve(r)?;
-                        outputs.number(i)?;
-                        if engine.output_shapes()[i].iter().any(|d| *d != Some(1)) {
-                            return Err(outputs.wrong(i, "a count must hold one value".into()));
-                        }
-                        Some(i)
-                    }
-                    None => None,
-                };
-                Ok(Decoder::BoxesScores {
-                    boxes: b,
-                    scores: s,
-                    classes: c,
-                    count,
-                    format: BoxesFormat {
-                        order: *box_order,
-                        normalized: *coordinates == Coordinates::Normalized,
-                        class_offset: *class_offset,
-                        num_labels: classes,
-                    },
-                })
-            }
-        }
-    }
-}
-
-/// Output checks with messages that name the output and its actual shape.
-struct Outputs<'a>(&'a Engine);
-
-impl Outputs<'_> {
-    fn describe(&self, i: usize) -> String {
-        let dims: Vec<String> = self.0.output_shapes()[i]
-            .iter()
-            .map(|d| d.map_or("?".to_string(), |d| d.to_string()))
-            .collect();
-        format!(
-            "`{}` [{}] {:?}",
-            self.0.output_names()[i],
-            dims.join(", "),
-            self.0.output_types()[i]
-        )
-    }
-
-    fn wrong(&self, i: usize, need: String) -> Error {
-        Error::InvalidModel(format!("output {}: {need}", self.describe(i)))
-    }
-
-    /// The shape, when the input size fixes every dimension.
-    fn fixed(&self, i: usize) -> Result<Vec<usize>> {
-        self.0.output_shapes()[i]
-            .iter()
-            .copied()
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| {
-                self.wrong(
-                    i,
-                    "this decoder needs a shape fixed by the input size".into(),
-                )
-            })
-    }
-
-    fn float(&self, i: usize) -> Result<()> {
-        if self.0.output_types()[i] == f32::datum_type() {
-            Ok(())
-        } else {
-            Err(self.wrong(i, "float32 values are expected".into()))
-        }
-    }
-
-    fn number(&self, i: usize) -> Result<()> {
-        if self.0.output_types()[i].is_number() {
-            Ok(())
-        } else {
-            Err(self.wrong(i, "numbers are expected".into()))
-        }
-    }
-}
-
-/// A float tensor's data as a slice.
-pub fn f32_slice(t: &Tensor) -> tract_onnx::prelude::TractResult<&[f32]> {
-    t.try_as_plain_ram()?.as_slice::<f32>()
-}
-
-/// A numeric tensor's values as f32: borrowed when they already are, converted otherwise (int64
-/// classes and counts).
-fn f32_values(t: &Tensor) -> tract_onnx::prelude::TractResult<Cow<'_, [f32]>> {
-    if t.datum_type() == f32::datum_type() {
-        return Ok(Cow::Borrowed(f32_slice(t)?));
-    }
-    let cast = t.cast_to::<f32>()?;
-    Ok(Cow::Owned(f32_slice(&cast)?.to_vec()))
 }
 
 /// The message of an InvalidModel error without its "invalid model: " prefix, for re-wrapping.

@@ -309,7 +309,7 @@ mod tests {
         ));
         let (t, g) = p.run(&img).unwrap();
         assert_eq!((g.offset_x, g.resized_width), (2, 4));
-        let v = crate::detector::f32_slice(&t).unwrap();
+        let v = crate::engine::f32_values(&t).unwrap();
         let at = |c: usize, y: usize, x: usize| v[c * 64 + y * 8 + x];
         // Model channel 0 is blue: (90 - 10) / 2.
         assert_eq!(at(0, 3, 2), 40.0);
@@ -326,7 +326,7 @@ mod tests {
         ));
         let (t, _) = p.run(&img).unwrap();
         assert_eq!(t.shape(), &[1, 8, 8, 3]);
-        let v = crate::detector::f32_slice(&t).unwrap();
+        let v = crate::engine::f32_values(&t).unwrap();
         assert_eq!(
             &v[(3 * 8 + 2) * 3..(3 * 8 + 2) * 3 + 3],
             &[10.0, 10.0, 12.0]
@@ -348,7 +348,7 @@ mod tests {
         s.mean = [0.0; 3];
         s.std = [1.0; 3];
         let (t, _) = Preprocessor::new(&s).run(&img).unwrap();
-        let v = crate::detector::f32_slice(&t).unwrap();
+        let v = crate::engine::f32_values(&t).unwrap();
         // Interior pixels (the borders see a clipped kernel): a nearest-pixel pick would give 0 or 254.
         for y in 1..7 {
             for x in 1..7 {

@@ -1,33 +1,25 @@
 //! ONNX bytes to something that runs them, built once and run many times: an optimized tract plan (the
 //! default), or an ONNX Runtime session when the crate is built with the `onnxruntime` feature and the
-//! process asks for it.
+//! process asks for it. This file chooses and dispatches; each backend has its own file, as do the
+//! settings that choose one (`config`), the weight fold both share, and the facts of the outputs.
 
-use std::sync::Arc;
-
-use tract_onnx::prelude::*;
+use tract_onnx::prelude::{TValue, TVec, Tensor};
 
 use crate::error::{Error, Result};
-use crate::manifest::OutputRef;
 
 mod config;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
-mod tract;
+mod outputs;
+pub mod tract;
 mod weight_fold;
 
 pub use config::{Backend, RunConfig};
+pub use outputs::{f32_values, OutputFacts, OutputRef};
 pub use weight_fold::fold_weight_dequantization;
-use weight_fold::parse_and_fold;
-
-type Plan = Arc<TypedRunnableModel>;
 
 enum Runner {
-    Tract {
-        plan: Plan,
-        /// This engine's thread pool for tract's matrix products, when it runs on more than one thread.
-        #[cfg(feature = "multithread")]
-        pool: Option<tract_linalg::multithread::Executor>,
-    },
+    Tract(tract::Runner),
     #[cfg(feature = "onnxruntime")]
     OnnxRuntime(onnxruntime::Session),
 }
@@ -36,18 +28,29 @@ enum Runner {
 pub struct Engine {
     runner: Runner,
     config: RunConfig,
-    output_names: Vec<String>,
-    output_shapes: Vec<Vec<Option<usize>>>,
-    output_types: Vec<DatumType>,
+    outputs: OutputFacts,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("config", &self.config)
-            .field("outputs", &self.output_names)
-            .field("shapes", &self.output_shapes)
+            .field("outputs", &self.outputs)
             .finish()
+    }
+}
+
+/// The position of the input to feed among the model's `inputs`: the one named `wanted`, else the
+/// first.
+fn input_index(inputs: &[String], wanted: Option<&str>) -> Result<usize> {
+    match wanted {
+        None if inputs.is_empty() => Err(Error::InvalidModel("the model has no input".into())),
+        None => Ok(0),
+        Some(wanted) => inputs.iter().position(|n| n == wanted).ok_or_else(|| {
+            Error::InvalidModel(format!(
+                "the model has no input `{wanted}`; its inputs are {inputs:?}"
+            ))
+        }),
     }
 }
 
@@ -66,88 +69,67 @@ impl Engine {
         input_shape: &[usize],
     ) -> Result<Engine> {
         config.check()?;
-        match config.backend {
-            Backend::Tract => Engine::load_tract(config, onnx, input_name, input_shape),
+        let (runner, outputs) = match config.backend {
+            Backend::Tract => {
+                let (runner, outputs) =
+                    tract::Runner::load(&config, onnx, input_name, input_shape)?;
+                (Runner::Tract(runner), outputs)
+            }
             #[cfg(feature = "onnxruntime")]
             Backend::OnnxRuntime => {
-                // Only the re-encoded bytes live on into the session build: the folded float
-                // weights are held once, not twice, at the peak.
-                let folded = onnxruntime::encode(&parse_and_fold(onnx)?);
                 let (session, outputs) =
-                    onnxruntime::Session::load(folded, config.threads, input_name, input_shape)?;
-                let (output_names, output_shapes, output_types) = outputs;
-                Ok(Engine {
-                    runner: Runner::OnnxRuntime(session),
-                    config,
-                    output_names,
-                    output_shapes,
-                    output_types,
-                })
+                    onnxruntime::Session::load(&config, onnx, input_name, input_shape)?;
+                (Runner::OnnxRuntime(session), outputs)
             }
             // RunConfig::check has refused it already; an error, not a panic, all the same.
             #[cfg(not(feature = "onnxruntime"))]
-            Backend::OnnxRuntime => Err(Error::Backend(
-                "this build has no ONNX Runtime backend".into(),
-            )),
-        }
+            Backend::OnnxRuntime => {
+                return Err(Error::Backend(
+                    "this build has no ONNX Runtime backend".into(),
+                ))
+            }
+        };
+        Ok(Engine {
+            runner,
+            config,
+            outputs,
+        })
     }
 
     /// The backend and thread count the model runs with.
-    pub fn config(&self) -> RunConfig {
-        self.config
+    pub fn config(&self) -> &RunConfig {
+        &self.config
     }
 
-    pub fn output_names(&self) -> &[String] {
-        &self.output_names
-    }
-
-    /// Output shapes after type inference at the fixed input size; `None` for a dimension that depends on
-    /// the data.
-    pub fn output_shapes(&self) -> &[Vec<Option<usize>>] {
-        &self.output_shapes
-    }
-
-    pub fn output_types(&self) -> &[DatumType] {
-        &self.output_types
-    }
-
-    /// Position of a manifest output reference among the model outputs.
-    pub fn resolve(&self, r: &OutputRef) -> Result<usize> {
-        match r {
-            OutputRef::Index(i) if *i < self.output_names.len() => Some(*i),
-            OutputRef::Name(n) => self.output_names.iter().position(|o| o == n),
-            OutputRef::Index(_) => None,
-        }
-        .ok_or_else(|| {
-            Error::InvalidModel(format!(
-                "{r} does not exist; the model outputs are {:?}",
-                self.output_names
-            ))
-        })
+    /// Names, shapes and types of the model's outputs.
+    pub fn outputs(&self) -> &OutputFacts {
+        &self.outputs
     }
 
     /// Runs the model; outputs in model order.
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
         match &self.runner {
-            Runner::Tract {
-                plan,
-                #[cfg(feature = "multithread")]
-                pool,
-            } => {
-                let run = || plan.run(tvec!(input.into()));
-                #[cfg(feature = "multithread")]
-                let outputs = match pool {
-                    Some(pool) => {
-                        tract_linalg::multithread::multithread_tract_scope(pool.clone(), run)
-                    }
-                    None => run(),
-                };
-                #[cfg(not(feature = "multithread"))]
-                let outputs = run();
-                outputs.map_err(|e| Error::Inference(format!("{e:#}")))
-            }
+            Runner::Tract(runner) => runner.run(input),
             #[cfg(feature = "onnxruntime")]
             Runner::OnnxRuntime(session) => session.run(&input),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_input_is_found_by_name_or_is_the_first() {
+        let names = ["images".to_string(), "scale".to_string()];
+        assert_eq!(input_index(&names, None).unwrap(), 0);
+        assert_eq!(input_index(&names, Some("scale")).unwrap(), 1);
+        let err = input_index(&names, Some("data")).unwrap_err().to_string();
+        assert!(
+            err.contains("no input `data`") && err.contains("images"),
+            "{err}"
+        );
+        assert!(input_index(&[], None).is_err());
     }
 }

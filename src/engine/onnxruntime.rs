@@ -8,13 +8,13 @@ use ort::value::{DynValue, TensorElementType, TensorRef, ValueType};
 use prost::Message;
 use tract_onnx::prelude::*;
 
+use super::outputs::OutputFacts;
+use super::weight_fold::parse_and_fold;
+use super::{input_index, RunConfig};
 use crate::error::{Error, Result};
 
 /// The environment variable naming the shared library (ort's own convention).
 pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
-
-/// Output names, shapes (`None` where unknown) and element types, in model order.
-pub type OutputFacts = (Vec<String>, Vec<Vec<Option<usize>>>, Vec<DatumType>);
 
 pub struct Session {
     // `ort::Session::run` takes `&mut self`; one inference at a time per process is what Lambda and
@@ -70,25 +70,27 @@ fn datum_type(t: TensorElementType) -> Option<DatumType> {
     })
 }
 
-/// The model as ONNX bytes again, for ONNX Runtime.
-pub fn encode(proto: &tract_onnx::pb::ModelProto) -> Vec<u8> {
-    proto.encode_to_vec()
-}
-
 impl Session {
+    /// A session for the model after the weight fold, fed `input_shape` at the input named
+    /// `input_name` (else the only one).
     pub fn load(
-        bytes: Vec<u8>,
-        threads: usize,
+        config: &RunConfig,
+        onnx: &[u8],
         input_name: Option<&str>,
         input_shape: &[usize],
     ) -> Result<(Session, OutputFacts)> {
+        // Only the re-encoded bytes live on into the session build: the folded float weights are held
+        // once, not twice, at the peak.
+        let bytes = parse_and_fold(onnx)?.encode_to_vec();
         let env = environment()?;
         let options = |e: ort::Error<_>| backend("session options", e);
         let builder = ort::session::Session::builder(&env).map_err(|e| backend("session", e))?;
         let builder = builder
             .with_optimization_level(GraphOptimizationLevel::All)
             .map_err(options)?;
-        let builder = builder.with_intra_threads(threads).map_err(options)?;
+        let builder = builder
+            .with_intra_threads(config.threads)
+            .map_err(options)?;
         let mut builder = builder.with_inter_threads(1).map_err(options)?;
         let session = builder
             .commit_from_memory(&bytes)
@@ -100,16 +102,7 @@ impl Session {
             .iter()
             .map(|i| i.name().to_string())
             .collect();
-        let input = match input_name {
-            None => names.first().cloned(),
-            Some(wanted) => names.iter().find(|n| *n == wanted).cloned(),
-        }
-        .ok_or_else(|| {
-            Error::InvalidModel(match input_name {
-                Some(w) => format!("the model has no input `{w}`; its inputs are {names:?}"),
-                None => "the model has no input".into(),
-            })
-        })?;
+        let input = names[input_index(&names, input_name)?].clone();
         if names.len() > 1 {
             return Err(Error::InvalidModel(format!(
                 "the onnxruntime backend feeds one input; the model has {names:?}"
@@ -132,9 +125,7 @@ impl Session {
             }
         }
 
-        let mut output_names = Vec::new();
-        let mut output_shapes = Vec::new();
-        let mut output_types = Vec::new();
+        let mut facts = OutputFacts::default();
         for o in session.outputs() {
             let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
                 return Err(Error::InvalidModel(format!(
@@ -148,14 +139,11 @@ impl Session {
                     o.name()
                 ))
             })?;
-            output_names.push(o.name().to_string());
-            output_shapes.push(
-                shape
-                    .iter()
-                    .map(|&d| usize::try_from(d).ok())
-                    .collect::<Vec<_>>(),
-            );
-            output_types.push(dt);
+            facts.names.push(o.name().to_string());
+            facts
+                .shapes
+                .push(shape.iter().map(|&d| usize::try_from(d).ok()).collect());
+            facts.types.push(dt);
         }
         let this = Session {
             session: Mutex::new(session),
@@ -165,10 +153,10 @@ impl Session {
         // ONNX Runtime reports dimensions the graph leaves symbolic (dynamic-size exports, in-graph
         // NMS) as unknown: a first run on a blank input fills them in at the fixed input size. Models
         // whose outputs are all fixed skip it (it would add a whole inference to the cold start).
-        if output_shapes.iter().flatten().any(Option::is_none) {
+        if facts.shapes.iter().flatten().any(Option::is_none) {
             let blank = Tensor::zero::<f32>(input_shape).map_err(|e| invalid("input", e))?;
             let first = this.run(&blank)?;
-            for (shape, value) in output_shapes.iter_mut().zip(&first) {
+            for (shape, value) in facts.shapes.iter_mut().zip(&first) {
                 if shape.len() == value.rank() {
                     for (d, &seen) in shape.iter_mut().zip(value.shape()) {
                         d.get_or_insert(seen);
@@ -176,7 +164,7 @@ impl Session {
                 }
             }
         }
-        Ok((this, (output_names, output_shapes, output_types)))
+        Ok((this, facts))
     }
 
     pub fn run(&self, input: &Tensor) -> Result<TVec<TValue>> {

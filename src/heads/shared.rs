@@ -1,11 +1,39 @@
-//! What more than one head family uses: best class, box clipping and conversion, top-k, grid levels.
+//! What more than one head family uses: best class, box clipping and conversion, top-k, grid levels,
+//! and the manifest defaults and checks they share.
 
-use super::{Candidate, DecodeParams};
+use super::{Candidate, Params};
+use crate::engine::OutputRef;
+
+/// Candidates kept by score before NMS, unless the manifest says otherwise.
+pub(super) fn default_top_k() -> usize {
+    1000
+}
+
+/// The output a single-output family reads, unless the manifest names another.
+pub(super) fn first_output() -> OutputRef {
+    OutputRef::Index(0)
+}
+
+pub(super) fn check_top_k(k: usize) -> Result<(), String> {
+    if k == 0 {
+        Err("decoder: top_k must be at least 1".into())
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn check_strides(strides: &[u32]) -> Result<(), String> {
+    if strides.is_empty() || strides.contains(&0) {
+        Err("decoder.strides must be non-empty and positive".into())
+    } else {
+        Ok(())
+    }
+}
 
 /// The best-scoring class of a row among the classes the caller wants: `(class_id, score)`.
 pub(super) fn best_class(
     scores: impl Iterator<Item = f32>,
-    p: &DecodeParams<'_>,
+    p: &Params<'_>,
 ) -> Option<(usize, f32)> {
     scores
         .enumerate()
@@ -18,7 +46,7 @@ pub(super) fn best_class(
 
 /// A box from a model, made safe: `None` when any value is not finite, corners ordered, clipped to the
 /// input.
-pub(super) fn clip_box(b: [f32; 4], p: &DecodeParams<'_>) -> Option<[f32; 4]> {
+pub(super) fn clip_box(b: [f32; 4], p: &Params<'_>) -> Option<[f32; 4]> {
     if !b.iter().all(|v| v.is_finite()) {
         return None;
     }
@@ -48,7 +76,7 @@ impl RowCandidates {
         class_id: usize,
         score: f32,
         corners: [f32; 4],
-        p: &DecodeParams<'_>,
+        p: &Params<'_>,
     ) {
         if let Some(bbox) = clip_box(corners, p) {
             self.0.push((
@@ -105,10 +133,10 @@ impl GridLevel {
     }
 }
 
-/// Decode parameters on a 32x32 input with no class filter, for the families' tests.
+/// Parameters on a 32x32 input with no class filter, for the families' tests.
 #[cfg(test)]
-pub(super) fn params(threshold: f32) -> DecodeParams<'static> {
-    DecodeParams {
+pub(super) fn params(threshold: f32) -> Params<'static> {
+    Params {
         score_threshold: threshold,
         class_mask: None,
         input_width: 32,

@@ -1,18 +1,89 @@
-//! Ultralytics YOLOv8 / YOLO11 heads.
+//! Ultralytics YOLOv8 / YOLO11 heads: per anchor a box `cx, cy, w, h` in input pixels and the class
+//! scores; no objectness.
 
-use super::shared::{best_class, from_centre, RowCandidates};
-use super::{Candidate, DecodeParams};
+use serde::Deserialize;
+use tract_onnx::prelude::TValue;
+
+use super::shared::{
+    best_class, check_top_k, default_top_k, first_output, from_centre, RowCandidates,
+};
+use super::{values, Candidate, Family, Head, ModelFacts, Params};
+use crate::engine::OutputRef;
+use crate::error::Result;
+
+/// `family = "yolov8"`: one output `[1, 4 + C, N]` (or its transpose `[1, N, 4 + C]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Yolov8Spec {
+    #[serde(default = "first_output")]
+    output: OutputRef,
+    /// Candidates kept, by score, before NMS.
+    #[serde(default = "default_top_k")]
+    top_k: usize,
+}
+
+impl Family for Yolov8Spec {
+    fn check(&self) -> std::result::Result<(), String> {
+        check_top_k(self.top_k)
+    }
+
+    fn resolve(&self, model: &ModelFacts<'_>) -> Result<Box<dyn Head>> {
+        let (facts, classes) = (model.outputs, model.classes);
+        let i = facts.index(&self.output)?;
+        facts.require_f32(i)?;
+        let channels = 4 + classes;
+        let (anchors, channels_first) = match facts.fixed_shape(i)?.as_slice() {
+            [1, c, n] if *c == channels => (*n, true),
+            [1, n, c] if *c == channels => (*n, false),
+            _ => {
+                return Err(facts.mismatch(i, format!(
+                    "YOLOv8 needs [1, {channels}, anchors] (or [1, anchors, {channels}]): 4 box values + {classes} classes, one per label"
+                )))
+            }
+        };
+        Ok(Box::new(Yolov8 {
+            output: i,
+            classes,
+            anchors,
+            channels_first,
+            top_k: self.top_k,
+        }))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Yolov8 {
+    output: usize,
+    classes: usize,
+    anchors: usize,
+    channels_first: bool,
+    top_k: usize,
+}
+
+impl Head for Yolov8 {
+    fn candidates(&self, outputs: &[TValue], p: &Params<'_>) -> Result<Vec<Candidate>> {
+        let data = values(outputs, self.output)?;
+        Ok(decode(
+            &data,
+            self.classes,
+            self.anchors,
+            self.channels_first,
+            self.top_k,
+            p,
+        ))
+    }
+}
 
 /// Decodes an Ultralytics YOLOv8/YOLO11 output of `anchors` columns, each `cx, cy, w, h` (input pixels)
 /// and `num_classes` scores. `channels_first` is the export's `[4 + C, N]`; otherwise rows are anchors
 /// (`[N, 4 + C]`). Per anchor the best wanted class is taken, as Ultralytics' NMS does by default.
-pub fn decode_yolov8(
+fn decode(
     data: &[f32],
     num_classes: usize,
     anchors: usize,
     channels_first: bool,
     top_k: usize,
-    p: &DecodeParams<'_>,
+    p: &Params<'_>,
 ) -> Vec<Candidate> {
     let channels = 4 + num_classes;
     let at = |a: usize, ch: usize| {
@@ -50,7 +121,7 @@ mod tests {
         let rows: Vec<f32> = anchor.concat();
         let cols: Vec<f32> = (0..6).flat_map(|ch| anchor.map(|a| a[ch])).collect();
         for (data, channels_first) in [(cols, true), (rows, false)] {
-            let out = decode_yolov8(&data, 2, 2, channels_first, 100, &params(0.5));
+            let out = decode(&data, 2, 2, channels_first, 100, &params(0.5));
             assert_eq!(out.len(), 2);
             assert_eq!((out[0].class_id, out[0].score), (1, 0.8));
             assert_eq!(out[0].bbox, [12.0, 6.0, 20.0, 10.0]);
@@ -59,12 +130,18 @@ mod tests {
         }
         // A class mask picks the best wanted class, not the best overall.
         let mask = [true, false];
-        let p = DecodeParams {
+        let p = Params {
             class_mask: Some(&mask),
             ..params(0.2)
         };
-        let out = decode_yolov8(&anchor.concat(), 2, 2, false, 100, &p);
+        let out = decode(&anchor.concat(), 2, 2, false, 100, &p);
         assert!(out.iter().all(|c| c.class_id == 0));
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn non_finite_model_values_never_become_detections() {
+        let nan_score = [16.0, 16.0, 4.0, 4.0, f32::NAN];
+        assert!(decode(&nan_score, 1, 1, false, 10, &params(0.1)).is_empty());
     }
 }

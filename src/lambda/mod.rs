@@ -245,7 +245,7 @@ fn model_info(detector: &Detector) -> String {
             "width": m.input.width,
             "height": m.input.height,
         },
-        "decoder": m.decoder.family(),
+        "decoder": m.head.family(),
         "backend": detector.run_config().backend.name(),
         "labels": m.labels,
         "defaults": {

@@ -8,7 +8,8 @@
 
 use crate::common;
 
-use object_detector::detector::{embedded, f32_slice};
+use object_detector::detector::embedded;
+use object_detector::engine::f32_values;
 use object_detector::engine::{Backend, RunConfig};
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, DetectOptions, Detector, Manifest};
@@ -50,10 +51,10 @@ fn assert_same_as_default(variant: &Detector, raw_tol: f32) {
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
             assert_eq!(x.shape(), y.shape(), "{photo}: output {i} shape");
-            let (x, y) = (f32_slice(x).unwrap(), f32_slice(y).unwrap());
+            let (x, y) = (f32_values(x).unwrap(), f32_values(y).unwrap());
             let diff = x
                 .iter()
-                .zip(y)
+                .zip(y.iter())
                 .map(|(p, q)| (p - q).abs())
                 .fold(0f32, f32::max);
             assert!(diff <= raw_tol, "{photo}: output {i} differs by {diff}");

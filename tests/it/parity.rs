@@ -6,7 +6,7 @@
 //!   against onnxruntime running the same int8 file, and IoU >= 0.9, score within 0.05 against fp32.
 
 use crate::common::{fp32, int8, read};
-use object_detector::detector::f32_slice;
+use object_detector::engine::f32_values;
 use object_detector::{DetectOptions, Detector};
 use serde_json::Value;
 
@@ -39,7 +39,7 @@ fn tract_raw_outputs_match_onnxruntime_on_the_fp32_model() {
         let expected = golden_outputs(name);
         let mut offset = 0;
         for (i, (out, len)) in outputs.iter().zip(OUTPUT_LENS).enumerate() {
-            let got = f32_slice(out).unwrap();
+            let got = f32_values(out).unwrap();
             assert_eq!(got.len(), len, "{name} output {i}");
             let max = got
                 .iter()
