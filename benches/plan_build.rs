@@ -9,8 +9,7 @@ use std::io::Cursor;
 use std::time::{Duration, Instant};
 
 use object_detector::detector::embedded;
-use object_detector::engine::f32_values;
-use object_detector::engine::fold_weight_dequantization;
+use object_detector::engine::{f32_values, tract};
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
 use tract_onnx::prelude::*;
@@ -25,19 +24,12 @@ fn median(mut v: Vec<Duration>) -> f64 {
 fn main() {
     let detector = Detector::embedded().unwrap();
     let shape = detector.preprocessor().input_shape();
-    let onnx = tract_onnx::onnx();
+    let input_name = detector.manifest().input.name.as_deref();
     let nnef = tract_nnef::nnef().with_onnx();
 
-    // What the binary does before typing: parse, fold the int8 weights, build the graph, fix the input.
-    let inference_model = || {
-        let mut proto = onnx
-            .proto_model_for_read(&mut Cursor::new(embedded::MODEL))
-            .unwrap();
-        fold_weight_dequantization(&mut proto);
-        let mut model = onnx.model_for_proto_model(&proto).unwrap();
-        model.set_input_fact(0, f32::fact(shape).into()).unwrap();
-        model
-    };
+    // The engine's own first step: parse, fold the int8 weights, build the graph, fix the input.
+    let inference_model =
+        || tract::inference_model(embedded::MODEL, input_name, &shape).unwrap();
     // The NNEF archive: the ONNX route up to the decluttered typed model, serialized once.
     let typed = inference_model()
         .into_typed()

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use object_detector::engine::fold_weight_dequantization;
+use object_detector::engine::tract;
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
 use tract_onnx::prelude::*;
@@ -26,13 +26,10 @@ fn main() -> TractResult<()> {
         Some(p) => std::fs::read(p)?,
         None => object_detector::detector::embedded::MODEL.to_vec(),
     };
+    // The plan the detector runs, built by the engine's own steps.
     let shape = detector.preprocessor().input_shape();
-    let onnx = tract_onnx::onnx();
-    let mut proto = onnx.proto_model_for_read(&mut std::io::Cursor::new(&onnx_bytes))?;
-    fold_weight_dequantization(&mut proto);
-    let mut model = onnx.model_for_proto_model(&proto)?;
-    model.set_input_fact(0, f32::fact(shape).into())?;
-    let plan = model.into_optimized()?.into_runnable()?;
+    let input_name = detector.manifest().input.name.as_deref();
+    let plan = tract::plan(tract::typed_model(&onnx_bytes, input_name, &shape)?)?;
 
     let rgb = decode(&std::fs::read(&photo)?, &DecodeLimits::default())?.rgb;
     let (input, _) = detector.preprocess(&rgb)?;

@@ -16,7 +16,6 @@ mod weight_fold;
 
 pub use config::{Backend, RunConfig};
 pub use outputs::{f32_values, OutputFacts, OutputRef};
-pub use weight_fold::fold_weight_dequantization;
 
 enum Runner {
     Tract(tract::Runner),
