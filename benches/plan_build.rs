@@ -28,8 +28,7 @@ fn main() {
     let nnef = tract_nnef::nnef().with_onnx();
 
     // The engine's own first step: parse, fold the int8 weights, build the graph, fix the input.
-    let inference_model =
-        || tract::inference_model(embedded::MODEL, input_name, &shape).unwrap();
+    let inference_model = || tract::inference_model(embedded::MODEL, input_name, &shape).unwrap();
     // The NNEF archive: the ONNX route up to the decluttered typed model, serialized once.
     let typed = inference_model()
         .into_typed()
