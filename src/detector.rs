@@ -214,7 +214,7 @@ impl Detector {
         options: &DetectOptions,
     ) -> Result<Vec<Detection>> {
         if outputs.len() != self.engine.outputs().len() {
-            return Err(Error::Inference(format!(
+            return Err(Error::Internal(format!(
                 "{} outputs given, the model has {}",
                 outputs.len(),
                 self.engine.outputs().len()

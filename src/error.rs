@@ -1,9 +1,9 @@
-//! The one error type of the detection core, with a stable machine code per failure.
-//!
-//! Codes are part of the public contract (clients branch on them), so a variant's code never changes once
-//! released. The HTTP status for each code is decided by the Lambda adapter, not here.
+//! The one error type of the detection core. Each variant has a stable [`ErrorCode`]; the code's HTTP
+//! status lives in that table, and only the Lambda adapter uses it.
 
 use thiserror::Error;
+
+use crate::error_code::ErrorCode;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -42,33 +42,43 @@ pub enum Error {
     #[error("backend unavailable: {0}")]
     Backend(String),
 
-    /// tract failed while running a plan that loaded and validated: a bug, not bad input.
+    /// An environment variable with a value it cannot take (start-up only).
+    #[error("{variable}: {detail}")]
+    Setting {
+        variable: &'static str,
+        detail: String,
+    },
+
+    /// The model failed while running a plan that loaded and validated: a bug, not bad input.
     #[error("inference failed: {0}")]
     Inference(String),
+
+    /// Any other fault of the service (a resize or tensor build that cannot fail on a valid image).
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
     /// The stable, documented machine code of this error.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::EmptyImage => "empty_image",
-            Error::NotAnImage => "not_an_image",
-            Error::UnsupportedFormat { .. } => "unsupported_format",
-            Error::InvalidImage { .. } => "invalid_image",
-            Error::ImageTooLarge { .. } => "image_too_large",
-            Error::InvalidParameter { .. } => "invalid_parameter",
-            Error::InvalidModel(_) => "invalid_model",
-            Error::Inference(_) => "inference_failed",
-            Error::Backend(_) => "backend_unavailable",
+            Error::EmptyImage => ErrorCode::EmptyImage,
+            Error::NotAnImage => ErrorCode::NotAnImage,
+            Error::UnsupportedFormat { .. } => ErrorCode::UnsupportedFormat,
+            Error::InvalidImage { .. } => ErrorCode::InvalidImage,
+            Error::ImageTooLarge { .. } => ErrorCode::ImageTooLarge,
+            Error::InvalidParameter { .. } => ErrorCode::InvalidParameter,
+            Error::InvalidModel(_) => ErrorCode::InvalidModel,
+            Error::Backend(_) => ErrorCode::BackendUnavailable,
+            Error::Setting { .. } => ErrorCode::InvalidSetting,
+            Error::Inference(_) => ErrorCode::InferenceFailed,
+            Error::Internal(_) => ErrorCode::InternalError,
         }
     }
 
     /// True when the caller's input caused the error (a 4xx), false for faults of the service itself.
     pub fn is_client_error(&self) -> bool {
-        !matches!(
-            self,
-            Error::InvalidModel(_) | Error::Inference(_) | Error::Backend(_)
-        )
+        self.code().is_client_error()
     }
 
     pub(crate) fn parameter(name: &str, detail: impl Into<String>) -> Self {

@@ -12,6 +12,7 @@
 pub mod detector;
 pub mod engine;
 pub mod error;
+pub mod error_code;
 pub mod heads;
 pub mod image_decode;
 pub mod lambda;
@@ -23,6 +24,7 @@ pub mod response;
 
 pub use detector::Detector;
 pub use error::{Error, Result};
+pub use error_code::ErrorCode;
 pub use image_decode::DecodeLimits;
 pub use manifest::Manifest;
 pub use options::DetectOptions;

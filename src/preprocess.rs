@@ -151,14 +151,14 @@ impl Preprocessor {
             };
         let data = self.normalise(pixels, &geometry);
         let tensor = tract_ndarray::Array4::from_shape_vec(self.input_shape(), data)
-            .map_err(|e| Error::Inference(format!("input tensor: {e}")))?
+            .map_err(|e| Error::Internal(format!("input tensor: {e}")))?
             .into();
         Ok((tensor, geometry))
     }
 
     fn resize(&self, rgb: &RgbImage, g: &Geometry) -> Result<RgbImage> {
         let (w, h) = rgb.dimensions();
-        let fail = |e: &dyn std::fmt::Display| Error::Inference(format!("resize: {e}"));
+        let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
         let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(&e))?;
         let mut dst = FirImage::new(g.resized_width, g.resized_height, PixelType::U8x3);
         Resizer::new()
@@ -169,7 +169,7 @@ impl Preprocessor {
             )
             .map_err(|e| fail(&e))?;
         RgbImage::from_raw(g.resized_width, g.resized_height, dst.into_vec())
-            .ok_or_else(|| Error::Inference("resize: buffer size".into()))
+            .ok_or_else(|| Error::Internal("resize: buffer size".into()))
     }
 
     /// Writes the padded, normalised input in the model's layout; `pixels` is already resized.

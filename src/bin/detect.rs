@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use object_detector::{DecodeLimits, DetectOptions, Detector, Response};
+use object_detector::{DecodeLimits, DetectOptions, Detector, ErrorCode, Response};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -46,12 +46,12 @@ struct Line<'a> {
 #[derive(Serialize)]
 struct ErrorLine<'a> {
     file: &'a str,
-    error: ErrorBody<'a>,
+    error: ErrorBody,
 }
 
 #[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
+struct ErrorBody {
+    code: ErrorCode,
     message: String,
 }
 
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
     let mut failed = 0usize;
     for file in &args.images {
         let result = read(file)
-            .map_err(|e| ("file_not_readable", e.to_string()))
+            .map_err(|e| (ErrorCode::FileNotReadable, e.to_string()))
             .and_then(|bytes| {
                 detector
                     .detect(&bytes, &options)
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
                 serde_json::to_string(&ErrorLine {
                     file,
                     error: ErrorBody {
-                        code,
+                        code: *code,
                         message: message.clone(),
                     },
                 })

@@ -11,11 +11,9 @@ use object_detector::lambda::{App, Config};
 use object_detector::{DecodeLimits, Detector};
 use serde_json::{json, Value};
 
-fn build() -> Result<App, String> {
-    let limits = DecodeLimits::from_env().map_err(|e| e.to_string())?;
-    let detector = Detector::from_env()
-        .map_err(|e| e.to_string())?
-        .with_limits(limits);
+fn build() -> object_detector::Result<App> {
+    let limits = DecodeLimits::from_env()?;
+    let detector = Detector::from_env()?.with_limits(limits);
     let m = detector.manifest();
     eprintln!(
         "{}",
@@ -43,7 +41,7 @@ async fn main() -> ExitCode {
             // together with this line in the function's log.
             eprintln!(
                 "{}",
-                json!({"level": "ERROR", "message": "init failed", "error": e})
+                json!({"level": "ERROR", "message": "init failed", "code": e.code(), "error": e.to_string()})
             );
             return ExitCode::from(2);
         }

@@ -6,9 +6,14 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::error::{ApiError, ACCEPTED_MEDIA_TYPES};
+use super::error::ApiError;
 use super::events::Request;
+use crate::error_code::ErrorCode;
 use crate::options::DetectOptions;
+
+/// Media types accepted by `POST /detect`, for 415 messages.
+pub const ACCEPTED_MEDIA_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif, image/bmp, \
+     application/octet-stream, application/json, multipart/form-data";
 
 const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
     .with_decode_padding_mode(DecodePaddingMode::Indifferent)
@@ -21,12 +26,12 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIEN
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
     let mut s = text.trim();
     if s.len() >= 5 && s[..5].eq_ignore_ascii_case("data:") {
-        let comma = s
-            .find(',')
-            .ok_or_else(|| ApiError::new("invalid_base64", "a data: URL without a comma"))?;
+        let comma = s.find(',').ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidBase64, "a data: URL without a comma")
+        })?;
         if !s[..comma].to_ascii_lowercase().ends_with(";base64") {
             return Err(ApiError::new(
-                "invalid_base64",
+                ErrorCode::InvalidBase64,
                 "a data: URL must be base64-encoded (data:image/jpeg;base64,...)",
             ));
         }
@@ -40,7 +45,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
     };
     engine.decode(&cleaned).map_err(|e| {
         ApiError::new(
-            "invalid_base64",
+            ErrorCode::InvalidBase64,
             format!("the image is not valid base64: {e}"),
         )
     })
@@ -50,7 +55,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
 pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
     let Value::Object(map) = v else {
         return Err(ApiError::new(
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "the JSON body must be an object with an `image` field",
         ));
     };
@@ -62,7 +67,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
                 Value::String(s) => decode_base64(&s)?,
                 _ => {
                     return Err(ApiError::new(
-                        "invalid_base64",
+                        ErrorCode::InvalidBase64,
                         "`image` must be a base64 string",
                     ))
                 }
@@ -71,7 +76,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
         }
         if !DetectOptions::NAMES.contains(&key.as_str()) {
             return Err(ApiError::new(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!(
                     "unknown field `{key}`; accepted: image, {}",
                     DetectOptions::NAMES.join(", ")
@@ -88,14 +93,14 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| {
                     ApiError::new(
-                        "invalid_parameter",
+                        ErrorCode::InvalidParameter,
                         "`classes` must be a list of label strings",
                     )
                 })?
                 .join(","),
             other => {
                 return Err(ApiError::new(
-                    "invalid_parameter",
+                    ErrorCode::InvalidParameter,
                     format!("invalid parameter `{key}`: unexpected {other}"),
                 ))
             }
@@ -104,7 +109,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
     }
     let image = image.ok_or_else(|| {
         ApiError::new(
-            "missing_image",
+            ErrorCode::MissingImage,
             "the JSON body has no `image` field (base64)",
         )
     })?;
@@ -112,8 +117,12 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
 }
 
 fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), ApiError> {
-    let v: Value = serde_json::from_slice(raw)
-        .map_err(|e| ApiError::new("invalid_json", format!("the body is not valid JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(raw).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
     from_json_value(v)
 }
 
@@ -130,7 +139,7 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
     };
     if raw.is_empty() {
         return Err(ApiError::new(
-            "empty_body",
+            ErrorCode::EmptyBody,
             "the request has no body: send the image bytes, JSON {\"image\": \"<base64>\"} or a multipart form",
         ));
     }
@@ -152,7 +161,7 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
         // The bytes decide: `curl --data-binary @photo.jpg` without -H labels a JPEG as a form.
         Some(_) if crate::image_decode::sniff(&raw).is_ok() => Ok((raw, DetectOptions::default())),
         Some(m) => Err(ApiError::new(
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             format!("Content-Type {m} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}"),
         )),
     }
@@ -162,7 +171,7 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
 async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectOptions), ApiError> {
     let invalid = |e: multer::Error| {
         ApiError::new(
-            "invalid_multipart",
+            ErrorCode::InvalidMultipart,
             format!("malformed multipart body: {e}"),
         )
     };
@@ -180,7 +189,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         if name == "image" {
             if image.is_some() {
                 return Err(ApiError::new(
-                    "invalid_multipart",
+                    ErrorCode::InvalidMultipart,
                     "one `image` field per request",
                 ));
             }
@@ -190,7 +199,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
             options.set(&name, &text).map_err(|e| ApiError::from(&e))?;
         } else {
             return Err(ApiError::new(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!(
                     "unknown form field `{name}`; accepted: image, {}",
                     DetectOptions::NAMES.join(", ")
@@ -200,7 +209,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
     }
     let image = image.ok_or_else(|| {
         ApiError::new(
-            "missing_image",
+            ErrorCode::MissingImage,
             format!("the form has no `image` file field (fields: {seen:?})"),
         )
     })?;
@@ -218,7 +227,7 @@ pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, A
             options.set(k, v).map_err(|e| ApiError::from(&e))?;
         } else {
             return Err(ApiError::new(
-                "invalid_parameter",
+                ErrorCode::InvalidParameter,
                 format!(
                     "unknown query parameter `{k}`; accepted: {}",
                     DetectOptions::NAMES.join(", ")

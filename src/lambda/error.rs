@@ -1,14 +1,15 @@
-//! Adapter errors and the one mapping from error codes to HTTP statuses.
+//! The adapter's error: a stable code (with its HTTP status, from the one table in
+//! `src/error_code.rs`) and a message for people.
 
 use serde_json::{json, Value};
 
 use super::Reply;
+use crate::error_code::ErrorCode;
 
-/// An error answered to the caller: HTTP status, stable code, human message.
+/// An error answered to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
@@ -20,47 +21,32 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The HTTP status of every error code. Codes not listed here are bugs and answer 500.
-pub fn status_of(code: &str) -> u16 {
-    match code {
-        "empty_body" | "empty_image" | "invalid_base64" | "invalid_json" | "invalid_multipart"
-        | "missing_image" | "invalid_parameter" | "invalid_event" => 400,
-        "not_found" => 404,
-        "method_not_allowed" => 405,
-        "image_too_large" => 413,
-        "unsupported_media_type" | "unsupported_format" => 415,
-        "not_an_image" | "invalid_image" => 422,
-        _ => 500,
-    }
-}
-
-/// Media types accepted by `POST /detect`, for 415 messages and the README.
-pub const ACCEPTED_MEDIA_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif, image/bmp, \
-     application/octet-stream, application/json, multipart/form-data";
-
 impl ApiError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: status_of(code),
             code,
             message: message.into(),
         }
     }
 
+    pub fn status(&self) -> u16 {
+        self.code.http_status()
+    }
+
     pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new("internal_error", message)
+        ApiError::new(ErrorCode::InternalError, message)
     }
 
     pub fn not_found(path: &str) -> ApiError {
         ApiError::new(
-            "not_found",
+            ErrorCode::NotFound,
             format!("no route for {path:?}; routes: POST /detect, GET /model, GET /health"),
         )
     }
 
     pub fn method_not_allowed(method: &str, allow: &str) -> ApiError {
         ApiError::new(
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             format!("{method} is not allowed here; allowed: {allow}"),
         )
     }
@@ -77,7 +63,7 @@ impl ApiError {
             other => format!("{other}"),
         };
         ApiError::new(
-            "invalid_event",
+            ErrorCode::InvalidEvent,
             format!(
                 "unrecognised event: expected an API Gateway REST (v1) or HTTP API (v1/v2) proxy event, a Lambda \
                  function URL event, an ALB target-group event, or a direct invocation {{\"image\": \"<base64>\", \
@@ -92,7 +78,7 @@ impl ApiError {
 
     pub(crate) fn into_reply(self) -> Reply {
         Reply {
-            status: self.status,
+            status: self.status(),
             body: self.body().to_string(),
             allow: None,
             error: Some((self.code, self.message)),
@@ -111,7 +97,7 @@ impl From<&crate::Error> for ApiError {
 impl From<ApiError> for lambda_runtime::Diagnostic {
     fn from(e: ApiError) -> lambda_runtime::Diagnostic {
         lambda_runtime::Diagnostic {
-            error_type: e.code.to_string(),
+            error_type: e.code.as_str().to_string(),
             error_message: e.message,
         }
     }
@@ -151,9 +137,17 @@ mod tests {
             (E::Inference("x".into()), 500),
             (E::InvalidModel("x".into()), 500),
             (E::Backend("x".into()), 500),
+            (
+                E::Setting {
+                    variable: "MAX_IMAGE_PIXELS",
+                    detail: "x".into(),
+                },
+                500,
+            ),
+            (E::Internal("x".into()), 500),
         ];
         for (e, status) in cases {
-            assert_eq!(ApiError::from(&e).status, status, "{e}");
+            assert_eq!(ApiError::from(&e).status(), status, "{e}");
             assert_eq!(e.is_client_error(), status < 500, "{e}");
         }
     }

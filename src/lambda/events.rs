@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::{Config, Reply, Route};
+use crate::error_code::ErrorCode;
 
 /// The invocation sources this function answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +112,7 @@ impl Request {
 fn typed<T: DeserializeOwned>(kind: EventKind, event: Value) -> Result<T, ApiError> {
     serde_json::from_value(event).map_err(|e| {
         ApiError::new(
-            "invalid_event",
+            ErrorCode::InvalidEvent,
             format!("malformed {} event: {e}", kind.name()),
         )
     })

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::error_code::ErrorCode;
 use crate::response::Timings;
 
 #[derive(Debug, Serialize)]
@@ -20,7 +21,7 @@ pub struct Entry {
     pub image: Option<(u32, u32)>,
     pub detections: Option<usize>,
     pub timings: Option<Timings>,
-    pub error_code: Option<&'static str>,
+    pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
     pub duration_ms: f64,
 }

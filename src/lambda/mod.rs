@@ -15,6 +15,7 @@ use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
 use crate::detector::Detector;
+use crate::error_code::ErrorCode;
 use crate::image_decode::SUPPORTED_FORMATS;
 use crate::options::DetectOptions;
 
@@ -77,7 +78,7 @@ pub(crate) struct Reply {
     pub body: String,
     pub allow: Option<&'static str>,
     /// The error code and message, for the log line.
-    pub error: Option<(&'static str, String)>,
+    pub error: Option<(ErrorCode, String)>,
 }
 
 impl App {
@@ -111,7 +112,7 @@ impl App {
             None => Err(ApiError::invalid_event(&event)),
         };
         if let Err(e) = &result {
-            entry.status = Some(e.status);
+            entry.status = Some(e.status());
             entry.error_code = Some(e.code);
             entry.error = Some(e.message.clone());
         }
@@ -144,7 +145,7 @@ impl App {
         };
         entry.status = Some(reply.status);
         if let Some((code, message)) = &reply.error {
-            entry.error_code = Some(code);
+            entry.error_code = Some(*code);
             entry.error = Some(message.clone());
         }
         events::respond(kind, &reply, &self.config)
