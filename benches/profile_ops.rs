@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use object_detector::engine::tract;
 use object_detector::image_decode::decode;
-use object_detector::{DecodeLimits, Detector};
+use object_detector::settings::ModelSource;
+use object_detector::{DecodeLimits, Detector, Settings};
 use tract_onnx::prelude::*;
 
 const RUNS: usize = 11;
@@ -21,10 +22,11 @@ fn main() -> TractResult<()> {
         .skip(1)
         .find(|a| !a.starts_with("--"))
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/coffee.jpg").into());
-    let detector = Detector::from_env()?;
-    let onnx_bytes = match std::env::var_os("MODEL_PATH") {
-        Some(p) => std::fs::read(p)?,
-        None => object_detector::detector::embedded::MODEL.to_vec(),
+    let settings = Settings::from_env()?;
+    let detector = Detector::from_settings(&settings)?;
+    let onnx_bytes = match &settings.model {
+        ModelSource::Files { model, .. } => std::fs::read(model)?,
+        ModelSource::Embedded => object_detector::detector::embedded::MODEL.to_vec(),
     };
     // The plan the detector runs, built by the engine's own steps.
     let shape = detector.preprocessor().input_shape();

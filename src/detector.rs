@@ -17,6 +17,7 @@ use crate::nms::nms;
 use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
 use crate::response::{BoundingBox, Detection, ImageSize, ModelRef, Response, Timings};
+use crate::settings::{ModelSource, Settings};
 
 /// The model compiled into the binary (see build.rs): its manifest text and ONNX bytes.
 pub mod embedded {
@@ -56,26 +57,20 @@ impl Detector {
         Ok((read(model)?, manifest))
     }
 
-    /// `MODEL_PATH` with `MODEL_MANIFEST` when set (both or neither), else the embedded model; the
-    /// backend and thread count from `DETECTOR_BACKEND` and `DETECTOR_THREADS` (see [`RunConfig`]).
-    pub fn from_env() -> Result<Detector> {
-        let config = RunConfig::from_env()?;
-        let path = std::env::var_os("MODEL_PATH").filter(|v| !v.is_empty());
-        let manifest = std::env::var_os("MODEL_MANIFEST").filter(|v| !v.is_empty());
-        match (path, manifest) {
-            (None, None) => Detector::with_config(
-                config,
+    /// The model, backend, threads and limits the settings name.
+    pub fn from_settings(settings: &Settings) -> Result<Detector> {
+        let detector = match &settings.model {
+            ModelSource::Embedded => Detector::with_config(
+                settings.run.clone(),
                 embedded::MODEL,
                 Manifest::from_toml(embedded::MANIFEST)?,
             ),
-            (Some(p), Some(m)) => {
-                let (onnx, manifest) = Detector::read_files(Path::new(&p), Path::new(&m))?;
-                Detector::with_config(config, &onnx, manifest)
+            ModelSource::Files { model, manifest } => {
+                let (onnx, manifest) = Detector::read_files(model, manifest)?;
+                Detector::with_config(settings.run.clone(), &onnx, manifest)
             }
-            _ => Err(Error::InvalidModel(
-                "MODEL_PATH and MODEL_MANIFEST must be set together".into(),
-            )),
-        }
+        }?;
+        Ok(detector.with_limits(settings.limits))
     }
 
     /// Loads, validates against the manifest and plans the model with tract on one thread. This is the

@@ -32,27 +32,6 @@ impl Default for DecodeLimits {
     }
 }
 
-impl DecodeLimits {
-    /// The defaults, overridden by `MAX_IMAGE_PIXELS` and `MAX_DECODE_BYTES` when set.
-    pub fn from_env() -> Result<Self> {
-        let mut limits = DecodeLimits::default();
-        for (var, slot) in [
-            ("MAX_IMAGE_PIXELS", &mut limits.max_pixels),
-            ("MAX_DECODE_BYTES", &mut limits.max_alloc_bytes),
-        ] {
-            if let Ok(text) = std::env::var(var) {
-                *slot = text.trim().parse().ok().filter(|v| *v > 0).ok_or_else(|| {
-                    Error::InvalidParameter {
-                        name: var.to_string(),
-                        detail: format!("expected a positive whole number, got {text:?}"),
-                    }
-                })?;
-            }
-        }
-        Ok(limits)
-    }
-}
-
 /// The formats this service decodes, by the names clients know them by.
 pub const SUPPORTED_FORMATS: &[&str] = &["JPEG", "PNG", "WebP", "GIF", "BMP"];
 

@@ -21,6 +21,7 @@ pub mod nms;
 pub mod options;
 pub mod preprocess;
 pub mod response;
+pub mod settings;
 
 pub use detector::Detector;
 pub use error::{Error, Result};
@@ -29,3 +30,4 @@ pub use image_decode::DecodeLimits;
 pub use manifest::Manifest;
 pub use options::DetectOptions;
 pub use response::Response;
+pub use settings::Settings;

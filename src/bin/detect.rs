@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use object_detector::{DecodeLimits, DetectOptions, Detector, ErrorCode, Response};
+use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -76,12 +76,8 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let limits = match DecodeLimits::from_env() {
-        Ok(l) => l,
-        Err(e) => return usage_error(&e.to_string()),
-    };
-    let detector = match Detector::from_env() {
-        Ok(d) => d.with_limits(limits),
+    let detector = match Settings::from_env().and_then(|s| Detector::from_settings(&s)) {
+        Ok(d) => d,
         Err(e) => return usage_error(&e.to_string()),
     };
     // Validate options against the model's labels before touching any file.

@@ -8,12 +8,11 @@ use std::process::ExitCode;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use object_detector::lambda::{App, Config};
-use object_detector::{DecodeLimits, Detector};
+use object_detector::{Detector, Settings};
 use serde_json::{json, Value};
 
-fn build() -> object_detector::Result<App> {
-    let limits = DecodeLimits::from_env()?;
-    let detector = Detector::from_env()?.with_limits(limits);
+fn build(settings: &Settings) -> object_detector::Result<App> {
+    let detector = Detector::from_settings(settings)?;
     let m = detector.manifest();
     eprintln!(
         "{}",
@@ -27,14 +26,15 @@ fn build() -> object_detector::Result<App> {
             "threads": detector.run_config().threads,
         })
     );
-    Ok(App::new(detector, Config::from_env()))
+    Ok(App::new(detector, Config::from_settings(settings)))
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let files: Vec<String> = std::env::args().skip(1).collect();
-    let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
-    let app = match build() {
+    let built =
+        Settings::from_env().and_then(|settings| Ok((build(&settings)?, settings.in_lambda)));
+    let (app, in_lambda) = match built {
         Ok(app) => app,
         Err(e) => {
             // In Lambda this exits init with an error, which the service reports as Runtime.ExitError

@@ -1,6 +1,7 @@
 //! The optional ONNX Runtime backend: the same model (after the same weight fold) in an `ort` session,
 //! outputs handed back as tract tensors so decoding is shared with the tract backend.
 
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use ort::session::builder::GraphOptimizationLevel;
@@ -12,9 +13,6 @@ use super::outputs::OutputFacts;
 use super::weight_fold::parse_and_fold;
 use super::{input_index, RunConfig};
 use crate::error::{Error, Result};
-
-/// The environment variable naming the shared library (ort's own convention).
-pub const DYLIB_ENV: &str = "ORT_DYLIB_PATH";
 
 pub struct Session {
     // `ort::Session::run` takes `&mut self`; one inference at a time per process is what Lambda and
@@ -33,18 +31,17 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// The library and ONNX Runtime environment, set up once per process (ONNX Runtime allows one
-/// environment per process); later sessions share it, and a failure is reported to every caller.
-fn environment() -> Result<ort::environment::Environment> {
+/// environment per process); later sessions share it (and the first session's library), and a failure
+/// is reported to every caller.
+fn environment(library: Option<&Path>) -> Result<ort::environment::Environment> {
     static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> =
         OnceLock::new();
     ENVIRONMENT
         .get_or_init(|| {
-            let path = std::env::var_os(DYLIB_ENV)
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "libonnxruntime.so".into());
-            let builder = ort::init_from(&path).map_err(|e| {
+            let path = library.unwrap_or(Path::new("libonnxruntime.so"));
+            let builder = ort::init_from(path).map_err(|e| {
                 format!(
-                    "onnxruntime: cannot load the library: {e} (set {DYLIB_ENV} to libonnxruntime.so, \
+                    "onnxruntime: cannot load the library: {e} (set ORT_DYLIB_PATH to libonnxruntime.so, \
                      e.g. the one in the onnxruntime wheel's onnxruntime/capi/)"
                 )
             })?;
@@ -82,7 +79,7 @@ impl Session {
         // Only the re-encoded bytes live on into the session build: the folded float weights are held
         // once, not twice, at the peak.
         let bytes = parse_and_fold(onnx)?.encode_to_vec();
-        let env = environment()?;
+        let env = environment(config.onnxruntime_library.as_deref())?;
         let options = |e: ort::Error<_>| backend("session options", e);
         let builder = ort::session::Session::builder(&env).map_err(|e| backend("session", e))?;
         let builder = builder

@@ -18,23 +18,22 @@ use crate::detector::Detector;
 use crate::error_code::ErrorCode;
 use crate::image_decode::SUPPORTED_FORMATS;
 use crate::options::DetectOptions;
+use crate::settings::Settings;
 
 pub use error::ApiError;
 pub use events::EventKind;
 
-/// Settings read once from the environment at start-up.
+/// What the adapter is configured with, beside the detector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    /// `CORS_ALLOW_ORIGIN`: the `Access-Control-Allow-Origin` value; no CORS headers when unset.
+    /// The `Access-Control-Allow-Origin` value; no CORS headers when unset.
     pub cors_allow_origin: Option<String>,
 }
 
 impl Config {
-    pub fn from_env() -> Config {
+    pub fn from_settings(settings: &Settings) -> Config {
         Config {
-            cors_allow_origin: std::env::var("CORS_ALLOW_ORIGIN")
-                .ok()
-                .filter(|v| !v.trim().is_empty()),
+            cors_allow_origin: settings.cors_allow_origin.clone(),
         }
     }
 }

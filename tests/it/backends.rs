@@ -26,7 +26,7 @@ const PHOTOS: [&str; 7] = [
 
 fn embedded_with(config: RunConfig) -> Detector {
     Detector::with_config(
-        config,
+        config.clone(),
         embedded::MODEL,
         Manifest::from_toml(embedded::MANIFEST).unwrap(),
     )
@@ -83,13 +83,15 @@ mod onnxruntime {
     use super::*;
 
     fn config(threads: usize) -> RunConfig {
+        let library = std::env::var_os("ORT_DYLIB_PATH");
         assert!(
-            std::env::var_os("ORT_DYLIB_PATH").is_some(),
+            library.is_some(),
             "set ORT_DYLIB_PATH to the onnxruntime library (tools/test.sh uses the wheel's)"
         );
         RunConfig {
             backend: Backend::OnnxRuntime,
             threads,
+            onnxruntime_library: library.map(Into::into),
         }
     }
 
@@ -160,6 +162,7 @@ fn tract_on_two_threads_finds_what_one_thread_finds() {
     let detector = embedded_with(RunConfig {
         backend: Backend::Tract,
         threads: 2,
+        ..RunConfig::default()
     });
     assert_eq!(detector.run_config().threads, 2);
     assert_same_as_default(&detector, 1e-4);

@@ -1,0 +1,362 @@
+//! Every setting the binaries take from the environment, in one place: [`VARIABLES`] lists them with
+//! their defaults and meaning (README's configuration table is checked against it, so a new variable
+//! cannot go undocumented), and [`Settings::from_env`] reads each of them once, at start-up, into one
+//! typed value, validated here. A bad value is one message: an init error in Lambda, exit 2 in the CLI.
+//! The library below takes the plain values; nothing else in `src/` reads the environment.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use crate::engine::{Backend, RunConfig};
+use crate::error::{Error, Result};
+use crate::image_decode::DecodeLimits;
+
+/// One environment variable, as README's configuration table shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct Variable {
+    pub name: &'static str,
+    /// The default, in README's words.
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every variable, in README's order. A variable set to empty text counts as unset.
+pub const VARIABLES: &[Variable] = &[
+    Variable {
+        name: "CORS_ALLOW_ORIGIN",
+        default: "unset (no CORS headers)",
+        meaning: "value of `Access-Control-Allow-Origin`; also turns on `Allow-Methods/Headers` and preflight answers",
+    },
+    Variable {
+        name: "MAX_IMAGE_PIXELS",
+        default: "40000000",
+        meaning: "pixel budget (width x height of the stored image)",
+    },
+    Variable {
+        name: "MAX_DECODE_BYTES",
+        default: "536870912",
+        meaning: "largest decoded buffer (16-bit RGBA needs 8 bytes per pixel)",
+    },
+    Variable {
+        name: "MODEL_PATH",
+        default: "unset (embedded model)",
+        meaning: "run another ONNX detector, described by `MODEL_MANIFEST` (both or neither)",
+    },
+    Variable {
+        name: "MODEL_MANIFEST",
+        default: "unset (embedded model)",
+        meaning: "the manifest of the model at `MODEL_PATH` (see [Bring your own model](#bring-your-own-model))",
+    },
+    Variable {
+        name: "DETECTOR_BACKEND",
+        default: "`tract`",
+        meaning: "`onnxruntime` runs the model with ONNX Runtime; needs a build with `--features onnxruntime` (see [Backends and threads](#backends-and-threads))",
+    },
+    Variable {
+        name: "DETECTOR_THREADS",
+        default: "1",
+        meaning: "threads per inference, 1 to 256; more than 1 needs `--features multithread` for tract; worth it from 1769 MB of Lambda memory (2 vCPUs)",
+    },
+    Variable {
+        name: "ORT_DYLIB_PATH",
+        default: "`libonnxruntime.so` beside the executable, then the loader's search path",
+        meaning: "the ONNX Runtime library, for `DETECTOR_BACKEND=onnxruntime`",
+    },
+    Variable {
+        name: "DETECTOR_MODEL_MANIFEST",
+        default: "`model/nanodet-g-416.toml`",
+        meaning: "build time, read by `build.rs`: the manifest whose model `cargo build` embeds",
+    },
+];
+
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The model compiled into the binary.
+    Embedded,
+    /// `MODEL_PATH` and `MODEL_MANIFEST`.
+    Files { model: PathBuf, manifest: PathBuf },
+}
+
+/// Everything the environment configures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub model: ModelSource,
+    pub run: RunConfig,
+    pub limits: DecodeLimits,
+    /// The `Access-Control-Allow-Origin` value; no CORS headers when `None`.
+    pub cors_allow_origin: Option<String>,
+    /// Whether a Lambda runtime API is there to poll (`AWS_LAMBDA_RUNTIME_API`, set by Lambda and by
+    /// its emulators; not a setting of this product).
+    pub in_lambda: bool,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings> {
+        Settings::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Reads the variables through `get` (the process environment, or a table in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<OsString>) -> Result<Settings> {
+        let raw = |name: &str| get(name).filter(|v| !v.to_string_lossy().trim().is_empty());
+        let text = |name: &'static str| -> Result<Option<String>> {
+            raw(name)
+                .map(|v| {
+                    v.into_string().map_err(|v| Error::Setting {
+                        variable: name,
+                        detail: format!("{v:?} is not UTF-8 text"),
+                    })
+                })
+                .transpose()
+        };
+        let model = match (raw("MODEL_PATH"), raw("MODEL_MANIFEST")) {
+            (None, None) => ModelSource::Embedded,
+            (Some(model), Some(manifest)) => ModelSource::Files {
+                model: model.into(),
+                manifest: manifest.into(),
+            },
+            (model, _) => {
+                return Err(Error::Setting {
+                    variable: if model.is_some() {
+                        "MODEL_PATH"
+                    } else {
+                        "MODEL_MANIFEST"
+                    },
+                    detail: "MODEL_PATH and MODEL_MANIFEST must be set together (both or neither)"
+                        .into(),
+                })
+            }
+        };
+        let run = RunConfig {
+            backend: match text("DETECTOR_BACKEND")? {
+                None => Backend::Tract,
+                Some(v) => Backend::from_name(&v).ok_or_else(|| {
+                    Error::Backend(format!(
+                        "DETECTOR_BACKEND={v:?} is not a backend; use `tract` or `onnxruntime`"
+                    ))
+                })?,
+            },
+            threads: match text("DETECTOR_THREADS")? {
+                None => 1,
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if (1..=256).contains(&n) => n,
+                    _ => {
+                        return Err(Error::Backend(format!(
+                            "DETECTOR_THREADS={v:?} is not a thread count from 1 to 256"
+                        )))
+                    }
+                },
+            },
+            onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
+        };
+        run.check()?;
+        let defaults = DecodeLimits::default();
+        let limits = DecodeLimits {
+            max_pixels: positive(
+                "MAX_IMAGE_PIXELS",
+                text("MAX_IMAGE_PIXELS")?,
+                defaults.max_pixels,
+            )?,
+            max_alloc_bytes: positive(
+                "MAX_DECODE_BYTES",
+                text("MAX_DECODE_BYTES")?,
+                defaults.max_alloc_bytes,
+            )?,
+        };
+        Ok(Settings {
+            model,
+            run,
+            limits,
+            cors_allow_origin: text("CORS_ALLOW_ORIGIN")?,
+            in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
+        })
+    }
+}
+
+/// A positive whole number, or `default` when unset.
+fn positive(variable: &'static str, value: Option<String>, default: u64) -> Result<u64> {
+    match value {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v| *v > 0)
+            .ok_or_else(|| Error::Setting {
+                variable,
+                detail: format!("expected a positive whole number, got {text:?}"),
+            }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Settings> {
+        Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| OsString::from(v))
+        })
+    }
+
+    fn run(backend: Option<&str>, threads: Option<&str>) -> Result<RunConfig> {
+        let mut vars = Vec::new();
+        vars.extend(backend.map(|b| ("DETECTOR_BACKEND", b)));
+        vars.extend(threads.map(|t| ("DETECTOR_THREADS", t)));
+        parse(&vars).map(|s| s.run)
+    }
+
+    #[test]
+    fn nothing_set_means_every_default() {
+        let s = parse(&[]).unwrap();
+        assert_eq!(s.model, ModelSource::Embedded);
+        assert_eq!(s.run, RunConfig::default());
+        assert_eq!(s.limits, DecodeLimits::default());
+        assert_eq!(s.cors_allow_origin, None);
+        assert!(!s.in_lambda);
+        // Empty text counts as unset.
+        let blank = parse(&[("CORS_ALLOW_ORIGIN", " "), ("MAX_IMAGE_PIXELS", "")]).unwrap();
+        assert_eq!(blank, s);
+    }
+
+    #[test]
+    fn run_config_defaults_to_tract_on_one_thread() {
+        for (b, t) in [
+            (None, None),
+            (Some(""), Some("  ")),
+            (Some("tract"), Some("1")),
+        ] {
+            assert_eq!(run(b, t).unwrap(), RunConfig::default());
+        }
+        assert_eq!(run(Some(" TRACT "), None).unwrap().backend, Backend::Tract);
+    }
+
+    #[test]
+    fn run_config_refuses_what_it_cannot_do() {
+        let err = |b, t| {
+            let e = run(b, t).unwrap_err();
+            assert_eq!(e.code(), "backend_unavailable", "{e}");
+            assert!(!e.is_client_error());
+            e.to_string()
+        };
+        assert!(err(Some("cuda"), None).contains("`tract` or `onnxruntime`"));
+        for t in ["0", "-1", "two", "257", "1.5"] {
+            assert!(err(None, Some(t)).contains("DETECTOR_THREADS"), "{t}");
+        }
+        if cfg!(feature = "onnxruntime") {
+            let c = run(Some("ort"), Some("3")).unwrap();
+            assert_eq!((c.backend, c.threads), (Backend::OnnxRuntime, 3));
+        } else {
+            assert!(err(Some("onnxruntime"), None).contains("--features onnxruntime"));
+        }
+        if cfg!(feature = "multithread") {
+            assert_eq!(run(None, Some("2")).unwrap().threads, 2);
+        } else {
+            assert!(err(None, Some("2")).contains("--features multithread"));
+        }
+    }
+
+    #[test]
+    fn values_are_read_and_bad_ones_are_configuration_errors() {
+        let s = parse(&[
+            ("MODEL_PATH", "/opt/m.onnx"),
+            ("MODEL_MANIFEST", "/opt/m.toml"),
+            ("MAX_IMAGE_PIXELS", " 1000 "),
+            ("MAX_DECODE_BYTES", "2048"),
+            ("CORS_ALLOW_ORIGIN", "https://example.com"),
+            ("ORT_DYLIB_PATH", "/opt/libonnxruntime.so"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.model,
+            ModelSource::Files {
+                model: "/opt/m.onnx".into(),
+                manifest: "/opt/m.toml".into()
+            }
+        );
+        assert_eq!(
+            (s.limits.max_pixels, s.limits.max_alloc_bytes),
+            (1000, 2048)
+        );
+        assert_eq!(s.cors_allow_origin.as_deref(), Some("https://example.com"));
+        assert_eq!(
+            s.run.onnxruntime_library,
+            Some(PathBuf::from("/opt/libonnxruntime.so"))
+        );
+        assert!(s.in_lambda);
+
+        for (vars, variable) in [
+            (&[("MAX_IMAGE_PIXELS", "0")][..], "MAX_IMAGE_PIXELS"),
+            (&[("MAX_IMAGE_PIXELS", "12 MP")][..], "MAX_IMAGE_PIXELS"),
+            (&[("MAX_DECODE_BYTES", "-5")][..], "MAX_DECODE_BYTES"),
+            (&[("MODEL_PATH", "/opt/m.onnx")][..], "MODEL_PATH"),
+            (&[("MODEL_MANIFEST", "/opt/m.toml")][..], "MODEL_MANIFEST"),
+        ] {
+            let e = parse(vars).unwrap_err();
+            assert_eq!(e.code(), "invalid_setting", "{vars:?}: {e}");
+            assert!(e.to_string().starts_with(variable), "{e}");
+        }
+    }
+
+    /// The rows of README's configuration table, as written.
+    fn readme_rows() -> Vec<String> {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split("\n## Configuration\n")
+            .nth(1)
+            .expect("README has a Configuration section");
+        section
+            .lines()
+            .skip_while(|l| !l.starts_with("| `"))
+            .take_while(|l| l.starts_with('|'))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn readme_documents_every_variable() {
+        let want: Vec<String> = VARIABLES
+            .iter()
+            .map(|v| format!("| `{}` | {} | {} |", v.name, v.default, v.meaning))
+            .collect();
+        assert_eq!(
+            readme_rows(),
+            want,
+            "README's configuration table must be these rows (from src/settings.rs):\n{}",
+            want.join("\n")
+        );
+    }
+
+    /// Settings are read here and nowhere else in the library and binaries.
+    #[test]
+    fn no_other_source_file_reads_the_environment() {
+        fn visit(dir: &std::path::Path, found: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    visit(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs")
+                    && !path.ends_with("src/settings.rs")
+                {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    if text.contains("env::var") {
+                        found.push(path.display().to_string());
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        visit(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut found,
+        );
+        assert!(
+            found.is_empty(),
+            "reading the environment outside settings.rs: {found:?}"
+        );
+    }
+}
