@@ -1,4 +1,8 @@
 //! Event shapes: telling them apart, reading them into one [`Request`], answering in the same shape.
+//!
+//! Why not `lambda_http`: a direct invocation with a bad image must fail as a Lambda function error
+//! (`errorType` = the code, for Step Functions' `Catch`), and `lambda_http` turns every event into an
+//! HTTP request and every answer into an HTTP response, which discards that.
 
 use aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
 use aws_lambda_events::apigw::{
@@ -7,6 +11,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderMap, HeaderName, HeaderValue};
+use aws_lambda_events::http::StatusCode;
 use aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -18,6 +23,15 @@ use crate::error_code::ErrorCode;
 /// The invocation sources this function answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// An HTTP request from one of the HTTP front doors.
+    Http(HttpKind),
+    /// A direct invocation: `{"image": "<base64>", ...options}`.
+    Direct,
+}
+
+/// The HTTP front doors, each with its own event and response shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpKind {
     /// API Gateway REST API, Lambda proxy integration.
     RestApi,
     /// API Gateway HTTP API with payload format 1.0 (the REST shape with `"version": "1.0"`).
@@ -28,18 +42,17 @@ pub enum EventKind {
     FunctionUrl,
     /// An Application Load Balancer target group.
     Alb,
-    /// A direct invocation: `{"image": "<base64>", ...options}`.
-    Direct,
 }
 
 impl EventKind {
+    /// The name the log line gives the source.
     pub fn name(self) -> &'static str {
         match self {
-            EventKind::RestApi => "apigw_rest",
-            EventKind::HttpApiV1 => "apigw_http_v1",
-            EventKind::HttpApiV2 => "apigw_http_v2",
-            EventKind::FunctionUrl => "function_url",
-            EventKind::Alb => "alb",
+            EventKind::Http(HttpKind::RestApi) => "apigw_rest",
+            EventKind::Http(HttpKind::HttpApiV1) => "apigw_http_v1",
+            EventKind::Http(HttpKind::HttpApiV2) => "apigw_http_v2",
+            EventKind::Http(HttpKind::FunctionUrl) => "function_url",
+            EventKind::Http(HttpKind::Alb) => "alb",
             EventKind::Direct => "direct",
         }
     }
@@ -51,25 +64,25 @@ pub fn classify(event: &Value) -> Option<EventKind> {
     let ctx = obj.get("requestContext").and_then(Value::as_object);
     let version = obj.get("version").and_then(Value::as_str);
     if let Some(ctx) = ctx {
-        if ctx.contains_key("elb") {
-            return Some(EventKind::Alb);
-        }
-        if ctx.get("http").is_some_and(Value::is_object) {
+        let http = if ctx.contains_key("elb") {
+            HttpKind::Alb
+        } else if ctx.get("http").is_some_and(Value::is_object) {
             let domain = ctx.get("domainName").and_then(Value::as_str).unwrap_or("");
-            return Some(if domain.contains(".lambda-url.") {
-                EventKind::FunctionUrl
+            if domain.contains(".lambda-url.") {
+                HttpKind::FunctionUrl
             } else {
-                EventKind::HttpApiV2
-            });
-        }
-        if obj.contains_key("httpMethod") {
-            return Some(if version == Some("1.0") {
-                EventKind::HttpApiV1
+                HttpKind::HttpApiV2
+            }
+        } else if obj.contains_key("httpMethod") {
+            if version == Some("1.0") {
+                HttpKind::HttpApiV1
             } else {
-                EventKind::RestApi
-            });
-        }
-        return None;
+                HttpKind::RestApi
+            }
+        } else {
+            return None;
+        };
+        return Some(EventKind::Http(http));
     }
     if obj.contains_key("image") && !obj.contains_key("httpMethod") {
         return Some(EventKind::Direct);
@@ -109,18 +122,18 @@ impl Request {
     }
 }
 
-fn typed<T: DeserializeOwned>(kind: EventKind, event: Value) -> Result<T, ApiError> {
+fn typed<T: DeserializeOwned>(kind: HttpKind, event: Value) -> Result<T, ApiError> {
     serde_json::from_value(event).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidEvent,
-            format!("malformed {} event: {e}", kind.name()),
+            format!("malformed {} event: {e}", EventKind::Http(kind).name()),
         )
     })
 }
 
-pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
+pub fn parse(kind: HttpKind, event: Value) -> Result<Request, ApiError> {
     Ok(match kind {
-        EventKind::RestApi | EventKind::HttpApiV1 => {
+        HttpKind::RestApi | HttpKind::HttpApiV1 => {
             let e: ApiGatewayProxyRequest = typed(kind, event)?;
             let query = query_pairs(
                 &e.multi_value_query_string_parameters,
@@ -136,7 +149,7 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
                 is_base64: e.is_base64_encoded,
             }
         }
-        EventKind::HttpApiV2 | EventKind::FunctionUrl => {
+        HttpKind::HttpApiV2 | HttpKind::FunctionUrl => {
             let e: ApiGatewayV2httpRequest = typed(kind, event)?;
             // HTTP API joins repeated keys with commas in queryStringParameters; rawQueryString keeps them.
             let query = match e.raw_query_string.as_deref() {
@@ -156,17 +169,16 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
                 is_base64: e.is_base64_encoded,
             }
         }
-        EventKind::Alb => {
+        HttpKind::Alb => {
             let e: AlbTargetGroupRequest = typed(kind, event)?;
-            // ALB passes query strings exactly as sent: still percent-encoded.
+            // ALB passes query strings exactly as sent, still percent-encoded: decode them as the query
+            // string they came from (ALB split it at `&` and the first `=`, so joining them back is exact).
             let raw = query_pairs(
                 &e.multi_value_query_string_parameters,
                 &e.query_string_parameters,
             );
-            let query = raw
-                .into_iter()
-                .map(|(k, v)| (percent_decode(&k), percent_decode(&v)))
-                .collect();
+            let joined: Vec<String> = raw.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let query = parse_query(&joined.join("&"));
             Request {
                 method: e.http_method.as_str().to_string(),
                 path: e.path.unwrap_or_default(),
@@ -176,11 +188,6 @@ pub fn parse(kind: EventKind, event: Value) -> Result<Request, ApiError> {
                 body: e.body,
                 is_base64: e.is_base64_encoded,
             }
-        }
-        EventKind::Direct => {
-            return Err(ApiError::internal(
-                "a direct invocation is not an HTTP request",
-            ))
         }
     })
 }
@@ -210,40 +217,12 @@ fn merge(mut single: HeaderMap, multi: HeaderMap) -> HeaderMap {
     single
 }
 
+/// `application/x-www-form-urlencoded` pairs: `+` is a space, `%XX` a byte, malformed escapes stay as
+/// they are, empty pairs are skipped.
 fn parse_query(raw: &str) -> Vec<(String, String)> {
-    raw.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(k), percent_decode(v))
-        })
+    form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte; malformed escapes stay.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (hex(b.get(i + 1)), hex(b.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: Option<&u8>) -> Option<u8> {
-    (*c? as char).to_digit(16).map(|d| d as u8)
 }
 
 /// The route of a request. Only the last path segment counts, so a REST stage (`/prod/detect`), a custom
@@ -291,19 +270,19 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
 }
 
 /// The response in the shape the event came in.
-pub fn respond(kind: EventKind, reply: &Reply, config: &Config) -> Value {
+pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
     let headers = headers(reply, config);
     let body = (!reply.body.is_empty()).then(|| Body::Text(reply.body.clone()));
     let status = i64::from(reply.status);
     let value = match kind {
-        EventKind::RestApi | EventKind::HttpApiV1 => {
+        HttpKind::RestApi | HttpKind::HttpApiV1 => {
             let mut r = ApiGatewayProxyResponse::default();
             r.status_code = status;
             r.headers = headers;
             r.body = body;
             serde_json::to_value(r)
         }
-        EventKind::HttpApiV2 | EventKind::FunctionUrl | EventKind::Direct => {
+        HttpKind::HttpApiV2 | HttpKind::FunctionUrl => {
             // `cookies` is always present: the function URL emulator rejects a response without it.
             let mut r = ApiGatewayV2httpResponse::default();
             r.status_code = status;
@@ -311,10 +290,14 @@ pub fn respond(kind: EventKind, reply: &Reply, config: &Config) -> Value {
             r.body = body;
             serde_json::to_value(r)
         }
-        EventKind::Alb => {
+        HttpKind::Alb => {
             let mut r = AlbTargetGroupResponse::default();
             r.status_code = status;
-            r.status_description = Some(format!("{} {}", reply.status, reason(reply.status)));
+            let reason = StatusCode::from_u16(reply.status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            r.status_description = Some(format!("{} {reason}", reply.status));
             // Targets with multi-value headers enabled read only multiValueHeaders; others only headers.
             r.multi_value_headers = headers.clone();
             r.headers = headers;
@@ -323,20 +306,6 @@ pub fn respond(kind: EventKind, reply: &Reply, config: &Config) -> Value {
         }
     };
     value.unwrap_or_else(|e| serde_json::json!({"statusCode": 500, "body": e.to_string()}))
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        415 => "Unsupported Media Type",
-        422 => "Unprocessable Entity",
-        _ => "Internal Server Error",
-    }
 }
 
 #[cfg(test)]
@@ -353,11 +322,14 @@ mod tests {
         let alb =
             json!({"httpMethod": "POST", "requestContext": {"elb": {"targetGroupArn": "arn"}}});
         let direct = json!({"image": "aGk="});
-        assert_eq!(classify(&v2), Some(EventKind::HttpApiV2));
-        assert_eq!(classify(&url), Some(EventKind::FunctionUrl));
-        assert_eq!(classify(&rest), Some(EventKind::RestApi));
-        assert_eq!(classify(&http_v1), Some(EventKind::HttpApiV1));
-        assert_eq!(classify(&alb), Some(EventKind::Alb));
+        assert_eq!(classify(&v2), Some(EventKind::Http(HttpKind::HttpApiV2)));
+        assert_eq!(classify(&url), Some(EventKind::Http(HttpKind::FunctionUrl)));
+        assert_eq!(classify(&rest), Some(EventKind::Http(HttpKind::RestApi)));
+        assert_eq!(
+            classify(&http_v1),
+            Some(EventKind::Http(HttpKind::HttpApiV1))
+        );
+        assert_eq!(classify(&alb), Some(EventKind::Http(HttpKind::Alb)));
         assert_eq!(classify(&direct), Some(EventKind::Direct));
         for other in [
             json!({}),
@@ -403,6 +375,7 @@ mod tests {
 
     #[test]
     fn query_strings_decode() {
+        let percent_decode = |v: &str| parse_query(&format!("v={v}")).remove(0).1;
         assert_eq!(
             percent_decode("traffic%20light%2Cperson"),
             "traffic light,person"

@@ -21,7 +21,7 @@ use crate::options::DetectOptions;
 use crate::settings::Settings;
 
 pub use error::ApiError;
-pub use events::EventKind;
+pub use events::{EventKind, HttpKind};
 
 /// What the adapter is configured with, beside the detector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl App {
         entry.event = kind.map(EventKind::name);
         let result = match kind {
             Some(EventKind::Direct) => self.direct(event, &mut entry).await,
-            Some(kind) => {
+            Some(EventKind::Http(kind)) => {
                 let response = self.http(kind, event, &mut entry).await;
                 to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
             }
@@ -133,7 +133,7 @@ impl App {
         to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
     }
 
-    async fn http(&self, kind: EventKind, event: Value, entry: &mut log::Entry) -> Value {
+    async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
         let reply = match events::parse(kind, event) {
             Ok(request) => {
                 entry.method = Some(request.method.clone());
