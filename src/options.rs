@@ -1,8 +1,6 @@
 //! Per-request options: what a caller may tune, their ranges, and their parsing from text (query strings,
 //! form fields, CLI flags), so every front end validates them the same way.
 
-use serde::Deserialize;
-
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 
@@ -10,8 +8,7 @@ use crate::manifest::Manifest;
 pub const MAX_DETECTIONS_LIMIT: usize = 1000;
 
 /// Options as the caller gave them; `None` means the model's default.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetectOptions {
     pub score_threshold: Option<f32>,
     pub iou_threshold: Option<f32>,
@@ -52,14 +49,19 @@ impl DetectOptions {
             "classes" => {
                 self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect())
             }
-            other => {
-                return Err(Error::parameter(
-                    other,
-                    format!("unknown option; accepted: {}", Self::NAMES.join(", ")),
-                ))
-            }
+            other => return Err(Self::unknown("option", other, &[])),
         }
         Ok(())
+    }
+
+    /// The error for `name` where an option was expected in `source` (a query parameter, a JSON field, a
+    /// form field), listing what is accepted there: the options, after the names in `also`.
+    pub fn unknown(source: &str, name: &str, also: &[&str]) -> Error {
+        let accepted: Vec<&str> = also.iter().chain(&Self::NAMES).copied().collect();
+        Error::parameter(
+            name,
+            format!("unknown {source}; accepted: {}", accepted.join(", ")),
+        )
     }
 
     /// Fills every option not set here from `other` (used to merge a body's options over the query's).

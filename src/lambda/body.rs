@@ -75,13 +75,11 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
             continue;
         }
         if !DetectOptions::NAMES.contains(&key.as_str()) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "unknown field `{key}`; accepted: image, {}",
-                    DetectOptions::NAMES.join(", ")
-                ),
-            ));
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "field",
+                &key,
+                &["image"],
+            )));
         }
         let text = match value {
             Value::Null => continue,
@@ -198,13 +196,11 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
             let text = field.text().await.map_err(invalid)?;
             options.set(&name, &text).map_err(|e| ApiError::from(&e))?;
         } else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "unknown form field `{name}`; accepted: image, {}",
-                    DetectOptions::NAMES.join(", ")
-                ),
-            ));
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "form field",
+                &name,
+                &["image"],
+            )));
         }
     }
     let image = image.ok_or_else(|| {
@@ -226,13 +222,11 @@ pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, A
         } else if DetectOptions::NAMES.contains(&k.as_str()) {
             options.set(k, v).map_err(|e| ApiError::from(&e))?;
         } else {
-            return Err(ApiError::new(
-                ErrorCode::InvalidParameter,
-                format!(
-                    "unknown query parameter `{k}`; accepted: {}",
-                    DetectOptions::NAMES.join(", ")
-                ),
-            ));
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "query parameter",
+                k,
+                &[],
+            )));
         }
     }
     if !classes.is_empty() {
