@@ -16,7 +16,7 @@ use crate::manifest::Manifest;
 use crate::nms::nms;
 use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
-use crate::response::{BoundingBox, Detection, ImageSize, ModelRef, Response, Timings};
+use crate::response::{millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings};
 use crate::settings::{ModelSource, Settings};
 
 /// The model compiled into the binary (see build.rs): its manifest text and ONNX bytes.
@@ -147,10 +147,10 @@ impl Detector {
             let g = self.preprocessor.geometry((w, h));
             (g.resized_width, g.resized_height)
         })?;
-        let decode_ms = ms(start.elapsed());
+        let decode_ms = millis(start.elapsed());
         let mut response = self.run(&decoded.rgb, (decoded.width, decoded.height), &resolved)?;
         response.timings_ms.decode = decode_ms;
-        response.timings_ms.total = ms(start.elapsed());
+        response.timings_ms.total = millis(start.elapsed());
         Ok(response)
     }
 
@@ -177,10 +177,10 @@ impl Detector {
             detections,
             timings_ms: Timings {
                 decode: 0.0,
-                preprocess: ms(t1 - t0),
-                inference: ms(t2 - t1),
-                postprocess: ms(t3 - t2),
-                total: ms(t3 - t0),
+                preprocess: millis(t1 - t0),
+                inference: millis(t2 - t1),
+                postprocess: millis(t3 - t2),
+                total: millis(t3 - t0),
             },
         })
     }
@@ -261,10 +261,6 @@ fn strip(e: &Error) -> String {
         Error::InvalidModel(m) => m.clone(),
         other => other.to_string(),
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 fn round2(v: f32) -> f32 {

@@ -1,5 +1,7 @@
 //! The public response body (see README, "Response"): the Lambda and the CLI emit exactly this.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -50,4 +52,10 @@ pub struct Timings {
     pub inference: f64,
     pub postprocess: f64,
     pub total: f64,
+}
+
+/// A duration in milliseconds, rounded to the microsecond: how every reported duration is written
+/// (`timings_ms`, the log line, the init line).
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }

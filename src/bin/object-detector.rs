@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use object_detector::lambda::{App, Config};
+use object_detector::response::millis;
 use object_detector::{Detector, Settings};
 use serde_json::{json, Value};
 
@@ -21,7 +22,7 @@ fn build(settings: &Settings) -> object_detector::Result<App> {
             "message": "init",
             "model": m.name,
             "version": m.version,
-            "plan_build_ms": (detector.plan_build_time().as_secs_f64() * 1e6).round() / 1e3,
+            "plan_build_ms": millis(detector.plan_build_time()),
             "backend": detector.run_config().backend.name(),
             "threads": detector.run_config().threads,
         })

@@ -48,7 +48,6 @@ impl Entry {
     }
 
     pub fn emit(mut self) {
-        self.duration_ms = (self.duration_ms * 1e3).round() / 1e3;
         self.level = match self.status {
             Some(s) if s >= 500 => "ERROR",
             Some(s) if s >= 400 => "WARN",

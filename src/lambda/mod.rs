@@ -18,6 +18,7 @@ use crate::detector::Detector;
 use crate::error_code::ErrorCode;
 use crate::image_decode::SUPPORTED_FORMATS;
 use crate::options::DetectOptions;
+use crate::response::millis;
 use crate::settings::Settings;
 
 pub use error::ApiError;
@@ -115,7 +116,7 @@ impl App {
             entry.error_code = Some(e.code);
             entry.error = Some(e.message.clone());
         }
-        entry.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+        entry.duration_ms = millis(start.elapsed());
         entry.emit();
         result
     }
