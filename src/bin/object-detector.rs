@@ -5,6 +5,7 @@
 //! prints the response (status on stderr, body on stdout): the quickest way to see the function work.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use object_detector::lambda::{App, Config};
@@ -27,7 +28,10 @@ fn build(settings: &Settings) -> object_detector::Result<App> {
             "threads": detector.run_config().threads,
         })
     );
-    Ok(App::new(detector, Config::from_settings(settings)))
+    Ok(App::new(
+        Arc::new(detector),
+        Config::from_settings(settings),
+    ))
 }
 
 #[tokio::main(flavor = "current_thread")]

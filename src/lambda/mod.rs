@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod log;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::value::{to_raw_value, RawValue};
@@ -66,7 +67,8 @@ impl Route {
 
 /// The function: a warm detector plus configuration, shared by every invocation.
 pub struct App {
-    detector: Detector,
+    /// Shared, so other handlers (and tests) can serve from the same warm plan.
+    detector: Arc<Detector>,
     config: Config,
     /// `GET /model` body, serialized once.
     model_info: String,
@@ -82,17 +84,13 @@ pub(crate) struct Reply {
 }
 
 impl App {
-    pub fn new(detector: Detector, config: Config) -> App {
+    pub fn new(detector: Arc<Detector>, config: Config) -> App {
         let model_info = model_info(&detector);
         App {
             detector,
             config,
             model_info,
         }
-    }
-
-    pub fn detector(&self) -> &Detector {
-        &self.detector
     }
 
     /// Handles one event. `Ok` is the response payload (serialized JSON, so floats keep their shortest

@@ -1,7 +1,7 @@
 //! Shared by the integration tests: the detectors (built once per test binary) and file helpers.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use object_detector::detector::embedded;
 use object_detector::{DetectOptions, Detector, Manifest};
@@ -27,10 +27,15 @@ pub fn read(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// The embedded (int8) model, as the Lambda and the CLI run it.
+/// The embedded (int8) model, as the Lambda and the CLI run it: built once for every test.
 pub fn int8() -> &'static Detector {
-    static D: OnceLock<Detector> = OnceLock::new();
-    D.get_or_init(|| Detector::embedded().expect("embedded model loads"))
+    int8_shared()
+}
+
+/// [`int8`] to hand to an `App`.
+pub fn int8_shared() -> &'static Arc<Detector> {
+    static D: OnceLock<Arc<Detector>> = OnceLock::new();
+    D.get_or_init(|| Arc::new(Detector::embedded().expect("embedded model loads")))
 }
 
 /// The fp32 export with the embedded manifest: what the reference outputs were made with.

@@ -3,12 +3,26 @@
 
 use crate::common;
 
-use object_detector::lambda::{App, Config};
-use object_detector::Detector;
-use serde_json::{json, Value};
+use std::sync::{Arc, OnceLock};
 
+use object_detector::lambda::{App, Config};
+use serde_json::{json, Value};
+use tokio::runtime::Runtime;
+
+/// The function on the shared warm detector.
 fn app(config: Config) -> App {
-    App::new(Detector::embedded().unwrap(), config)
+    App::new(Arc::clone(common::int8_shared()), config)
+}
+
+/// One runtime for every test; a current-thread runtime's `block_on` may be called from several test
+/// threads at once.
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    })
 }
 
 fn event(name: &str) -> Value {
@@ -17,10 +31,8 @@ fn event(name: &str) -> Value {
 
 /// Runs an event; returns the raw response object.
 fn run(app: &App, event: Value) -> Result<Value, object_detector::lambda::ApiError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(app.handle(event, "test-request"))
+    runtime()
+        .block_on(app.handle(event, "test-request"))
         .map(|raw| serde_json::from_str(raw.get()).unwrap())
 }
 
@@ -109,12 +121,8 @@ fn responses_take_the_shape_of_their_source() {
     let rest = run(&app, event("rest-api-jpeg.json")).unwrap();
     assert!(rest.get("cookies").is_none() && rest.get("statusDescription").is_none());
     // A direct invocation gets the body itself, fields in documented order.
-    let app2 = app;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let raw = rt
-        .block_on(app2.handle(event("direct-invoke.json"), "t"))
+    let raw = runtime()
+        .block_on(app.handle(event("direct-invoke.json"), "t"))
         .unwrap();
     assert!(
         raw.get().starts_with(r#"{"model":{"name":"nanodet-g-416""#),
