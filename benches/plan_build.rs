@@ -8,7 +8,7 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use object_detector::detector::embedded;
+use object_detector::embedded;
 use object_detector::engine::{f32_values, tract};
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};

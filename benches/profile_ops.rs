@@ -26,7 +26,7 @@ fn main() -> TractResult<()> {
     let detector = Detector::from_settings(&settings)?;
     let onnx_bytes = match &settings.model {
         ModelSource::Files { model, .. } => std::fs::read(model)?,
-        ModelSource::Embedded => object_detector::detector::embedded::MODEL.to_vec(),
+        ModelSource::Embedded => object_detector::embedded::MODEL.to_vec(),
     };
     // The plan the detector runs, built by the engine's own steps.
     let shape = detector.preprocessor().input_shape();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use tract_onnx::prelude::{TValue, Tensor};
 
+use crate::embedded;
 use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
 use crate::heads::{Candidate, Head, ModelFacts, Params};
@@ -18,11 +19,6 @@ use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
 use crate::response::{millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings};
 use crate::settings::{ModelSource, Settings};
-
-/// The model compiled into the binary (see build.rs): its manifest text and ONNX bytes.
-pub mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded_model.rs"));
-}
 
 #[derive(Debug)]
 pub struct Detector {

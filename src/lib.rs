@@ -10,6 +10,7 @@
 //! ```
 
 pub mod detector;
+pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod error_code;

@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn weight_dequantization_folds_into_float_initializers() {
-        let bytes = crate::detector::embedded::MODEL;
+        let bytes = crate::embedded::MODEL;
         let mut proto = tract_onnx::onnx()
             .proto_model_for_read(&mut Cursor::new(bytes))
             .unwrap();

@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use object_detector::detector::embedded;
+use object_detector::embedded;
 use object_detector::engine::f32_values;
 use object_detector::engine::{Backend, RunConfig};
 use object_detector::image_decode::decode;

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use object_detector::detector::embedded;
+use object_detector::embedded;
 use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
 
