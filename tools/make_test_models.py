@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Small ONNX detectors with random weights, one per decoder family, and what the numpy reference
-(tools/manifest_ref.py) detects with them; tests/it/decoders.rs checks the Rust decoders against it.
+(tools/manifest_ref.py) detects with them; tests/it/heads.rs checks the Rust detection heads against it.
 
     make_test_models.py generate DIR   write the models, manifests, input image and expected.json
     make_test_models.py check DIR      rerun the reference on DIR's models; fail if expected.json differs

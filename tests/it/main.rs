@@ -8,7 +8,7 @@ mod common;
 
 mod backends;
 mod cli;
-mod decoders;
+mod heads;
 mod inputs;
 mod lambda_events;
 mod parity;

@@ -1,4 +1,4 @@
-//! Every decoder family against the numpy reference (tools/manifest_ref.py) on small generated models
+//! Every detection-head family against the numpy reference (tools/manifest_ref.py) on small generated models
 //! (tools/make_test_models.py): same detections, same order of magnitude of agreement as tract vs
 //! onnxruntime. Also: what a wrong manifest for a model says at load.
 
