@@ -75,6 +75,20 @@ impl Geometry {
     }
 }
 
+/// `rgb` resized to `width x height` with `algorithm` (convolution filters are area-aware when they
+/// shrink).
+pub fn resize(rgb: &RgbImage, width: u32, height: u32, algorithm: ResizeAlg) -> Result<RgbImage> {
+    let (w, h) = rgb.dimensions();
+    let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
+    let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(&e))?;
+    let mut dst = FirImage::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(algorithm))
+        .map_err(|e| fail(&e))?;
+    RgbImage::from_raw(width, height, dst.into_vec())
+        .ok_or_else(|| Error::Internal("resize: buffer size".into()))
+}
+
 /// Turns images into input tensors for one model; built once per model.
 #[derive(Debug, Clone)]
 pub struct Preprocessor {
@@ -157,19 +171,7 @@ impl Preprocessor {
     }
 
     fn resize(&self, rgb: &RgbImage, g: &Geometry) -> Result<RgbImage> {
-        let (w, h) = rgb.dimensions();
-        let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
-        let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(&e))?;
-        let mut dst = FirImage::new(g.resized_width, g.resized_height, PixelType::U8x3);
-        Resizer::new()
-            .resize(
-                &src,
-                &mut dst,
-                &ResizeOptions::new().resize_alg(self.algorithm),
-            )
-            .map_err(|e| fail(&e))?;
-        RgbImage::from_raw(g.resized_width, g.resized_height, dst.into_vec())
-            .ok_or_else(|| Error::Internal("resize: buffer size".into()))
+        resize(rgb, g.resized_width, g.resized_height, self.algorithm)
     }
 
     /// Writes the padded, normalised input in the model's layout; `pixels` is already resized.
