@@ -30,6 +30,10 @@ pub enum Error {
     #[error("{detail}")]
     ImageTooLarge { detail: String },
 
+    /// An annotated image that would not fit in a response; encoding stopped at the limit.
+    #[error("{detail}")]
+    ResponseTooLarge { detail: String },
+
     /// A request option outside its documented range.
     #[error("invalid parameter `{name}`: {detail}")]
     InvalidParameter { name: String, detail: String },
@@ -67,6 +71,7 @@ impl Error {
             Error::UnsupportedFormat { .. } => ErrorCode::UnsupportedFormat,
             Error::InvalidImage { .. } => ErrorCode::InvalidImage,
             Error::ImageTooLarge { .. } => ErrorCode::ImageTooLarge,
+            Error::ResponseTooLarge { .. } => ErrorCode::ResponseTooLarge,
             Error::InvalidParameter { .. } => ErrorCode::InvalidParameter,
             Error::InvalidModel(_) => ErrorCode::InvalidModel,
             Error::Backend(_) => ErrorCode::BackendUnavailable,

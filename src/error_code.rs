@@ -54,6 +54,7 @@ error_codes! {
     UnsupportedFormat = "unsupported_format", 415, "a recognised image format this service does not decode";
     NotAnImage = "not_an_image", 422, "the bytes are not an image";
     InvalidImage = "invalid_image", 422, "a supported format whose data is corrupt or truncated";
+    ResponseTooLarge = "response_too_large", 422, "the annotated image would not fit in Lambda's 6 MB response";
     InferenceFailed = "inference_failed", 500, "the model failed to run on a valid input: a bug";
     InternalError = "internal_error", 500, "any other fault of the service: a bug";
     InvalidModel = "invalid_model", 500, "start-up: the model or its manifest is unusable";

@@ -9,6 +9,7 @@
 //! # Ok::<(), object_detector::Error>(())
 //! ```
 
+pub mod annotate;
 pub mod detector;
 pub mod embedded;
 pub mod engine;
