@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use tract_onnx::prelude::{TValue, Tensor};
 
+use crate::annotate;
 use crate::embedded;
 use crate::engine::{Engine, RunConfig};
 use crate::error::{Error, Result};
@@ -133,19 +134,50 @@ impl Detector {
         }
     }
 
-    /// The whole pipeline on encoded image bytes.
+    /// The whole pipeline on encoded image bytes; with the annotated picture in
+    /// [`Response::annotated`] when the options ask for one.
     pub fn detect(&self, bytes: &[u8], options: &DetectOptions) -> Result<Response> {
+        self.detect_within(bytes, options, None)
+    }
+
+    /// [`Detector::detect`] for a front end whose answers have a size limit: an annotated picture over
+    /// `max_picture_bytes` is refused (`response_too_large`) as soon as its encoder passes it.
+    pub fn detect_within(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        max_picture_bytes: Option<usize>,
+    ) -> Result<Response> {
         let start = Instant::now();
         // Options first: a bad parameter should not cost a decode.
         let resolved = options.resolve(&self.manifest)?;
-        // The letterbox needs only the resized size: large JPEGs may decode at a reduced scale.
+        let annotation = resolved.annotation.map(|spec| annotate::Spec {
+            max_bytes: max_picture_bytes,
+            ..spec
+        });
+        // The letterbox needs only the resized size, and the picture its own: large JPEGs may decode at
+        // a reduced scale.
         let decoded = decode_at_least(bytes, &self.limits, |w, h| {
             let g = self.preprocessor.geometry((w, h));
-            (g.resized_width, g.resized_height)
+            let (mw, mh) = (g.resized_width, g.resized_height);
+            match &annotation {
+                Some(spec) => {
+                    let (cw, ch) = annotate::canvas_size((w, h), spec.max_side);
+                    (mw.max(cw), mh.max(ch))
+                }
+                None => (mw, mh),
+            }
         })?;
         let decode_ms = millis(start.elapsed());
-        let mut response = self.run(&decoded.rgb, (decoded.width, decoded.height), &resolved)?;
+        let image = (decoded.width, decoded.height);
+        let mut response = self.run(&decoded.rgb, image, &resolved)?;
         response.timings_ms.decode = decode_ms;
+        if let Some(spec) = &annotation {
+            let t = Instant::now();
+            let picture = annotate::render(&decoded.rgb, image, &response.detections, spec)?;
+            response.annotated = Some(picture);
+            response.timings_ms.annotate = Some(millis(t.elapsed()));
+        }
         response.timings_ms.total = millis(start.elapsed());
         Ok(response)
     }
@@ -176,8 +208,10 @@ impl Detector {
                 preprocess: millis(t1 - t0),
                 inference: millis(t2 - t1),
                 postprocess: millis(t3 - t2),
+                annotate: None,
                 total: millis(t3 - t0),
             },
+            annotated: None,
         })
     }
 

@@ -1,11 +1,48 @@
 //! Per-request options: what a caller may tune, their ranges, and their parsing from text (query strings,
 //! form fields, CLI flags), so every front end validates them the same way.
 
+use crate::annotate::{Encoding, Spec};
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 
 /// Upper bound of `max_detections`, whatever the model's default.
 pub const MAX_DETECTIONS_LIMIT: usize = 1000;
+
+/// Defaults and ranges of the annotated image's options.
+pub const ANNOTATE_MAX_SIDE_DEFAULT: u32 = 1280;
+pub const ANNOTATE_MAX_SIDE_RANGE: std::ops::RangeInclusive<u32> = 64..=4096;
+pub const JPEG_QUALITY_DEFAULT: u32 = 85;
+
+/// What a response carries: the JSON detections, or the annotated picture itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    #[default]
+    Json,
+    Jpeg,
+    Png,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 3] = ["json", "jpeg", "png"];
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "jpeg" | "jpg" => Some(Format::Jpeg),
+            "png" => Some(Format::Png),
+            _ => None,
+        }
+    }
+
+    /// The picture's encoding, for the image formats.
+    pub fn encoding(self) -> Option<Encoding> {
+        match self {
+            Format::Json => None,
+            Format::Jpeg => Some(Encoding::Jpeg),
+            Format::Png => Some(Encoding::Png),
+        }
+    }
+}
 
 /// Options as the caller gave them; `None` means the model's default.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -15,6 +52,13 @@ pub struct DetectOptions {
     pub max_detections: Option<usize>,
     /// Labels to keep; others are never reported.
     pub classes: Option<Vec<String>>,
+    /// `json` (default), or the annotated picture as the whole answer.
+    pub format: Option<Format>,
+    /// With JSON: add the annotated picture, base64 JPEG, as `annotated_image`.
+    pub annotate: Option<bool>,
+    /// The annotated picture's longer side at most.
+    pub annotate_max_side: Option<u32>,
+    pub jpeg_quality: Option<u32>,
 }
 
 /// Options checked against a model, ready for the pipeline.
@@ -24,15 +68,22 @@ pub struct Resolved {
     pub iou_threshold: f32,
     pub max_detections: usize,
     pub class_mask: Option<Vec<bool>>,
+    pub format: Format,
+    /// The picture to draw: for `format` jpeg or png, or `annotate` with JSON.
+    pub annotation: Option<Spec>,
 }
 
 impl DetectOptions {
     /// The option names accepted by [`DetectOptions::set`], for error messages and docs.
-    pub const NAMES: [&'static str; 4] = [
+    pub const NAMES: [&'static str; 8] = [
         "score_threshold",
         "iou_threshold",
         "max_detections",
         "classes",
+        "format",
+        "annotate",
+        "annotate_max_side",
+        "jpeg_quality",
     ];
 
     /// Sets one option from its text form; `classes` is comma-separated.
@@ -41,14 +92,35 @@ impl DetectOptions {
         match name {
             "score_threshold" => self.score_threshold = Some(parse_unit(name, value)?),
             "iou_threshold" => self.iou_threshold = Some(parse_unit(name, value)?),
-            "max_detections" => {
-                self.max_detections = Some(value.parse().map_err(|_| {
-                    Error::parameter(name, format!("expected a whole number, got {value:?}"))
-                })?)
-            }
+            "max_detections" => self.max_detections = Some(parse_whole(name, value)?),
             "classes" => {
                 self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect())
             }
+            "format" => {
+                self.format = Some(Format::from_name(value).ok_or_else(|| {
+                    Error::parameter(
+                        name,
+                        format!(
+                            "expected one of {}, got {value:?}",
+                            Format::NAMES.join(", ")
+                        ),
+                    )
+                })?)
+            }
+            "annotate" => {
+                self.annotate = Some(match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => {
+                        return Err(Error::parameter(
+                            name,
+                            format!("expected true or false, got {value:?}"),
+                        ))
+                    }
+                })
+            }
+            "annotate_max_side" => self.annotate_max_side = Some(parse_whole(name, value)?),
+            "jpeg_quality" => self.jpeg_quality = Some(parse_whole(name, value)?),
             other => return Err(Self::unknown("option", other, &[])),
         }
         Ok(())
@@ -71,6 +143,10 @@ impl DetectOptions {
             iou_threshold: self.iou_threshold.or(other.iou_threshold),
             max_detections: self.max_detections.or(other.max_detections),
             classes: self.classes.or(other.classes),
+            format: self.format.or(other.format),
+            annotate: self.annotate.or(other.annotate),
+            annotate_max_side: self.annotate_max_side.or(other.annotate_max_side),
+            jpeg_quality: self.jpeg_quality.or(other.jpeg_quality),
         }
     }
 
@@ -122,13 +198,51 @@ impl DetectOptions {
                 Some(mask)
             }
         };
+        let max_side = self.annotate_max_side.unwrap_or(ANNOTATE_MAX_SIDE_DEFAULT);
+        if !ANNOTATE_MAX_SIDE_RANGE.contains(&max_side) {
+            return Err(Error::parameter(
+                "annotate_max_side",
+                format!(
+                    "must be within {}..={}, got {max_side}",
+                    ANNOTATE_MAX_SIDE_RANGE.start(),
+                    ANNOTATE_MAX_SIDE_RANGE.end()
+                ),
+            ));
+        }
+        let jpeg_quality = self.jpeg_quality.unwrap_or(JPEG_QUALITY_DEFAULT);
+        if !(1..=100).contains(&jpeg_quality) {
+            return Err(Error::parameter(
+                "jpeg_quality",
+                format!("must be within 1..=100, got {jpeg_quality}"),
+            ));
+        }
+        let format = self.format.unwrap_or_default();
+        let encoding = match (format.encoding(), self.annotate) {
+            (Some(encoding), _) => Some(encoding),
+            (None, Some(true)) => Some(Encoding::Jpeg),
+            (None, _) => None,
+        };
         Ok(Resolved {
             score_threshold,
             iou_threshold,
             max_detections,
             class_mask,
+            format,
+            annotation: encoding.map(|encoding| Spec {
+                encoding,
+                max_side,
+                jpeg_quality: jpeg_quality as u8,
+                max_bytes: None,
+            }),
         })
     }
+}
+
+/// A whole number (as text) that fits its option's type; the range is checked at resolve.
+fn parse_whole<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| Error::parameter(name, format!("expected a whole number, got {value:?}")))
 }
 
 fn parse_unit(name: &str, value: &str) -> Result<f32> {
@@ -168,7 +282,9 @@ mod tests {
                 score_threshold: 0.35,
                 iou_threshold: 0.6,
                 max_detections: 100,
-                class_mask: None
+                class_mask: None,
+                format: Format::Json,
+                annotation: None,
             }
         );
     }
@@ -260,5 +376,48 @@ mod tests {
             (merged.score_threshold, merged.max_detections),
             (Some(0.5), Some(3))
         );
+    }
+
+    #[test]
+    fn annotation_options_choose_the_picture_and_are_range_checked() {
+        let m = manifest();
+        let resolve = |pairs: &[(&str, &str)]| {
+            let mut o = DetectOptions::default();
+            for (k, v) in pairs {
+                o.set(k, v)?;
+            }
+            o.resolve(&m)
+        };
+        let png = resolve(&[("format", "PNG"), ("annotate_max_side", "640")]).unwrap();
+        assert_eq!(png.format, Format::Png);
+        let spec = png.annotation.unwrap();
+        assert_eq!(
+            (spec.encoding, spec.max_side, spec.jpeg_quality),
+            (Encoding::Png, 640, 85)
+        );
+        // JSON with annotate: a JPEG beside the detections; JSON alone: no picture.
+        let with = resolve(&[("annotate", "true"), ("jpeg_quality", "70")]).unwrap();
+        assert_eq!(with.format, Format::Json);
+        let spec = with.annotation.unwrap();
+        assert_eq!(
+            (spec.encoding, spec.max_side, spec.jpeg_quality),
+            (Encoding::Jpeg, 1280, 70)
+        );
+        assert_eq!(resolve(&[("annotate", "false")]).unwrap().annotation, None);
+        assert_eq!(resolve(&[]).unwrap().annotation, None);
+        for (name, value) in [
+            ("format", "gif"),
+            ("annotate", "maybe"),
+            ("annotate_max_side", "63"),
+            ("annotate_max_side", "4097"),
+            ("annotate_max_side", "big"),
+            ("jpeg_quality", "0"),
+            ("jpeg_quality", "101"),
+            ("jpeg_quality", "300"),
+        ] {
+            let err = resolve(&[(name, value)]).unwrap_err();
+            assert_eq!(err.code(), "invalid_parameter", "{name}={value}");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -4,12 +4,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::annotate::AnnotatedImage;
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Response {
     pub model: ModelRef,
     pub image: ImageSize,
     pub detections: Vec<Detection>,
     pub timings_ms: Timings,
+    /// The annotated picture, when the options asked for one. Never serialized here: each front end
+    /// delivers it its own way (the response body, base64 in `annotated_image`, a file).
+    #[serde(skip)]
+    pub annotated: Option<AnnotatedImage>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -51,6 +57,9 @@ pub struct Timings {
     pub preprocess: f64,
     pub inference: f64,
     pub postprocess: f64,
+    /// Drawing and encoding the annotated picture; only when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotate: Option<f64>,
     pub total: f64,
 }
 

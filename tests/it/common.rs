@@ -1,8 +1,10 @@
 //! Shared by the integration tests: the detectors (built once per test binary) and file helpers.
 
+use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use image::{DynamicImage, ImageFormat};
 use object_detector::embedded;
 use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
@@ -82,4 +84,24 @@ pub fn assert_matches_decoder_reference(name: &str, detector: &Detector) {
     }
     // Best first, as the reference.
     assert!(got.windows(2).all(|p| p[0].score >= p[1].score), "{name}");
+}
+
+/// `img` encoded in `format`.
+pub fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), format).unwrap();
+    out
+}
+
+/// `upright` stored rotated 90 degrees counter-clockwise, as a JPEG whose EXIF orientation 6 ("rotate 90
+/// degrees clockwise to display") turns it upright again: what a phone held sideways writes.
+pub fn jpeg_rotated_with_exif_6(upright: &DynamicImage) -> Vec<u8> {
+    let stored = encode(&upright.rotate270(), ImageFormat::Jpeg);
+    // An APP1 segment: "Exif", a big-endian TIFF header, one IFD entry: tag 0x0112 (orientation) = 6.
+    let tiff = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
+    bytes.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
+    bytes.extend_from_slice(tiff);
+    bytes.extend_from_slice(&stored[2..]);
+    bytes
 }

@@ -1,19 +1,11 @@
 //! The core on every accepted format and on bad input: what a caller sends, what they get back.
 
-use std::io::Cursor;
-
-use crate::common::{int8, read};
+use crate::common::{encode, int8, jpeg_rotated_with_exif_6, read};
 use image::{DynamicImage, ImageFormat, RgbImage};
 use object_detector::{DecodeLimits, DetectOptions, Error};
 
 fn chelsea() -> DynamicImage {
     image::load_from_memory(&read("tests/images/chelsea.png")).unwrap()
-}
-
-fn encode(img: &DynamicImage, format: ImageFormat) -> Vec<u8> {
-    let mut out = Vec::new();
-    img.write_to(&mut Cursor::new(&mut out), format).unwrap();
-    out
 }
 
 fn detect(bytes: &[u8]) -> Result<object_detector::Response, Error> {
@@ -85,19 +77,6 @@ fn an_animated_gif_is_read_from_its_first_frame() {
         .unwrap();
     }
     assert_eq!(top_label(&bytes), "cat");
-}
-
-/// `upright` stored rotated 90 degrees counter-clockwise, as a JPEG whose EXIF orientation 6 ("rotate 90
-/// degrees clockwise to display") turns it upright again: what a phone held sideways writes.
-fn jpeg_rotated_with_exif_6(upright: &DynamicImage) -> Vec<u8> {
-    let stored = encode(&upright.rotate270(), ImageFormat::Jpeg);
-    // An APP1 segment: "Exif", a big-endian TIFF header, one IFD entry: tag 0x0112 (orientation) = 6.
-    let tiff = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
-    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1];
-    bytes.extend_from_slice(&((tiff.len() + 2) as u16).to_be_bytes());
-    bytes.extend_from_slice(tiff);
-    bytes.extend_from_slice(&stored[2..]);
-    bytes
 }
 
 /// A JPEG whose pixels are stored rotated, with the EXIF tag that turns them upright, must give the same

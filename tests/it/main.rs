@@ -6,6 +6,7 @@
 
 mod common;
 
+mod annotated;
 mod backends;
 mod cli;
 mod heads;
