@@ -85,6 +85,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
             Value::Null => continue,
             Value::String(s) => s,
             Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
             Value::Array(items) if key == "classes" => items
                 .iter()
                 .map(|i| i.as_str().map(str::to_string))

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::Reply;
+use super::reply::Reply;
 use crate::error_code::ErrorCode;
 
 /// An error answered to the caller.
@@ -77,12 +77,9 @@ impl ApiError {
     }
 
     pub(crate) fn into_reply(self) -> Reply {
-        Reply {
-            status: self.status(),
-            body: self.body().to_string(),
-            allow: None,
-            error: Some((self.code, self.message)),
-        }
+        let mut reply = Reply::json(self.status(), self.body().to_string());
+        reply.error = Some((self.code, self.message));
+        reply
     }
 }
 

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::{Config, Reply, Route};
+use super::reply::{Body as ReplyBody, Reply};
+use super::{Config, Route};
 use crate::error_code::ErrorCode;
 
 /// The invocation sources this function answers.
@@ -248,11 +249,16 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
             h.insert(HeaderName::from_static(name), v);
         }
     };
-    if !reply.body.is_empty() {
-        put("content-type", "application/json");
+    match &reply.body {
+        ReplyBody::Empty => {}
+        ReplyBody::Json(_) => put("content-type", "application/json"),
+        ReplyBody::Picture { content_type, .. } => put("content-type", content_type),
     }
     if let Some(allow) = reply.allow {
         put("allow", allow);
+    }
+    for (name, value) in &reply.headers {
+        put(name, value);
     }
     if let Some(origin) = &config.cors_allow_origin {
         put("access-control-allow-origin", origin);
@@ -262,6 +268,10 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
             "content-type, authorization, x-api-key",
         );
         put("access-control-max-age", "600");
+        put(
+            "access-control-expose-headers",
+            "x-detection-count, x-detection-labels, x-model",
+        );
         if origin != "*" {
             put("vary", "Origin");
         }
@@ -272,7 +282,12 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
 /// The response in the shape the event came in.
 pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
     let headers = headers(reply, config);
-    let body = (!reply.body.is_empty()).then(|| Body::Text(reply.body.clone()));
+    // A picture travels base64-encoded, flagged so the front door sends the bytes.
+    let (body, base64) = match &reply.body {
+        ReplyBody::Empty => (None, false),
+        ReplyBody::Json(text) => (Some(Body::Text(text.clone())), false),
+        ReplyBody::Picture { bytes, .. } => (Some(Body::Binary(bytes.clone())), true),
+    };
     let status = i64::from(reply.status);
     let value = match kind {
         HttpKind::RestApi | HttpKind::HttpApiV1 => {
@@ -280,6 +295,7 @@ pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
             r.status_code = status;
             r.headers = headers;
             r.body = body;
+            r.is_base64_encoded = base64;
             serde_json::to_value(r)
         }
         HttpKind::HttpApiV2 | HttpKind::FunctionUrl => {
@@ -288,6 +304,7 @@ pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
             r.status_code = status;
             r.headers = headers;
             r.body = body;
+            r.is_base64_encoded = base64;
             serde_json::to_value(r)
         }
         HttpKind::Alb => {
@@ -302,6 +319,7 @@ pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
             r.multi_value_headers = headers.clone();
             r.headers = headers;
             r.body = body;
+            r.is_base64_encoded = base64;
             serde_json::to_value(r)
         }
     };

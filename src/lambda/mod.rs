@@ -8,6 +8,7 @@ mod body;
 mod error;
 mod events;
 mod log;
+mod reply;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,11 +17,11 @@ use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
 use crate::detector::Detector;
-use crate::error_code::ErrorCode;
 use crate::image_decode::SUPPORTED_FORMATS;
-use crate::options::DetectOptions;
+use crate::options::{DetectOptions, Format};
 use crate::response::millis;
 use crate::settings::Settings;
+use reply::Reply;
 
 pub use error::ApiError;
 pub use events::{EventKind, HttpKind};
@@ -74,15 +75,6 @@ pub struct App {
     model_info: String,
 }
 
-/// One outcome of an HTTP-shaped request, before it is put in the event's response shape.
-pub(crate) struct Reply {
-    pub status: u16,
-    pub body: String,
-    pub allow: Option<&'static str>,
-    /// The error code and message, for the log line.
-    pub error: Option<(ErrorCode, String)>,
-}
-
 impl App {
     pub fn new(detector: Arc<Detector>, config: Config) -> App {
         let model_info = model_info(&detector);
@@ -127,9 +119,18 @@ impl App {
     ) -> Result<Box<RawValue>, ApiError> {
         let (bytes, options) = body::from_json_value(event)?;
         entry.bytes = Some(bytes.len());
+        if matches!(options.format, Some(Format::Jpeg | Format::Png)) {
+            return Err(ApiError::from(&crate::Error::InvalidParameter {
+                name: "format".into(),
+                detail: "a direct invocation answers JSON; ask for `annotate: true` to get the \
+                         picture as base64 `annotated_image`"
+                    .into(),
+            }));
+        }
         let response = self.detect(&bytes, &options, entry)?;
         entry.status = Some(200);
-        to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+        RawValue::from_string(reply::json_body(&response)?)
+            .map_err(|e| ApiError::internal(e.to_string()))
     }
 
     async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
@@ -157,12 +158,7 @@ impl App {
         entry.route = Some(route.name());
         let method = request.method.as_str();
         if method == "OPTIONS" {
-            return Reply {
-                status: 204,
-                body: String::new(),
-                allow: Some(route.allow()),
-                error: None,
-            };
+            return Reply::no_content(route.allow());
         }
         let allowed = match route {
             Route::Detect => method == "POST",
@@ -174,12 +170,12 @@ impl App {
             return reply;
         }
         match route {
-            Route::Health => ok(json!({"status": "ok"}).to_string()),
-            Route::Model => ok(self.model_info.clone()),
-            Route::Detect => match self.detect_http(request, entry).await {
-                Ok(body) => ok(body),
-                Err(e) => e.into_reply(),
-            },
+            Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
+            Route::Model => Reply::json(200, self.model_info.clone()),
+            Route::Detect => self
+                .detect_http(request, entry)
+                .await
+                .unwrap_or_else(ApiError::into_reply),
         }
     }
 
@@ -187,13 +183,19 @@ impl App {
         &self,
         request: &events::Request,
         entry: &mut log::Entry,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Reply, ApiError> {
         let query = body::options_from_query(&request.query)?;
         let (bytes, options) = body::from_http(request).await?;
         entry.bytes = Some(bytes.len());
-        // Options in the body win over the query string; the query fills what the body leaves unset.
-        let response = self.detect(&bytes, &options.or(query), entry)?;
-        serde_json::to_string(&response).map_err(|e| ApiError::internal(e.to_string()))
+        // Options in the body win over the query string; the query fills what the body leaves unset;
+        // without a `format`, an Accept header naming an image type asks for the picture.
+        let mut options = options.or(query);
+        if options.format.is_none() {
+            options.format = reply::format_from_accept(request.header("accept"));
+        }
+        let format = options.format.unwrap_or_default();
+        let response = self.detect(&bytes, &options, entry)?;
+        reply::detection(response, format)
     }
 
     fn detect(
@@ -202,29 +204,23 @@ impl App {
         options: &DetectOptions,
         entry: &mut log::Entry,
     ) -> Result<crate::Response, ApiError> {
-        let response = self.detector.detect(bytes, options).map_err(|e| {
-            let mut api = ApiError::from(&e);
-            if matches!(
-                e,
-                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage
-            ) {
-                api.message = body::explain_mangled_binary(api.message, bytes);
-            }
-            api
-        })?;
+        let response = self
+            .detector
+            .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
+            .map_err(|e| {
+                let mut api = ApiError::from(&e);
+                if matches!(
+                    e,
+                    crate::Error::InvalidImage { .. } | crate::Error::NotAnImage
+                ) {
+                    api.message = body::explain_mangled_binary(api.message, bytes);
+                }
+                api
+            })?;
         entry.image = Some((response.image.width, response.image.height));
         entry.detections = Some(response.detections.len());
         entry.timings = Some(response.timings_ms);
         Ok(response)
-    }
-}
-
-fn ok(body: String) -> Reply {
-    Reply {
-        status: 200,
-        body,
-        allow: None,
-        error: None,
     }
 }
 

@@ -491,3 +491,122 @@ fn unknown_events_and_bad_direct_invocations_are_function_errors() {
         (400, "invalid_event")
     );
 }
+
+/// The picture, decoded from a binary HTTP response (base64 body, `isBase64Encoded: true`).
+fn picture(response: &Value, content_type: &str) -> image::RgbImage {
+    assert_eq!(response["isBase64Encoded"], json!(true), "{response:.300}");
+    let headers = response["headers"].as_object().unwrap();
+    assert_eq!(headers["content-type"], content_type);
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(response["body"].as_str().unwrap())
+        .unwrap();
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+#[test]
+fn pictures_are_answered_as_binary_by_every_http_front_door() {
+    let app = app(Config::default());
+    let plain = http(&run(&app, event("http-api-jpeg.json")).unwrap()).2;
+    let count = plain["detections"].as_array().unwrap().len();
+
+    // ?format=png on an HTTP API v2 event: a PNG of the photo's size, the count and labels in headers.
+    let mut e = event("http-api-jpeg.json");
+    e["rawQueryString"] = json!("classes=cat,dog&format=png");
+    let response = run(&app, e).unwrap();
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(picture(&response, "image/png").dimensions(), (451, 300));
+    let headers = &response["headers"];
+    assert_eq!(headers["x-detection-count"], count.to_string());
+    assert!(headers["x-detection-labels"]
+        .as_str()
+        .unwrap()
+        .starts_with("cat"));
+    assert!(headers["x-model"]
+        .as_str()
+        .unwrap()
+        .starts_with("nanodet-g-416 "));
+
+    // Accept: image/jpeg, no format: a JPEG, for a REST v1 event, a function URL and an ALB.
+    for name in [
+        "rest-api-jpeg.json",
+        "function-url-jpeg.json",
+        "alb-jpeg.json",
+    ] {
+        let mut e = event(name);
+        e["headers"]["accept"] = json!("image/jpeg");
+        if e.get("multiValueHeaders").is_some_and(Value::is_object) {
+            e["multiValueHeaders"]["accept"] = json!(["image/jpeg"]);
+        }
+        let response = run(&app, e).unwrap();
+        assert_eq!(response["statusCode"], 200, "{name}");
+        assert_eq!(
+            picture(&response, "image/jpeg").dimensions(),
+            (451, 300),
+            "{name}"
+        );
+    }
+    // curl's and browsers' Accept: */* keeps JSON.
+    let mut e = event("http-api-jpeg.json");
+    e["headers"]["accept"] = json!("*/*");
+    let (status, headers, body) = http(&run(&app, e).unwrap());
+    assert_eq!(
+        (status, &headers["content-type"]),
+        (200, &json!("application/json"))
+    );
+    assert!(body.get("annotated_image").is_none());
+}
+
+#[test]
+fn json_clients_get_the_picture_beside_the_detections() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    let e = v2_with(
+        Some("application/json"),
+        Some(&json!({"image": b64(&jpeg), "annotate": true, "annotate_max_side": 200}).to_string()),
+        false,
+        "",
+    );
+    let (status, _, body) = http(&run(&app, e).unwrap());
+    assert_eq!(status, 200, "{body:.300}");
+    assert_eq!(labels(&body)[0], "cat");
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(body["annotated_image"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        image::guess_format(&bytes).unwrap(),
+        image::ImageFormat::Jpeg
+    );
+    let picture = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((picture.width(), picture.height()), (200, 133));
+    assert!(body["timings_ms"]["annotate"].as_f64().unwrap() > 0.0);
+
+    // Direct invocations: the JSON form only.
+    let mut direct = event("direct-invoke.json");
+    direct["annotate"] = json!(true);
+    let raw = runtime().block_on(app.handle(direct, "t")).unwrap();
+    let v: Value = serde_json::from_str(raw.get()).unwrap();
+    assert!(v["annotated_image"].as_str().unwrap().len() > 1000);
+    let mut direct = event("direct-invoke.json");
+    direct["format"] = json!("png");
+    let err = runtime().block_on(app.handle(direct, "t")).unwrap_err();
+    assert_eq!(err.code, "invalid_parameter");
+    assert!(err.message.contains("annotate"), "{}", err.message);
+
+    // Bad values are a 400 like any option.
+    for query in [
+        "format=gif",
+        "annotate_max_side=10",
+        "jpeg_quality=0",
+        "annotate=perhaps",
+    ] {
+        let e = v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, query);
+        let (status, _, body) = http(&run(&app, e).unwrap());
+        assert_eq!(
+            (status, body["error"]["code"].as_str().unwrap()),
+            (400, "invalid_parameter"),
+            "{query}"
+        );
+    }
+}
