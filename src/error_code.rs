@@ -57,6 +57,7 @@ error_codes! {
     ResponseTooLarge = "response_too_large", 422, "the annotated image would not fit in Lambda's 6 MB response";
     InferenceFailed = "inference_failed", 500, "the model failed to run on a valid input: a bug";
     InternalError = "internal_error", 500, "any other fault of the service: a bug";
+    FileNotWritable = "file_not_writable", 500, "the `detect` CLI cannot write an annotated picture";
     InvalidModel = "invalid_model", 500, "start-up: the model or its manifest is unusable";
     BackendUnavailable = "backend_unavailable", 500, "start-up: the configured backend or thread count cannot run in this build";
     InvalidSetting = "invalid_setting", 500, "start-up: an environment variable has a value it cannot take";

@@ -1,9 +1,15 @@
 //! `detect`: the offline batch front end. One warm plan for every image; one JSON object per image per
 //! line on stdout (the API response plus `"file"`); a bad image gets an error line and the rest still run.
 //!
+//! With `--annotate DIR`, each image's annotated picture is written as `DIR/<stem>.annotated.jpg` (or
+//! `.png`); inputs of the same stem from different folders get `<stem>-2`, `<stem>-3`... so none
+//! overwrites another, and the line names the file written (`"annotated"`).
+//!
 //! Exit status: 0 all images detected, 1 at least one image failed, 2 bad usage or unusable model.
 
+use std::collections::HashSet;
 use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,6 +34,18 @@ struct Args {
     /// Only report these labels, comma-separated (e.g. "person,dog").
     #[arg(long, value_name = "LABELS")]
     classes: Option<String>,
+    /// Write each image's annotated picture (boxes and labels drawn) into this folder.
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// Encoding of the annotated pictures.
+    #[arg(long, value_name = "FORMAT", requires = "annotate", value_parser = ["jpeg", "png"], default_value = "jpeg")]
+    annotate_format: String,
+    /// Longer side of the annotated pictures at most (64..=4096; default 1280).
+    #[arg(long, value_name = "N", requires = "annotate")]
+    annotate_max_side: Option<String>,
+    /// JPEG quality of the annotated pictures (1..=100; default 85).
+    #[arg(long, value_name = "Q", requires = "annotate")]
+    jpeg_quality: Option<String>,
     /// Print the model's load time to stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -41,6 +59,39 @@ struct Line<'a> {
     file: &'a str,
     #[serde(flatten)]
     response: &'a Response,
+    /// The annotated picture written for this image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotated: Option<&'a Path>,
+}
+
+/// File names for the annotated pictures of one run: `<stem>.annotated.<ext>`, with `-2`, `-3`...
+/// after the stem when an earlier input of this run had the same stem.
+struct PictureNames {
+    dir: PathBuf,
+    used: HashSet<PathBuf>,
+}
+
+impl PictureNames {
+    fn next(&mut self, file: &str, extension: &str) -> PathBuf {
+        let stem = match file {
+            "-" => "stdin".to_string(),
+            _ => Path::new(file)
+                .file_stem()
+                .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
+        };
+        let mut n = 1;
+        loop {
+            let name = match n {
+                1 => format!("{stem}.annotated.{extension}"),
+                _ => format!("{stem}-{n}.annotated.{extension}"),
+            };
+            let path = self.dir.join(name);
+            if self.used.insert(path.clone()) {
+                return path;
+            }
+            n += 1;
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -62,10 +113,15 @@ fn options(args: &Args) -> object_detector::Result<DetectOptions> {
         ("iou_threshold", &args.iou_threshold),
         ("max_detections", &args.max_detections),
         ("classes", &args.classes),
+        ("annotate_max_side", &args.annotate_max_side),
+        ("jpeg_quality", &args.jpeg_quality),
     ] {
         if let Some(v) = value {
             options.set(name, v)?;
         }
+    }
+    if args.annotate.is_some() {
+        options.set("format", &args.annotate_format)?;
     }
     Ok(options)
 }
@@ -100,6 +156,17 @@ fn main() -> ExitCode {
         );
     }
 
+    let mut names = match &args.annotate {
+        Some(dir) => match std::fs::create_dir_all(dir) {
+            Ok(()) => Some(PictureNames {
+                dir: dir.clone(),
+                used: HashSet::new(),
+            }),
+            Err(e) => return usage_error(&format!("--annotate {}: {e}", dir.display())),
+        },
+        None => None,
+    };
+
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
@@ -110,9 +177,29 @@ fn main() -> ExitCode {
                 detector
                     .detect(&bytes, &options)
                     .map_err(|e| (e.code(), e.to_string()))
+            })
+            .and_then(|response| {
+                let written = match (&mut names, &response.annotated) {
+                    (Some(names), Some(picture)) => {
+                        let path = names.next(file, picture.encoding.extension());
+                        std::fs::write(&path, &picture.bytes).map_err(|e| {
+                            (
+                                ErrorCode::FileNotWritable,
+                                format!("{}: {e}", path.display()),
+                            )
+                        })?;
+                        Some(path)
+                    }
+                    _ => None,
+                };
+                Ok((response, written))
             });
         let line = match &result {
-            Ok(response) => serde_json::to_string(&Line { file, response }),
+            Ok((response, written)) => serde_json::to_string(&Line {
+                file,
+                response,
+                annotated: written.as_deref(),
+            }),
             Err((code, message)) => {
                 failed += 1;
                 serde_json::to_string(&ErrorLine {

@@ -211,3 +211,67 @@ fn the_lambda_binary_fails_init_with_one_json_line_on_a_bad_model() {
         "{line}"
     );
 }
+
+#[test]
+fn annotate_writes_one_picture_per_image_and_never_overwrites_a_namesake() {
+    let tmp = std::env::temp_dir().join(format!("detect-annotate-{}", std::process::id()));
+    let other = tmp.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    // The same stem from two folders.
+    std::fs::copy(
+        common::root().join("tests/images/chelsea.jpg"),
+        other.join("chelsea.jpg"),
+    )
+    .unwrap();
+    let out = tmp.join("pictures");
+    let other_jpg = other.join("chelsea.jpg");
+    let (code, lines, stderr) = detect(&[
+        "--annotate",
+        out.to_str().unwrap(),
+        "--annotate-format",
+        "png",
+        "--annotate-max-side",
+        "300",
+        "tests/images/chelsea.jpg",
+        other_jpg.to_str().unwrap(),
+        "tests/images/coffee.jpg",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let written: Vec<&str> = lines
+        .iter()
+        .map(|l| l["annotated"].as_str().unwrap())
+        .collect();
+    let names: Vec<String> = written
+        .iter()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "chelsea.annotated.png",
+            "chelsea-2.annotated.png",
+            "coffee.annotated.png"
+        ]
+    );
+    for (path, line) in written.iter().zip(&lines) {
+        let picture = image::open(path).unwrap();
+        let (w, h) = (
+            line["image"]["width"].as_u64().unwrap() as u32,
+            line["image"]["height"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(picture.width().max(picture.height()), 300.min(w.max(h)));
+        assert!(line["detections"].as_array().is_some());
+        assert!(line.get("annotated_image").is_none());
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+
+    // Picture options without --annotate are a usage error.
+    let (code, _, stderr) = detect(&["--annotate-format", "png", "tests/images/chelsea.jpg"]);
+    assert_eq!(code, 2, "{stderr}");
+}
