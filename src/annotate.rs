@@ -216,9 +216,39 @@ pub fn draw(canvas: &mut RgbImage, detections: &[Detection], scale: (f32, f32)) 
     for (d, b) in placed.iter().rev() {
         draw_box(canvas, *b, style.line, class_colour(d.class_id));
     }
-    for (d, b) in placed.iter().rev() {
-        draw_tab(canvas, *b, d, &style);
+    let tabs = place_tabs(&placed, &style, (w, h));
+    for ((d, _), tab) in placed.iter().zip(&tabs).rev() {
+        draw_tab(canvas, *tab, d, &style);
     }
+}
+
+/// Each detection's tab, best first: where [`tab_rect`] puts it, moved down one tab height at a time
+/// (inside its box, at most 8 times) while it would cover a better detection's tab, so two boxes in
+/// nearly the same place still show both labels.
+pub fn place_tabs(
+    placed: &[(&Detection, PixelBox)],
+    style: &Style,
+    canvas: (u32, u32),
+) -> Vec<(u32, u32, u32, u32)> {
+    let overlaps = |a: &(u32, u32, u32, u32), b: &(u32, u32, u32, u32)| {
+        a.0 < b.0 + b.2 && b.0 < a.0 + a.2 && a.1 < b.1 + b.3 && b.1 < a.1 + a.3
+    };
+    let mut tabs: Vec<(u32, u32, u32, u32)> = Vec::with_capacity(placed.len());
+    for (d, b) in placed {
+        let mut tab = tab_rect(*b, &tab_text(d), style, canvas);
+        for _ in 0..8 {
+            if !tabs.iter().any(|t| overlaps(t, &tab)) {
+                break;
+            }
+            let lower = (tab.1 + tab.3).min(canvas.1 - tab.3);
+            if lower == tab.1 || lower > b.y1 {
+                break;
+            }
+            tab.1 = lower;
+        }
+        tabs.push(tab);
+    }
+    tabs
 }
 
 fn fill(canvas: &mut RgbImage, x0: u32, y0: u32, x1: u32, y1: u32, colour: [u8; 3]) {
@@ -279,10 +309,9 @@ pub fn tab_rect(
     (x, y, tab_w, tab_h)
 }
 
-fn draw_tab(canvas: &mut RgbImage, b: PixelBox, d: &Detection, style: &Style) {
-    let (w, h) = canvas.dimensions();
+fn draw_tab(canvas: &mut RgbImage, tab: (u32, u32, u32, u32), d: &Detection, style: &Style) {
     let text = tab_text(d);
-    let (x, y, tab_w, tab_h) = tab_rect(b, &text, style, (w, h));
+    let (x, y, tab_w, tab_h) = tab;
     if tab_w == 0 || tab_h == 0 {
         return;
     }
@@ -532,5 +561,22 @@ mod tests {
                 "response_too_large"
             );
         }
+    }
+
+    /// Two detections in nearly the same place (a cat that is also called a dog): both labels show.
+    #[test]
+    fn tabs_of_coinciding_boxes_do_not_cover_each_other() {
+        let (w, h) = (451u32, 300u32);
+        let style = Style::for_canvas(w, h);
+        let cat = det(15, 0.55, [1.7, 0.3, 440.4, 295.1]);
+        let dog = det(16, 0.41, [2.0, 0.5, 441.0, 295.0]);
+        let placed: Vec<(&Detection, PixelBox)> = [&cat, &dog]
+            .into_iter()
+            .map(|d| (d, PixelBox::of(d, (1.0, 1.0), (w, h)).unwrap()))
+            .collect();
+        let tabs = place_tabs(&placed, &style, (w, h));
+        let (a, b) = (tabs[0], tabs[1]);
+        assert!(b.1 >= a.1 + a.3, "{a:?} {b:?}");
+        assert!(b.1 + b.3 <= h);
     }
 }
