@@ -95,6 +95,53 @@ check "wrong method" 405 method_not_allowed "$url/detect"
 check "unknown route" 404 not_found "$url/nope"
 check "still serving after errors" 200 cat --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect"
 
+# Annotated pictures: the body is an image of the photo's size (451x300 for the cat), not JSON.
+picture() { # name want-content-type want-size curl-args...
+  local name=$1 want_type=$2 want_size=$3
+  shift 3
+  local got
+  got=$(curl -s -o "$work/picture" -w '%{http_code} %{content_type}' "$@" || echo 000)
+  if python3 - "$work/picture" "$got" "$want_type" "$want_size" <<'PY'
+import struct, sys, zlib
+path, got, want_type, want_size = sys.argv[1:]
+data = open(path, "rb").read()
+status, _, ctype = got.partition(" ")
+if status != "200" or ctype != want_type:
+    sys.exit(f"HTTP {got}, want 200 {want_type}: {data[:200]!r}")
+if data.startswith(b"\x89PNG\r\n\x1a\n"):
+    w, h = struct.unpack(">II", data[16:24])
+    # Decodes: every IDAT chunk inflates.
+    pos, idat = 8, b""
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            idat += data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+    zlib.decompress(idat)
+elif data.startswith(b"\xff\xd8"):
+    i = 2
+    while True:
+        marker, n = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            break
+        i += 2 + n
+    if not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        sys.exit("JPEG without its end marker")
+else:
+    sys.exit(f"not a picture: {data[:40]!r}")
+if f"{w}x{h}" != want_size:
+    sys.exit(f"{w}x{h}, want {want_size}")
+PY
+  then passed=$((passed + 1)); echo "ok   $name"
+  else failed=$((failed + 1)); echo "FAIL $name"
+  fi
+}
+picture "Accept: image/jpeg" image/jpeg 451x300 --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' -H 'Accept: image/jpeg' "$url/detect"
+picture "?format=png" image/png 451x300 --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect?format=png"
+picture "?format=png&annotate_max_side=200" image/png 200x133 --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' "$url/detect?format=png&annotate_max_side=200"
+check "Accept: */* stays JSON" 200 cat --data-binary @"$jpeg" -H 'Content-Type: image/jpeg' -H 'Accept: */*' "$url/detect"
+
 # Every event sample through `cargo lambda invoke` (the only way to send REST v1 and ALB shapes).
 for event in events/*.json; do
   name=$(basename "$event" .json)
@@ -111,6 +158,23 @@ for event in events/*.json; do
   else failed=$((failed + 1)); echo "FAIL invoke $name: got $got, want $want: ${out:0:300}"
   fi
 done
+# A REST v1 event that asks for the picture: a base64 body flagged isBase64Encoded, as API Gateway needs.
+python3 - events/rest-api-jpeg.json >"$work/rest-picture.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+e["headers"]["Accept"] = "image/jpeg"
+e.setdefault("multiValueHeaders", {})["Accept"] = ["image/jpeg"]
+print(json.dumps(e))
+PY
+if out=$(cargo lambda invoke -P "$port" object-detector --data-file "$work/rest-picture.json" 2>&1) \
+  && printf '%s' "$out" | python3 -c "
+import base64, json, sys
+v = json.load(sys.stdin)
+assert v['statusCode'] == 200 and v['isBase64Encoded'] is True, v.get('statusCode')
+assert base64.b64decode(v['body'])[:2] == b'\xff\xd8', 'not a JPEG'
+"; then passed=$((passed + 1)); echo "ok   invoke REST v1 picture (base64, isBase64Encoded)"
+else failed=$((failed + 1)); echo "FAIL invoke REST v1 picture: ${out:0:300}"
+fi
 if cargo lambda invoke -P "$port" object-detector --data-ascii '{"Records": []}' >"$work/unknown" 2>&1; then
   failed=$((failed + 1)); echo "FAIL invoke unknown event: succeeded"
 elif grep -q invalid_event "$work/unknown"; then passed=$((passed + 1)); echo "ok   invoke unknown event (function error invalid_event)"
