@@ -6,7 +6,8 @@ tools/reference.py), on the same photos, in one run, A and B interleaved. Prints
     .venv/bin/python benches/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
 
 `--backends` runs the project once per variant (DETECTOR_BACKEND, and DETECTOR_THREADS after a colon:
-`tract:2`), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary
+`tract:2`; `+annotate` after it also writes each image's annotated JPEG, `detect --annotate`, so
+`tract,tract+annotate` shows what drawing and encoding the picture add), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary
 built with `--features onnxruntime` and uses the library of the onnxruntime wheel in this Python
 (ORT_DYLIB_PATH), the same build the Python side runs; tract on more than one thread needs
 `--features multithread`.
@@ -78,8 +79,9 @@ def peak_rss(cmd, env=None):
 
 
 def backend_env(variant):
-    """Environment for one project variant: `backend` or `backend:threads`."""
-    backend, _, threads = variant.partition(":")
+    """Environment for one project variant: `backend` or `backend:threads` (a `+annotate` suffix is for
+    the command line, `variant_args`)."""
+    backend, _, threads = variant.removesuffix("+annotate").partition(":")
     env = dict(os.environ, DETECTOR_BACKEND=backend, DETECTOR_THREADS=threads or "1")
     if backend == "onnxruntime" and not env.get("ORT_DYLIB_PATH"):
         import onnxruntime
@@ -89,6 +91,11 @@ def backend_env(variant):
     return env
 
 
+def variant_args(variant, out):
+    """Extra `detect` arguments for one project variant."""
+    return ["--annotate", str(out)] if variant.endswith("+annotate") else []
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -96,19 +103,19 @@ def main():
     ap.add_argument("--backends", default="tract",
                     help="comma-separated variants: tract, onnxruntime, optionally with :THREADS (tract:2)")
     args = ap.parse_args()
-    rust = [args.detect]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     envs = {b: backend_env(b) for b in backends}
     python = [sys.executable, str(ROOT / "tools/reference.py"), "detect", str(ROOT / "model/nanodet-g-416.fp32.onnx")]
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp))
+        cmds = {b: [args.detect] + variant_args(b, Path(tmp) / "annotated") for b in backends}
         rows = []
         # Cold: one process, one small photo, start to exit (the detections are printed before exit).
         small = str(photos["550x367 JPEG"])
         a, b = {k: [] for k in backends}, []
         for _ in range(args.runs):
             for k in backends:
-                a[k].append(run(rust + [small], envs[k])[0] * 1e3)
+                a[k].append(run(cmds[k] + [small], envs[k])[0] * 1e3)
             b.append(run(python + [small])[0] * 1e3)
         rows.append(("cold start, 550x367 JPEG (process wall time)", a, b, "ms"))
         for label, path in photos.items():
@@ -116,19 +123,19 @@ def main():
             a, b = {k: [] for k in backends}, []
             for _ in range(args.runs):
                 for k in backends:
-                    r1, r11 = run(rust + one, envs[k])[0], run(rust + eleven, envs[k])[0]
+                    r1, r11 = run(cmds[k] + one, envs[k])[0], run(cmds[k] + eleven, envs[k])[0]
                     a[k].append((r11 - r1) / 10 * 1e3)
                 p1, p11 = run(python + one)[0], run(python + eleven)[0]
                 b.append((p11 - p1) / 10 * 1e3)
             rows.append((f"warm per image, {label} ((11 - 1 images) / 10)", a, b, "ms"))
         large = str(photos["4000x2500 JPEG"])
-        a = {k: [peak_rss(rust + [large], envs[k]) for _ in range(3)] for k in backends}
+        a = {k: [peak_rss(cmds[k] + [large], envs[k]) for _ in range(3)] for k in backends}
         b = [peak_rss(python + [large]) for _ in range(3)]
         rows.append(("peak RSS, 4000x2500 JPEG", a, b, "MiB"))
         builds = {k: [] for k in backends}
         for _ in range(args.runs):
             for k in backends:
-                err = run(rust + ["-v", small], envs[k])[1]
+                err = run(cmds[k] + ["-v", small], envs[k])[1]
                 builds[k].append(float(re.search(r"ready in ([0-9.]+) ms", err).group(1)))
     med = statistics.median
     print(f"machine: {os.cpu_count()} cores; onnxruntime 1 thread; {args.runs} runs each, interleaved; medians")

@@ -1,7 +1,9 @@
 //! Per-stage benchmarks of the detection core on the embedded model: decode, preprocess, inference,
 //! postprocess, and the whole `detect`, on the photos benches/compare.py uses: a 550x367 JPEG, a 640x480
 //! PNG and a 4000x2500 JPEG upscaled from a real photo. At the end it prints the median `timings_ms` the
-//! response reports for the same photos, so the two can be compared in one run.
+//! response reports for the same photos, so the two can be compared in one run. `annotate` is drawing and
+//! encoding the annotated JPEG (1280 px, quality 85) from a decode at the picture's size;
+//! `detect_annotated` the whole `detect` with `format=jpeg`, to set against `detect`.
 //!
 //!     cargo bench --bench stages
 
@@ -11,7 +13,9 @@ use std::io::Cursor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
+use object_detector::annotate;
 use object_detector::image_decode::{decode, decode_at_least};
+use object_detector::options::Format;
 use object_detector::{DecodeLimits, DetectOptions, Detector};
 
 struct Photo {
@@ -67,6 +71,10 @@ fn stages(c: &mut Criterion) {
     let detector = Detector::embedded().unwrap();
     let limits = DecodeLimits::default();
     let options = DetectOptions::default();
+    let annotated = DetectOptions {
+        format: Some(Format::Jpeg),
+        ..DetectOptions::default()
+    };
     let photos = photos();
     for photo in &photos {
         let mut group = c.benchmark_group(photo.name);
@@ -110,6 +118,32 @@ fn stages(c: &mut Criterion) {
         });
         group.bench_function("detect", |b| {
             b.iter(|| detector.detect(black_box(&photo.bytes), &options).unwrap())
+        });
+        // The annotated picture: decoded at the size it needs, drawn and encoded as `detect` does.
+        let spec = annotated
+            .resolve(detector.manifest())
+            .unwrap()
+            .annotation
+            .unwrap();
+        let needed_with_picture = |w, h| {
+            let (mw, mh) = needed(w, h);
+            let (cw, ch) = annotate::canvas_size((w, h), spec.max_side);
+            (mw.max(cw), mh.max(ch))
+        };
+        let for_picture = decode_at_least(&photo.bytes, &limits, needed_with_picture).unwrap();
+        let detections = detector.detect(&photo.bytes, &options).unwrap().detections;
+        group.bench_function("annotate", |b| {
+            b.iter(|| {
+                annotate::render(black_box(&for_picture.rgb), image_size, &detections, &spec)
+                    .unwrap()
+            })
+        });
+        group.bench_function("detect_annotated", |b| {
+            b.iter(|| {
+                detector
+                    .detect(black_box(&photo.bytes), &annotated)
+                    .unwrap()
+            })
         });
         group.finish();
     }
