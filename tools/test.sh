@@ -5,7 +5,8 @@
 #   tools/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n== %s\n' "$*"; }
+start_s=$(date +%s)
+step() { printf '\n== %s (at %d s)\n' "$*" "$(( $(date +%s) - start_s ))"; }
 
 step "python tools (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
