@@ -133,10 +133,11 @@ fn stages(c: &mut Criterion) {
         let for_picture = decode_at_least(&photo.bytes, &limits, needed_with_picture).unwrap();
         let detections = detector.detect(&photo.bytes, &options).unwrap().detections;
         group.bench_function("annotate", |b| {
-            b.iter(|| {
-                annotate::render(black_box(&for_picture.rgb), image_size, &detections, &spec)
-                    .unwrap()
-            })
+            b.iter_batched(
+                || for_picture.rgb.clone(),
+                |rgb| annotate::render(rgb, image_size, &detections, &spec).unwrap(),
+                BatchSize::LargeInput,
+            )
         });
         group.bench_function("detect_annotated", |b| {
             b.iter(|| {

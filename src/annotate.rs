@@ -148,19 +148,19 @@ impl Style {
 }
 
 /// Draws the picture for `pixels` (the upright image, possibly decoded at a reduced size) of an image of
-/// size `image`, and encodes it.
+/// size `image`, and encodes it. Takes the pixels: at the picture's size they are drawn on as they are.
 pub fn render(
-    pixels: &RgbImage,
+    pixels: RgbImage,
     image: (u32, u32),
     detections: &[Detection],
     spec: &Spec,
 ) -> Result<AnnotatedImage> {
     let (width, height) = canvas_size(image, spec.max_side);
     let mut canvas = if pixels.dimensions() == (width, height) {
-        pixels.clone()
+        pixels
     } else {
         resize(
-            pixels,
+            &pixels,
             width,
             height,
             ResizeAlg::Convolution(FilterType::Bilinear),

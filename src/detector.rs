@@ -174,7 +174,7 @@ impl Detector {
         response.timings_ms.decode = decode_ms;
         if let Some(spec) = &annotation {
             let t = Instant::now();
-            let picture = annotate::render(&decoded.rgb, image, &response.detections, spec)?;
+            let picture = annotate::render(decoded.rgb, image, &response.detections, spec)?;
             response.annotated = Some(picture);
             response.timings_ms.annotate = Some(millis(t.elapsed()));
         }

@@ -280,13 +280,13 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
 }
 
 /// The response in the shape the event came in.
-pub fn respond(kind: HttpKind, reply: &Reply, config: &Config) -> Value {
-    let headers = headers(reply, config);
+pub fn respond(kind: HttpKind, reply: Reply, config: &Config) -> Value {
+    let headers = headers(&reply, config);
     // A picture travels base64-encoded, flagged so the front door sends the bytes.
-    let (body, base64) = match &reply.body {
+    let (body, base64) = match reply.body {
         ReplyBody::Empty => (None, false),
-        ReplyBody::Json(text) => (Some(Body::Text(text.clone())), false),
-        ReplyBody::Picture { bytes, .. } => (Some(Body::Binary(bytes.clone())), true),
+        ReplyBody::Json(text) => (Some(Body::Text(text)), false),
+        ReplyBody::Picture { bytes, .. } => (Some(Body::Binary(bytes)), true),
     };
     let status = i64::from(reply.status);
     let value = match kind {

@@ -147,7 +147,7 @@ impl App {
             entry.error_code = Some(*code);
             entry.error = Some(message.clone());
         }
-        events::respond(kind, &reply, &self.config)
+        events::respond(kind, reply, &self.config)
     }
 
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
