@@ -19,6 +19,7 @@ pub mod heads;
 pub mod image_decode;
 pub mod lambda;
 pub mod manifest;
+pub mod metrics;
 pub mod nms;
 pub mod options;
 pub mod preprocess;

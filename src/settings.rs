@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::engine::{Backend, RunConfig};
 use crate::error::{Error, Result};
 use crate::image_decode::DecodeLimits;
+use crate::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
 
 /// One environment variable, as README's configuration table shows it.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +64,21 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "the ONNX Runtime library, for `DETECTOR_BACKEND=onnxruntime`",
     },
     Variable {
+        name: "METRICS",
+        default: "`on`",
+        meaning: "`off` stops the CloudWatch metric records (EMF) on stdout (see [Operating it](#operating-it))",
+    },
+    Variable {
+        name: "METRICS_NAMESPACE",
+        default: "`ObjectDetector`",
+        meaning: "CloudWatch namespace of the metrics: up to 255 ASCII letters, digits and `.-_/#: `, not starting with `AWS/`",
+    },
+    Variable {
+        name: "METRICS_PER_CLASS",
+        default: "`false`",
+        meaning: "`true` also publishes `Detections` per label (dimension `Model`, `Label`): up to one billed metric per class",
+    },
+    Variable {
         name: "DETECTOR_MODEL_MANIFEST",
         default: "`model/nanodet-g-416.toml`",
         meaning: "build time, read by `build.rs`: the manifest whose model `cargo build` embeds",
@@ -86,9 +102,16 @@ pub struct Settings {
     pub limits: DecodeLimits,
     /// The `Access-Control-Allow-Origin` value; no CORS headers when `None`.
     pub cors_allow_origin: Option<String>,
+    /// Whether the Lambda function writes metric records (`METRICS`).
+    pub metrics_enabled: bool,
+    /// How metric records are written, when they are (by the function, or by `detect --metrics`).
+    pub metrics: MetricsConfig,
     /// Whether a Lambda runtime API is there to poll (`AWS_LAMBDA_RUNTIME_API`, set by Lambda and by
     /// its emulators; not a setting of this product).
     pub in_lambda: bool,
+    /// The function's name and version (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_VERSION`,
+    /// set by Lambda; not settings of this product).
+    pub function: Option<FunctionId>,
 }
 
 impl Settings {
@@ -164,14 +187,64 @@ impl Settings {
                 defaults.max_alloc_bytes,
             )?,
         };
+        let metrics_enabled = switch("METRICS", text("METRICS")?, true)?;
+        let metrics = MetricsConfig {
+            namespace: namespace(text("METRICS_NAMESPACE")?)?,
+            per_class: switch("METRICS_PER_CLASS", text("METRICS_PER_CLASS")?, false)?,
+        };
+        let function = match (
+            text("AWS_LAMBDA_FUNCTION_NAME")?,
+            text("AWS_LAMBDA_FUNCTION_VERSION")?,
+        ) {
+            (Some(name), Some(version)) => Some(FunctionId { name, version }),
+            _ => None,
+        };
         Ok(Settings {
             model,
             run,
             limits,
             cors_allow_origin: text("CORS_ALLOW_ORIGIN")?,
+            metrics_enabled,
+            metrics,
             in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
+            function,
         })
     }
+}
+
+/// An on/off setting: `on`/`true`/`1` or `off`/`false`/`0`, any case; `default` when unset.
+fn switch(variable: &'static str, value: Option<String>, default: bool) -> Result<bool> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(Error::Setting {
+            variable,
+            detail: format!("expected `on` or `off` (or `true`/`false`), got {text:?}"),
+        }),
+    }
+}
+
+/// A CloudWatch namespace, as CloudWatch accepts it.
+fn namespace(value: Option<String>) -> Result<String> {
+    let Some(text) = value else {
+        return Ok(DEFAULT_NAMESPACE.into());
+    };
+    let name = text.trim();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if name.len() > 255 || !name.chars().all(allowed) || name.starts_with("AWS/") {
+        return Err(Error::Setting {
+            variable: "METRICS_NAMESPACE",
+            detail: format!(
+                "{:?} is not a CloudWatch namespace: up to 255 ASCII letters, digits and `.-_/#: `, \
+                 not starting with `AWS/`",
+                text.chars().take(64).collect::<String>()
+            ),
+        });
+    }
+    Ok(name.to_string())
 }
 
 /// A positive whole number, or `default` when unset.
@@ -216,7 +289,11 @@ mod tests {
         assert_eq!(s.run, RunConfig::default());
         assert_eq!(s.limits, DecodeLimits::default());
         assert_eq!(s.cors_allow_origin, None);
+        assert!(s.metrics_enabled);
+        assert_eq!(s.metrics, MetricsConfig::default());
+        assert_eq!(s.metrics.namespace, "ObjectDetector");
         assert!(!s.in_lambda);
+        assert_eq!(s.function, None);
         // Empty text counts as unset.
         let blank = parse(&[("CORS_ALLOW_ORIGIN", " "), ("MAX_IMAGE_PIXELS", "")]).unwrap();
         assert_eq!(blank, s);
@@ -269,6 +346,10 @@ mod tests {
             ("CORS_ALLOW_ORIGIN", "https://example.com"),
             ("ORT_DYLIB_PATH", "/opt/libonnxruntime.so"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "detector"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "12"),
+            ("METRICS_NAMESPACE", "Team/Vision"),
+            ("METRICS_PER_CLASS", "TRUE"),
         ])
         .unwrap();
         assert_eq!(
@@ -288,6 +369,26 @@ mod tests {
             Some(PathBuf::from("/opt/libonnxruntime.so"))
         );
         assert!(s.in_lambda);
+        assert_eq!(
+            s.function,
+            Some(FunctionId {
+                name: "detector".into(),
+                version: "12".into()
+            })
+        );
+        assert_eq!(
+            s.metrics,
+            MetricsConfig {
+                namespace: "Team/Vision".into(),
+                per_class: true
+            }
+        );
+        for off in ["off", "OFF", "false", "0"] {
+            assert!(
+                !parse(&[("METRICS", off)]).unwrap().metrics_enabled,
+                "{off}"
+            );
+        }
 
         for (vars, variable) in [
             (&[("MAX_IMAGE_PIXELS", "0")][..], "MAX_IMAGE_PIXELS"),
@@ -295,6 +396,16 @@ mod tests {
             (&[("MAX_DECODE_BYTES", "-5")][..], "MAX_DECODE_BYTES"),
             (&[("MODEL_PATH", "/opt/m.onnx")][..], "MODEL_PATH"),
             (&[("MODEL_MANIFEST", "/opt/m.toml")][..], "MODEL_MANIFEST"),
+            (&[("METRICS", "yes please")][..], "METRICS"),
+            (&[("METRICS_PER_CLASS", "maybe")][..], "METRICS_PER_CLASS"),
+            (
+                &[("METRICS_NAMESPACE", "AWS/Lambda")][..],
+                "METRICS_NAMESPACE",
+            ),
+            (
+                &[("METRICS_NAMESPACE", "caf\u{e9}")][..],
+                "METRICS_NAMESPACE",
+            ),
         ] {
             let e = parse(vars).unwrap_err();
             assert_eq!(e.code(), "invalid_setting", "{vars:?}: {e}");
