@@ -2,13 +2,14 @@
 //! per execution environment, before the runtime loop, and borrowed by every invocation.
 //!
 //! Outside Lambda, `object-detector EVENT.json...` runs each event file through the same handler and
-//! prints the response (status on stderr, body on stdout): the quickest way to see the function work.
+//! prints the response (status on stderr, body on stdout; the log line and metric records, which in
+//! Lambda go to stderr and stdout, all on stderr): the quickest way to see the function work.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use object_detector::lambda::{App, Config};
+use object_detector::lambda::{App, Config, Handled, Invocation};
 use object_detector::response::millis;
 use object_detector::{Detector, Settings};
 use serde_json::{json, Value};
@@ -54,7 +55,12 @@ async fn main() -> ExitCode {
     if in_lambda || files.is_empty() {
         let app = &app;
         let handler = service_fn(move |event: LambdaEvent<Value>| async move {
-            app.handle(event.payload, &event.context.request_id).await
+            let context = &event.context;
+            let invocation = Invocation {
+                request_id: &context.request_id,
+                trace_id: context.xray_trace_id.as_deref(),
+            };
+            app.handle(event.payload, invocation).await
         });
         return match lambda_runtime::run(handler).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -85,7 +91,21 @@ async fn local(app: &App, files: &[String]) -> ExitCode {
                 continue;
             }
         };
-        match app.handle(event, &format!("local-{i}")).await {
+        let request_id = format!("local-{i}");
+        let invocation = Invocation {
+            request_id: &request_id,
+            trace_id: None,
+        };
+        let Handled {
+            result,
+            log_line,
+            metric_records,
+        } = app.handle_recorded(event, invocation).await;
+        eprintln!("{log_line}");
+        for record in metric_records {
+            eprintln!("{record}");
+        }
+        match result {
             Ok(raw) => {
                 let response: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
                 let status = response.get("statusCode").and_then(Value::as_i64);

@@ -2,7 +2,9 @@
 //! (method, route, body, options), runs the detection core, and answers in the shape the event came in.
 //!
 //! [`App::handle`] is a plain async function from the event JSON to the response JSON, so tests feed it
-//! `events/*.json` directly; `src/bin/object-detector.rs` wraps it in the Lambda runtime.
+//! `events/*.json` directly; `src/bin/object-detector.rs` wraps it in the Lambda runtime. Each
+//! invocation writes one log line (stderr) and its metric records (stdout, see [`crate::metrics`]);
+//! [`App::handle_recorded`] returns them instead, for tests and the local runner.
 
 mod body;
 mod error;
@@ -10,6 +12,8 @@ mod events;
 mod log;
 mod reply;
 
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,6 +22,7 @@ use serde_json::{json, Value};
 
 use crate::detector::Detector;
 use crate::image_decode::SUPPORTED_FORMATS;
+use crate::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
 use crate::options::{DetectOptions, Format};
 use crate::response::millis;
 use crate::settings::Settings;
@@ -31,14 +36,38 @@ pub use events::{EventKind, HttpKind};
 pub struct Config {
     /// The `Access-Control-Allow-Origin` value; no CORS headers when unset.
     pub cors_allow_origin: Option<String>,
+    /// The metric records; none when `None`.
+    pub metrics: Option<MetricsConfig>,
+    /// The Lambda function's name and version, a dimension of the rollout metrics.
+    pub function: Option<FunctionId>,
 }
 
 impl Config {
     pub fn from_settings(settings: &Settings) -> Config {
         Config {
             cors_allow_origin: settings.cors_allow_origin.clone(),
+            metrics: settings.metrics_enabled.then(|| settings.metrics.clone()),
+            function: settings.function.clone(),
         }
     }
+}
+
+/// What the runtime says about one invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub request_id: &'a str,
+    /// The X-Ray trace header (`Root=...;Parent=...;Sampled=...`), when tracing is on.
+    pub trace_id: Option<&'a str>,
+}
+
+/// An invocation's answer, with what it logs.
+#[derive(Debug)]
+pub struct Handled {
+    pub result: Result<Box<RawValue>, ApiError>,
+    /// The JSON log line.
+    pub log_line: String,
+    /// The EMF metric records, one JSON document each; empty with metrics off.
+    pub metric_records: Vec<String>,
 }
 
 /// What a route does.
@@ -73,24 +102,60 @@ pub struct App {
     config: Config,
     /// `GET /model` body, serialized once.
     model_info: String,
+    metrics: Option<Metrics>,
+    /// No invocation has been handled yet: the next one is the cold start.
+    cold: AtomicBool,
 }
 
 impl App {
     pub fn new(detector: Arc<Detector>, config: Config) -> App {
         let model_info = model_info(&detector);
+        let metrics = config.metrics.clone().map(|metrics| {
+            let m = detector.manifest();
+            Metrics::new(
+                metrics,
+                &m.name,
+                &m.version,
+                millis(detector.plan_build_time()),
+                config.function.clone(),
+            )
+        });
         App {
             detector,
             config,
             model_info,
+            metrics,
+            cold: AtomicBool::new(true),
         }
     }
 
-    /// Handles one event. `Ok` is the response payload (serialized JSON, so floats keep their shortest
-    /// form and fields their documented order); `Err` is for direct invocations only, and becomes a Lambda
-    /// function error whose `errorType` is the stable error code.
-    pub async fn handle(&self, event: Value, request_id: &str) -> Result<Box<RawValue>, ApiError> {
+    /// Handles one event, writing its log line to stderr and its metric records to stdout. `Ok` is
+    /// the response payload (serialized JSON, so floats keep their shortest form and fields their
+    /// documented order); `Err` is for direct invocations only, and becomes a Lambda function error
+    /// whose `errorType` is the stable error code.
+    pub async fn handle(
+        &self,
+        event: Value,
+        invocation: Invocation<'_>,
+    ) -> Result<Box<RawValue>, ApiError> {
+        let handled = self.handle_recorded(event, invocation).await;
+        // Write errors (a closed stream) lose a line, never the answer.
+        let _ = writeln!(std::io::stderr().lock(), "{}", handled.log_line);
+        if !handled.metric_records.is_empty() {
+            let mut out = std::io::stdout().lock();
+            for record in &handled.metric_records {
+                let _ = writeln!(out, "{record}");
+            }
+            let _ = out.flush();
+        }
+        handled.result
+    }
+
+    /// [`App::handle`], returning the log line and metric records instead of writing them.
+    pub async fn handle_recorded(&self, event: Value, invocation: Invocation<'_>) -> Handled {
         let start = Instant::now();
-        let mut entry = log::Entry::new(request_id);
+        let cold_start = self.cold.swap(false, Ordering::Relaxed);
+        let mut entry = log::Entry::new(invocation.request_id, invocation.trace_id);
         let kind = events::classify(&event);
         entry.event = kind.map(EventKind::name);
         let result = match kind {
@@ -106,9 +171,25 @@ impl App {
             entry.error_code = Some(e.code);
             entry.error = Some(e.message.clone());
         }
+        let detection = kind == Some(EventKind::Direct)
+            || (entry.route == Some(Route::Detect.name())
+                && entry.method.as_deref() != Some("OPTIONS"));
         entry.duration_ms = millis(start.elapsed());
-        entry.emit();
-        result
+        let metric_records = match &self.metrics {
+            None => Vec::new(),
+            Some(metrics) => metrics.records(&Observation {
+                latency_ms: detection.then_some(entry.duration_ms),
+                cold_start,
+                detected: entry.detected.take(),
+                error: entry.error_code,
+                request_id: Some(invocation.request_id.to_string()),
+            }),
+        };
+        Handled {
+            result,
+            log_line: entry.line(),
+            metric_records,
+        }
     }
 
     /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
@@ -220,6 +301,9 @@ impl App {
         entry.image = Some((response.image.width, response.image.height));
         entry.detections = Some(response.detections.len());
         entry.timings = Some(response.timings_ms);
+        if self.metrics.is_some() {
+            entry.detected = Some(Detected::of(&response));
+        }
         Ok(response)
     }
 }

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::sync::{Arc, OnceLock};
 
-use object_detector::lambda::{App, Config};
+use object_detector::lambda::{App, Config, Invocation};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
@@ -29,11 +29,24 @@ fn event(name: &str) -> Value {
     serde_json::from_slice(&common::read(&format!("events/{name}"))).unwrap()
 }
 
-/// Runs an event; returns the raw response object.
-fn run(app: &App, event: Value) -> Result<Value, object_detector::lambda::ApiError> {
+/// Runs an event; returns the raw response payload (its log line and metric records are checked in
+/// metrics.rs).
+fn handle(
+    app: &App,
+    event: Value,
+) -> Result<Box<serde_json::value::RawValue>, object_detector::lambda::ApiError> {
+    let invocation = Invocation {
+        request_id: "test-request",
+        trace_id: None,
+    };
     runtime()
-        .block_on(app.handle(event, "test-request"))
-        .map(|raw| serde_json::from_str(raw.get()).unwrap())
+        .block_on(app.handle_recorded(event, invocation))
+        .result
+}
+
+/// Runs an event; returns the response object.
+fn run(app: &App, event: Value) -> Result<Value, object_detector::lambda::ApiError> {
+    handle(app, event).map(|raw| serde_json::from_str(raw.get()).unwrap())
 }
 
 /// Status, lower-cased headers and parsed body of an HTTP-shaped response.
@@ -121,9 +134,7 @@ fn responses_take_the_shape_of_their_source() {
     let rest = run(&app, event("rest-api-jpeg.json")).unwrap();
     assert!(rest.get("cookies").is_none() && rest.get("statusDescription").is_none());
     // A direct invocation gets the body itself, fields in documented order.
-    let raw = runtime()
-        .block_on(app.handle(event("direct-invoke.json"), "t"))
-        .unwrap();
+    let raw = handle(&app, event("direct-invoke.json")).unwrap();
     assert!(
         raw.get().starts_with(r#"{"model":{"name":"nanodet-g-416""#),
         "{}",
@@ -438,6 +449,7 @@ fn request_forms_and_option_precedence() {
 fn cors_headers_and_preflight_follow_configuration() {
     let app = app(Config {
         cors_allow_origin: Some("https://example.com".into()),
+        ..Config::default()
     });
     let (status, headers, _) = http(&run(&app, event("http-api-jpeg.json")).unwrap());
     assert_eq!(status, 200);
@@ -585,12 +597,12 @@ fn json_clients_get_the_picture_beside_the_detections() {
     // Direct invocations: the JSON form only.
     let mut direct = event("direct-invoke.json");
     direct["annotate"] = json!(true);
-    let raw = runtime().block_on(app.handle(direct, "t")).unwrap();
+    let raw = handle(&app, direct).unwrap();
     let v: Value = serde_json::from_str(raw.get()).unwrap();
     assert!(v["annotated_image"].as_str().unwrap().len() > 1000);
     let mut direct = event("direct-invoke.json");
     direct["format"] = json!("png");
-    let err = runtime().block_on(app.handle(direct, "t")).unwrap_err();
+    let err = handle(&app, direct).unwrap_err();
     assert_eq!(err.code, "invalid_parameter");
     assert!(err.message.contains("annotate"), "{}", err.message);
 

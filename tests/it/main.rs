@@ -12,4 +12,5 @@ mod cli;
 mod heads;
 mod inputs;
 mod lambda_events;
+mod metrics;
 mod parity;
