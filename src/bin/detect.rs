@@ -5,14 +5,20 @@
 //! `.png`); inputs of the same stem from different folders get `<stem>-2`, `<stem>-3`... so none
 //! overwrites another, and the line names the file written (`"annotated"`).
 //!
+//! With `--metrics`, each image's CloudWatch metric records (EMF, as the Lambda function writes them) go
+//! to stderr, one JSON document per line, so a batch is measured the way the function is.
+//!
 //! Exit status: 0 all images detected, 1 at least one image failed, 2 bad usage or unusable model.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
+use object_detector::metrics::{Detected, Metrics, Observation};
+use object_detector::response::millis;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
 use serde::Serialize;
 
@@ -46,6 +52,10 @@ struct Args {
     /// JPEG quality of the annotated pictures (1..=100; default 85).
     #[arg(long, value_name = "Q", requires = "annotate")]
     jpeg_quality: Option<String>,
+    /// Write each image's CloudWatch metric records (EMF) to stderr, as the Lambda function writes them
+    /// (namespace and per-class records from METRICS_NAMESPACE and METRICS_PER_CLASS).
+    #[arg(long)]
+    metrics: bool,
     /// Print the model's load time to stderr.
     #[arg(short, long)]
     verbose: bool,
@@ -132,10 +142,23 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let detector = match Settings::from_env().and_then(|s| Detector::from_settings(&s)) {
-        Ok(d) => d,
-        Err(e) => return usage_error(&e.to_string()),
-    };
+    let (settings, detector) =
+        match Settings::from_env().and_then(|s| Ok((Detector::from_settings(&s)?, s))) {
+            Ok((d, s)) => (s, d),
+            Err(e) => return usage_error(&e.to_string()),
+        };
+    // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
+    // still come from the environment.
+    let metrics = args.metrics.then(|| {
+        let m = detector.manifest();
+        Metrics::new(
+            settings.metrics.clone(),
+            &m.name,
+            &m.version,
+            millis(detector.plan_build_time()),
+            None,
+        )
+    });
     // Validate options against the model's labels before touching any file.
     if let Err(e) = options.resolve(detector.manifest()) {
         return usage_error(&e.to_string());
@@ -170,7 +193,8 @@ fn main() -> ExitCode {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
-    for file in &args.images {
+    for (i, file) in args.images.iter().enumerate() {
+        let start = Instant::now();
         let result = read(file)
             .map_err(|e| (ErrorCode::FileNotReadable, e.to_string()))
             .and_then(|bytes| {
@@ -212,6 +236,19 @@ fn main() -> ExitCode {
             }
         };
         let line = line.expect("response types always serialize");
+        if let Some(metrics) = &metrics {
+            let observation = Observation {
+                latency_ms: Some(millis(start.elapsed())),
+                cold_start: i == 0,
+                detected: result.as_ref().ok().map(|(r, _)| Detected::of(r)),
+                error: result.as_ref().err().map(|(code, _)| *code),
+                request_id: None,
+            };
+            let mut err = std::io::stderr().lock();
+            for record in metrics.records(&observation) {
+                let _ = writeln!(err, "{record}");
+            }
+        }
         // A closed pipe (`detect *.jpg | head`) ends the run quietly.
         if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
             return ExitCode::from(1);

@@ -19,6 +19,9 @@ fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, S
         "MODEL_MANIFEST",
         "DETECTOR_BACKEND",
         "DETECTOR_THREADS",
+        "METRICS",
+        "METRICS_NAMESPACE",
+        "METRICS_PER_CLASS",
     ] {
         cmd.env_remove(k);
     }
@@ -49,6 +52,57 @@ fn one_line_per_image_in_order_with_the_file_name() {
     assert_eq!(lines[1]["file"], "tests/images/astronaut.png");
     assert_eq!(lines[1]["detections"][0]["label"], "person");
     assert!(lines[1]["timings_ms"]["inference"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn metrics_are_the_functions_records_on_stderr_one_set_per_image() {
+    let (code, lines, stderr) = detect_with_model(
+        &[
+            "--metrics",
+            "tests/images/chelsea.jpg",
+            "no/such/file.jpg",
+            "tests/images/astronaut.png",
+        ],
+        // The flag wins over METRICS=off; namespace and per-class records come from the environment.
+        &[
+            ("METRICS", "off"),
+            ("METRICS_NAMESPACE", "Batch"),
+            ("METRICS_PER_CLASS", "true"),
+        ],
+    );
+    assert_eq!((code, lines.len()), (1, 3));
+    let records: Vec<Value> = stderr.lines().map(crate::metrics::valid_emf).collect();
+    let main: Vec<&Value> = records
+        .iter()
+        .filter(|r| r.get("Label").is_none())
+        .collect();
+    assert_eq!(main.len(), 3, "{stderr}");
+    assert!(records
+        .iter()
+        .all(|r| r["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Batch"));
+    assert_eq!(
+        main.iter()
+            .map(|r| r["ColdStart"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        [1, 0, 0]
+    );
+    assert_eq!(
+        main[0]["Detections"],
+        lines[0]["detections"].as_array().unwrap().len()
+    );
+    assert_eq!(main[1]["ErrorCode"], "file_not_readable");
+    assert_eq!(main[1]["Errors"], 1);
+    assert!(main[2]["InferenceLatency"].as_f64().unwrap() > 0.0);
+    // Per-class: chelsea's labels, then astronaut's, after each image's own record.
+    let labels: Vec<&str> = records.iter().filter_map(|r| r["Label"].as_str()).collect();
+    assert!(
+        labels.contains(&"cat") && labels.contains(&"person"),
+        "{labels:?}"
+    );
+
+    // Without the flag, stderr stays quiet.
+    let (_, _, stderr) = detect(&["tests/images/chelsea.jpg"]);
+    assert!(stderr.is_empty(), "{stderr}");
 }
 
 #[test]
