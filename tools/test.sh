@@ -13,7 +13,7 @@ step "python tools (.venv)"
 .venv/bin/pip install -q --disable-pip-version-check -r tools/requirements.txt
 export PATH="$PWD/.venv/bin:$PATH"
 
-step "deployment lints: SAM templates, Dockerfile"
+step "deployment lints: SAM templates, Dockerfile, the dashboard and alarms against the metrics"
 export SAM_CLI_TELEMETRY=0
 for template in template.yaml template-image.yaml; do
   cfn-lint "$template"
@@ -21,6 +21,7 @@ for template in template.yaml template-image.yaml; do
   sam validate --lint -t "$template"
 done
 hadolint Dockerfile
+python tools/check_template.py template.yaml README.md
 
 step "format and lints (every feature)"
 cargo fmt --check
