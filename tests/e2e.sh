@@ -5,6 +5,7 @@
 #   tests/e2e.sh [BINARY]     (default target/release/object-detector; cargo-lambda must be on PATH)
 #
 # Environment: E2E_PORT (default 9417), E2E_WARM (warm requests to time, default 20).
+# At the end, tools/check_emf.py holds the function's stdout to one valid EMF metric record per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:-target/release/object-detector}
@@ -199,5 +200,9 @@ if grep -q '"level":"ERROR"' "$work/fn.log"; then
 fi
 lines=$(grep -c '"message":"request"' "$work/fn.log" || true)
 echo "function wrote $lines request log lines"
+# The function's stdout: one valid CloudWatch EMF record per request, and nothing else.
+if python3 tools/check_emf.py "$work/fn.out" "$work/fn.log"; then passed=$((passed + 1)); echo "ok   metric records on stdout"
+else failed=$((failed + 1)); echo "FAIL metric records on stdout"
+fi
 echo "e2e: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
