@@ -16,6 +16,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod pictures;
+
+use pictures::PictureNames;
+
 use clap::Parser;
 use object_detector::metrics::{Detected, Metrics, Observation};
 use object_detector::response::millis;
@@ -72,36 +76,6 @@ struct Line<'a> {
     /// The annotated picture written for this image.
     #[serde(skip_serializing_if = "Option::is_none")]
     annotated: Option<&'a Path>,
-}
-
-/// File names for the annotated pictures of one run: `<stem>.annotated.<ext>`, with `-2`, `-3`...
-/// after the stem when an earlier input of this run had the same stem.
-struct PictureNames {
-    dir: PathBuf,
-    used: HashSet<PathBuf>,
-}
-
-impl PictureNames {
-    fn next(&mut self, file: &str, extension: &str) -> PathBuf {
-        let stem = match file {
-            "-" => "stdin".to_string(),
-            _ => Path::new(file)
-                .file_stem()
-                .map_or("image".into(), |s| s.to_string_lossy().into_owned()),
-        };
-        let mut n = 1;
-        loop {
-            let name = match n {
-                1 => format!("{stem}.annotated.{extension}"),
-                _ => format!("{stem}-{n}.annotated.{extension}"),
-            };
-            let path = self.dir.join(name);
-            if self.used.insert(path.clone()) {
-                return path;
-            }
-            n += 1;
-        }
-    }
 }
 
 #[derive(Serialize)]
