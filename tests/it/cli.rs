@@ -106,6 +106,24 @@ fn metrics_are_the_functions_records_on_stderr_one_set_per_image() {
 }
 
 #[test]
+fn a_folder_is_walked_for_images_in_name_order() {
+    let mut want: Vec<String> = std::fs::read_dir(common::root().join("tests/images"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png") || n.ends_with(".jpg"))
+        .map(|n| format!("tests/images/{n}"))
+        .collect();
+    want.sort();
+    assert!(want.len() >= 5, "{want:?}");
+    let (code, one, stderr) = detect(&["tests/images"]);
+    assert_eq!(code, 0);
+    let files: Vec<&str> = one.iter().map(|l| l["file"].as_str().unwrap()).collect();
+    assert_eq!(files, want);
+    // Piped: no progress bar.
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
 fn a_bad_file_gets_an_error_line_and_the_rest_still_run() {
     let (code, lines, _) = detect(&["Cargo.toml", "no/such/file.jpg", "tests/images/chelsea.jpg"]);
     assert_eq!(code, 1);

@@ -1,5 +1,8 @@
 //! `detect`: the offline batch front end. One warm plan for every image; one JSON object per image per
-//! line on stdout (the API response plus `"file"`); a bad image gets an error line and the rest still run.
+//! line (the API response plus `"file"`), in input order, on stdout; a bad image
+//! gets an error line and the rest still run.
+//!
+//! Folders are walked for image files (`inputs.rs`).
 //!
 //! With `--annotate DIR`, each image's annotated picture is written as `DIR/<stem>.annotated.jpg` (or
 //! `.png`); inputs of the same stem from different folders get `<stem>-2`, `<stem>-3`... so none
@@ -16,20 +19,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod inputs;
 mod pictures;
 
-use pictures::PictureNames;
-
 use clap::Parser;
+use inputs::Input;
 use object_detector::metrics::{Detected, Metrics, Observation};
 use object_detector::response::millis;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
+use pictures::PictureNames;
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Detect objects in images; prints one JSON object per image (JSON Lines)."
+    about = "Detect objects in images and folders of images; one JSON object per image (JSON Lines)."
 )]
 struct Args {
     /// Minimum score of a reported detection (0..=1; model default when omitted).
@@ -63,7 +67,7 @@ struct Args {
     /// Print the model's load time to stderr.
     #[arg(short, long)]
     verbose: bool,
-    /// Image files; `-` reads one image from standard input.
+    /// Image files or folders (walked for image files); `-` reads one image from standard input.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
 }
@@ -121,18 +125,6 @@ fn main() -> ExitCode {
             Ok((d, s)) => (s, d),
             Err(e) => return usage_error(&e.to_string()),
         };
-    // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
-    // still come from the environment.
-    let metrics = args.metrics.then(|| {
-        let m = detector.manifest();
-        Metrics::new(
-            settings.metrics.clone(),
-            &m.name,
-            &m.version,
-            millis(detector.plan_build_time()),
-            None,
-        )
-    });
     // Validate options against the model's labels before touching any file.
     if let Err(e) = options.resolve(detector.manifest()) {
         return usage_error(&e.to_string());
@@ -152,35 +144,104 @@ fn main() -> ExitCode {
             }
         );
     }
+    // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
+    // still come from the environment.
+    let metrics = args.metrics.then(|| {
+        let m = detector.manifest();
+        Metrics::new(
+            settings.metrics.clone(),
+            &m.name,
+            &m.version,
+            millis(detector.plan_build_time()),
+            None,
+        )
+    });
 
-    let mut names = match &args.annotate {
-        Some(dir) => match std::fs::create_dir_all(dir) {
-            Ok(()) => Some(PictureNames {
+    let inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
+    // Picture names in input order, before any image runs, so they do not depend on timing.
+    let pictures: Vec<Option<PathBuf>> = match &args.annotate {
+        None => vec![None; inputs.len()],
+        Some(dir) => {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                return usage_error(&format!("--annotate {}: {e}", dir.display()));
+            }
+            let mut names = PictureNames {
                 dir: dir.clone(),
                 used: HashSet::new(),
-            }),
-            Err(e) => return usage_error(&format!("--annotate {}: {e}", dir.display())),
-        },
-        None => None,
+            };
+            let extension = match args.annotate_format.as_str() {
+                "png" => "png",
+                _ => "jpg",
+            };
+            inputs
+                .iter()
+                .map(|input| Some(names.next(&input.name(), extension)))
+                .collect()
+        }
     };
 
+    let job = Job {
+        detector: &detector,
+        options: &options,
+        metrics: metrics.as_ref(),
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
-    for (i, file) in args.images.iter().enumerate() {
+    for (i, input) in inputs.iter().enumerate() {
+        let outcome = job.run(input, pictures[i].as_deref(), i == 0);
+        failed += usize::from(outcome.failed);
+        if !outcome.records.is_empty() {
+            let mut err = std::io::stderr().lock();
+            for record in &outcome.records {
+                let _ = writeln!(err, "{record}");
+            }
+        }
+        // A closed pipe (`detect *.jpg | head`) ends the run quietly.
+        if writeln!(out, "{}", outcome.line)
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            return ExitCode::from(1);
+        }
+    }
+    if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What one image's run produced.
+struct Outcome {
+    line: String,
+    records: Vec<String>,
+    failed: bool,
+}
+
+/// What every image's run shares.
+struct Job<'a> {
+    detector: &'a Detector,
+    options: &'a DetectOptions,
+    metrics: Option<&'a Metrics>,
+}
+
+impl Job<'_> {
+    /// Reads and detects one input, writes its picture, and returns its line and metric records.
+    fn run(&self, input: &Input, picture: Option<&Path>, cold_start: bool) -> Outcome {
         let start = Instant::now();
-        let result = read(file)
-            .map_err(|e| (ErrorCode::FileNotReadable, e.to_string()))
+        let file = input.name();
+        let result = read(input)
+            .map_err(|e| (ErrorCode::FileNotReadable, e))
             .and_then(|bytes| {
-                detector
-                    .detect(&bytes, &options)
+                self.detector
+                    .detect(&bytes, self.options)
                     .map_err(|e| (e.code(), e.to_string()))
             })
             .and_then(|response| {
-                let written = match (&mut names, &response.annotated) {
-                    (Some(names), Some(picture)) => {
-                        let path = names.next(file, picture.encoding.extension());
-                        std::fs::write(&path, &picture.bytes).map_err(|e| {
+                let written = match (picture, &response.annotated) {
+                    (Some(path), Some(image)) => {
+                        std::fs::write(path, &image.bytes).map_err(|e| {
                             (
                                 ErrorCode::FileNotWritable,
                                 format!("{}: {e}", path.display()),
@@ -194,54 +255,48 @@ fn main() -> ExitCode {
             });
         let line = match &result {
             Ok((response, written)) => serde_json::to_string(&Line {
-                file,
+                file: &file,
                 response,
-                annotated: written.as_deref(),
+                annotated: *written,
             }),
-            Err((code, message)) => {
-                failed += 1;
-                serde_json::to_string(&ErrorLine {
-                    file,
-                    error: ErrorBody {
-                        code: *code,
-                        message: message.clone(),
-                    },
-                })
-            }
-        };
-        let line = line.expect("response types always serialize");
-        if let Some(metrics) = &metrics {
-            let observation = Observation {
+            Err((code, message)) => serde_json::to_string(&ErrorLine {
+                file: &file,
+                error: ErrorBody {
+                    code: *code,
+                    message: message.clone(),
+                },
+            }),
+        }
+        .expect("response types always serialize");
+        let records = match self.metrics {
+            None => Vec::new(),
+            Some(metrics) => metrics.records(&Observation {
                 latency_ms: Some(millis(start.elapsed())),
-                cold_start: i == 0,
+                cold_start,
                 detected: result.as_ref().ok().map(|(r, _)| Detected::of(r)),
                 error: result.as_ref().err().map(|(code, _)| *code),
                 request_id: None,
-            };
-            let mut err = std::io::stderr().lock();
-            for record in metrics.records(&observation) {
-                let _ = writeln!(err, "{record}");
-            }
+            }),
+        };
+        Outcome {
+            line,
+            records,
+            failed: result.is_err(),
         }
-        // A closed pipe (`detect *.jpg | head`) ends the run quietly.
-        if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-            return ExitCode::from(1);
-        }
-    }
-    if failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 
-fn read(file: &str) -> std::io::Result<Vec<u8>> {
-    if file == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf)?;
-        Ok(buf)
-    } else {
-        std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("{file}: {e}")))
+fn read(input: &Input) -> Result<Vec<u8>, String> {
+    match input {
+        Input::Stdin => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| format!("-: {e}"))?;
+            Ok(buf)
+        }
+        Input::File(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
+        Input::Unreadable { path, error } => Err(format!("{}: {error}", path.display())),
     }
 }
 
