@@ -106,7 +106,7 @@ fn metrics_are_the_functions_records_on_stderr_one_set_per_image() {
 }
 
 #[test]
-fn a_folder_is_walked_for_images_in_name_order() {
+fn a_folder_is_walked_for_images_in_name_order_and_jobs_keep_input_order() {
     let mut want: Vec<String> = std::fs::read_dir(common::root().join("tests/images"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -115,12 +115,21 @@ fn a_folder_is_walked_for_images_in_name_order() {
         .collect();
     want.sort();
     assert!(want.len() >= 5, "{want:?}");
-    let (code, one, stderr) = detect(&["tests/images"]);
+    let (code, one, stderr) = detect(&["--jobs", "1", "tests/images"]);
     assert_eq!(code, 0);
     let files: Vec<&str> = one.iter().map(|l| l["file"].as_str().unwrap()).collect();
     assert_eq!(files, want);
     // Piped: no progress bar.
     assert!(stderr.is_empty(), "{stderr}");
+    // Two workers: the same lines in the same order.
+    let (code, two, _) = detect(&["-j", "2", "tests/images", "tests/images/chelsea.jpg"]);
+    assert_eq!(code, 0);
+    assert_eq!(two.len(), one.len() + 1);
+    for (a, b) in one.iter().zip(&two) {
+        assert_eq!(a["file"], b["file"]);
+        assert_eq!(a["detections"], b["detections"]);
+    }
+    assert_eq!(two.last().unwrap()["file"], "tests/images/chelsea.jpg");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! line (the API response plus `"file"`), in input order, on stdout; a bad image
 //! gets an error line and the rest still run.
 //!
-//! Folders are walked for image files (`inputs.rs`).
+//! Folders are walked for image files (`inputs.rs`); `--jobs N` images are detected at once on the one
+//! plan. A progress bar with rate and ETA goes to stderr when stderr is a terminal.
 //!
 //! With `--annotate DIR`, each image's annotated picture is written as `DIR/<stem>.annotated.jpg` (or
 //! `.png`); inputs of the same stem from different folders get `<stem>-2`, `<stem>-3`... so none
@@ -13,16 +14,19 @@
 //!
 //! Exit status: 0 all images detected, 1 at least one image failed, 2 bad usage or unusable model.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::Instant;
 
 mod inputs;
 mod pictures;
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
 use object_detector::metrics::{Detected, Metrics, Observation};
 use object_detector::response::millis;
@@ -67,6 +71,9 @@ struct Args {
     /// Print the model's load time to stderr.
     #[arg(short, long)]
     verbose: bool,
+    /// Images at once (default: the machine's cores). Lines stay in input order.
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    jobs: Option<u16>,
     /// Image files or folders (walked for image files); `-` reads one image from standard input.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
@@ -158,6 +165,7 @@ fn main() -> ExitCode {
     });
 
     let inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
+    let mut out = std::io::stdout().lock();
     // Picture names in input order, before any image runs, so they do not depend on timing.
     let pictures: Vec<Option<PathBuf>> = match &args.annotate {
         None => vec![None; inputs.len()],
@@ -180,32 +188,77 @@ fn main() -> ExitCode {
         }
     };
 
+    let jobs = args.jobs.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
+    );
+    // Drawn on stderr only when it is a terminal.
+    let progress = ProgressBar::new(inputs.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} images, {rate}, ETA {eta}")
+            .expect("a valid template")
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", state.per_sec());
+                },
+            ),
+    );
     let job = Job {
         detector: &detector,
         options: &options,
         metrics: metrics.as_ref(),
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
     let mut failed = 0usize;
-    for (i, input) in inputs.iter().enumerate() {
-        let outcome = job.run(input, pictures[i].as_deref(), i == 0);
-        failed += usize::from(outcome.failed);
-        if !outcome.records.is_empty() {
-            let mut err = std::io::stderr().lock();
-            for record in &outcome.records {
-                let _ = writeln!(err, "{record}");
+    let next = AtomicUsize::new(0);
+    let (send, receive) = mpsc::channel::<(usize, Outcome)>();
+    let written = std::thread::scope(|scope| {
+        for _ in 0..jobs.min(inputs.len()) {
+            let send = send.clone();
+            let (job, inputs, pictures, next) = (&job, &inputs, &pictures, &next);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(input) = inputs.get(i) else {
+                    break;
+                };
+                let outcome = job.run(input, pictures[i].as_deref(), i == 0);
+                if send.send((i, outcome)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(send);
+        // Lines in input order: a finished image waits here for the ones before it.
+        let mut waiting = BTreeMap::new();
+        let mut turn = 0;
+        for (i, outcome) in receive {
+            waiting.insert(i, outcome);
+            while let Some(outcome) = waiting.remove(&turn) {
+                turn += 1;
+                progress.inc(1);
+                failed += usize::from(outcome.failed);
+                if !outcome.records.is_empty() {
+                    progress.suspend(|| {
+                        let mut err = std::io::stderr().lock();
+                        for record in &outcome.records {
+                            let _ = writeln!(err, "{record}");
+                        }
+                    });
+                }
+                // A closed pipe (`detect *.jpg | head`) ends the run quietly.
+                if writeln!(out, "{}", outcome.line)
+                    .and_then(|_| out.flush())
+                    .is_err()
+                {
+                    // Stop the workers: nothing more can be written.
+                    next.store(usize::MAX / 2, Ordering::Relaxed);
+                    return false;
+                }
             }
         }
-        // A closed pipe (`detect *.jpg | head`) ends the run quietly.
-        if writeln!(out, "{}", outcome.line)
-            .and_then(|_| out.flush())
-            .is_err()
-        {
-            return ExitCode::from(1);
-        }
-    }
-    if failed > 0 {
+        true
+    });
+    progress.finish_and_clear();
+    if !written || failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
