@@ -133,6 +133,53 @@ fn a_folder_is_walked_for_images_in_name_order_and_jobs_keep_input_order() {
 }
 
 #[test]
+fn output_with_resume_goes_on_where_an_interrupted_run_stopped() {
+    let out = std::env::temp_dir().join(format!("detect-resume-it-{}.jsonl", std::process::id()));
+    let out_arg = out.display().to_string();
+    let files = [
+        "tests/images/chelsea.jpg",
+        "tests/images/astronaut.png",
+        "Cargo.toml",
+        "tests/images/coffee.png",
+    ];
+    let mut args = vec!["-o", out_arg.as_str()];
+    args.extend(files);
+    let (code, stdout, _) = detect(&args);
+    assert_eq!(
+        (code, stdout.len()),
+        (1, 0),
+        "lines go to the file, not stdout"
+    );
+    let full = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(full.lines().count(), 4);
+    // Interrupted: the last line cut in the middle.
+    let cut = full.trim_end().rfind('\n').unwrap() + 40;
+    std::fs::write(&out, &full[..cut]).unwrap();
+    let mut resume = vec!["--resume"];
+    resume.extend(&args);
+    let (code, _, _) = detect(&resume);
+    // Cargo.toml's not_an_image was an answer, kept, not re-run; the run's own images all pass.
+    assert_eq!(code, 0);
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let got: Vec<&str> = lines.iter().map(|l| l["file"].as_str().unwrap()).collect();
+    assert_eq!(got, files);
+    let before: Value = serde_json::from_str(full.lines().nth(3).unwrap()).unwrap();
+    assert_eq!(lines[3]["detections"], before["detections"]);
+    // A finished run resumed does nothing.
+    let (code, _, _) = detect(&resume);
+    assert_eq!(code, 0);
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 4);
+    std::fs::remove_file(&out).unwrap();
+    // --resume needs --output.
+    let (code, _, stderr) = detect(&["--resume", "tests/images/chelsea.jpg"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
 fn a_bad_file_gets_an_error_line_and_the_rest_still_run() {
     let (code, lines, _) = detect(&["Cargo.toml", "no/such/file.jpg", "tests/images/chelsea.jpg"]);
     assert_eq!(code, 1);

@@ -1,9 +1,10 @@
 //! `detect`: the offline batch front end. One warm plan for every image; one JSON object per image per
-//! line (the API response plus `"file"`), in input order, on stdout; a bad image
+//! line (the API response plus `"file"`), in input order, on stdout or in `--output FILE`; a bad image
 //! gets an error line and the rest still run.
 //!
 //! Folders are walked for image files (`inputs.rs`); `--jobs N` images are detected at once on the one
-//! plan. A progress bar with rate and ETA goes to stderr when stderr is a terminal.
+//! plan; `--resume` skips what an earlier run's `--output` already answers (`resume.rs`). A progress bar
+//! with rate and ETA goes to stderr when stderr is a terminal.
 //!
 //! With `--annotate DIR`, each image's annotated picture is written as `DIR/<stem>.annotated.jpg` (or
 //! `.png`); inputs of the same stem from different folders get `<stem>-2`, `<stem>-3`... so none
@@ -24,6 +25,7 @@ use std::time::Instant;
 
 mod inputs;
 mod pictures;
+mod resume;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -74,6 +76,12 @@ struct Args {
     /// Images at once (default: the machine's cores). Lines stay in input order.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     jobs: Option<u16>,
+    /// Write the JSON Lines to FILE instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// With --output: keep FILE and skip the images it already answers (an interrupted run goes on).
+    #[arg(long, requires = "output")]
+    resume: bool,
     /// Image files or folders (walked for image files); `-` reads one image from standard input.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<String>,
@@ -164,8 +172,14 @@ fn main() -> ExitCode {
         )
     });
 
-    let inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
-    let mut out = std::io::stdout().lock();
+    let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
+    let mut out: Box<dyn Write> = match &args.output {
+        None => Box::new(std::io::stdout().lock()),
+        Some(path) => match open_output(path, args.resume, &mut inputs) {
+            Ok(file) => Box::new(file),
+            Err(e) => return usage_error(&format!("--output {}: {e}", path.display())),
+        },
+    };
     // Picture names in input order, before any image runs, so they do not depend on timing.
     let pictures: Vec<Option<PathBuf>> = match &args.annotate {
         None => vec![None; inputs.len()],
@@ -263,6 +277,27 @@ fn main() -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Opens `--output`: truncated, or with `--resume` kept (but for a line cut short), with `inputs` cut to
+/// what it does not answer yet.
+fn open_output(
+    path: &Path,
+    resume: bool,
+    inputs: &mut Vec<Input>,
+) -> std::io::Result<std::fs::File> {
+    if !resume {
+        return std::fs::File::create(path);
+    }
+    let earlier = resume::read(path)?;
+    inputs.retain(|input| !earlier.done.contains(&input.name()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    // A line cut short by the interruption goes; its image runs again.
+    file.set_len(earlier.whole_lines_len)?;
+    Ok(file)
 }
 
 /// What one image's run produced.
