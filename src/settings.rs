@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use crate::engine::{Backend, RunConfig};
 use crate::error::{Error, Result};
 use crate::image_decode::DecodeLimits;
+use crate::lambda::AllowedOrigins;
 use crate::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
 
 /// One environment variable, as README's configuration table shows it.
@@ -26,7 +27,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "CORS_ALLOW_ORIGIN",
         default: "unset (no CORS headers)",
-        meaning: "value of `Access-Control-Allow-Origin`; also turns on `Allow-Methods/Headers` and preflight answers",
+        meaning: "`*`, or origins separated by commas (`https://app.example.com,http://localhost:3000`): a request whose `Origin` is listed gets it back in `Access-Control-Allow-Origin` (with `Vary: Origin`), any other gets none; also turns on `Allow-Methods/Headers` and preflight answers",
     },
     Variable {
         name: "MAX_IMAGE_PIXELS",
@@ -100,8 +101,8 @@ pub struct Settings {
     pub model: ModelSource,
     pub run: RunConfig,
     pub limits: DecodeLimits,
-    /// The `Access-Control-Allow-Origin` value; no CORS headers when `None`.
-    pub cors_allow_origin: Option<String>,
+    /// The origins browsers may read answers from; no CORS headers when `None`.
+    pub cors_allow_origin: Option<AllowedOrigins>,
     /// Whether the Lambda function writes metric records (`METRICS`).
     pub metrics_enabled: bool,
     /// How metric records are written, when they are (by the function, or by `detect --metrics`).
@@ -203,7 +204,14 @@ impl Settings {
             model,
             run,
             limits,
-            cors_allow_origin: text("CORS_ALLOW_ORIGIN")?,
+            cors_allow_origin: text("CORS_ALLOW_ORIGIN")?
+                .map(|v| {
+                    AllowedOrigins::parse(&v).map_err(|detail| Error::Setting {
+                        variable: "CORS_ALLOW_ORIGIN",
+                        detail,
+                    })
+                })
+                .transpose()?,
             metrics_enabled,
             metrics,
             in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
@@ -343,7 +351,10 @@ mod tests {
             ("MODEL_MANIFEST", "/opt/m.toml"),
             ("MAX_IMAGE_PIXELS", " 1000 "),
             ("MAX_DECODE_BYTES", "2048"),
-            ("CORS_ALLOW_ORIGIN", "https://example.com"),
+            (
+                "CORS_ALLOW_ORIGIN",
+                "https://example.com, https://b.example.com",
+            ),
             ("ORT_DYLIB_PATH", "/opt/libonnxruntime.so"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
             ("AWS_LAMBDA_FUNCTION_NAME", "detector"),
@@ -363,7 +374,13 @@ mod tests {
             (s.limits.max_pixels, s.limits.max_alloc_bytes),
             (1000, 2048)
         );
-        assert_eq!(s.cors_allow_origin.as_deref(), Some("https://example.com"));
+        assert_eq!(
+            s.cors_allow_origin,
+            Some(AllowedOrigins::Only(vec![
+                "https://example.com".into(),
+                "https://b.example.com".into()
+            ]))
+        );
         assert_eq!(
             s.run.onnxruntime_library,
             Some(PathBuf::from("/opt/libonnxruntime.so"))
@@ -397,6 +414,10 @@ mod tests {
             (&[("MODEL_PATH", "/opt/m.onnx")][..], "MODEL_PATH"),
             (&[("MODEL_MANIFEST", "/opt/m.toml")][..], "MODEL_MANIFEST"),
             (&[("METRICS", "yes please")][..], "METRICS"),
+            (
+                &[("CORS_ALLOW_ORIGIN", "example.com")][..],
+                "CORS_ALLOW_ORIGIN",
+            ),
             (&[("METRICS_PER_CLASS", "maybe")][..], "METRICS_PER_CLASS"),
             (
                 &[("METRICS_NAMESPACE", "AWS/Lambda")][..],

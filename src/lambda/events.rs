@@ -242,7 +242,8 @@ pub fn route(request: &Request) -> Option<Route> {
     }
 }
 
-fn headers(reply: &Reply, config: &Config) -> HeaderMap {
+/// The answer's headers; `origin` is the request's `Origin`, for CORS.
+fn headers(reply: &Reply, config: &Config, origin: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -260,8 +261,12 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
     for (name, value) in &reply.headers {
         put(name, value);
     }
-    if let Some(origin) = &config.cors_allow_origin {
-        put("access-control-allow-origin", origin);
+    let cors = config.cors_allow_origin.as_ref();
+    if cors.is_some_and(|c| c.varies()) {
+        put("vary", "Origin");
+    }
+    if let Some(allowed) = cors.and_then(|c| c.allow(origin)) {
+        put("access-control-allow-origin", allowed);
         put("access-control-allow-methods", "GET, POST, OPTIONS");
         put(
             "access-control-allow-headers",
@@ -272,16 +277,13 @@ fn headers(reply: &Reply, config: &Config) -> HeaderMap {
             "access-control-expose-headers",
             "x-detection-count, x-detection-labels, x-model",
         );
-        if origin != "*" {
-            put("vary", "Origin");
-        }
     }
     h
 }
 
 /// The response in the shape the event came in.
-pub fn respond(kind: HttpKind, reply: Reply, config: &Config) -> Value {
-    let headers = headers(&reply, config);
+pub fn respond(kind: HttpKind, reply: Reply, config: &Config, origin: Option<&str>) -> Value {
+    let headers = headers(&reply, config, origin);
     // A picture travels base64-encoded, flagged so the front door sends the bytes.
     let (body, base64) = match reply.body {
         ReplyBody::Empty => (None, false),

@@ -7,6 +7,7 @@
 //! [`App::handle_recorded`] returns them instead, for tests and the local runner.
 
 mod body;
+mod cors;
 mod error;
 mod events;
 mod log;
@@ -28,14 +29,15 @@ use crate::response::millis;
 use crate::settings::Settings;
 use reply::Reply;
 
+pub use cors::AllowedOrigins;
 pub use error::ApiError;
 pub use events::{EventKind, HttpKind};
 
 /// What the adapter is configured with, beside the detector.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
-    /// The `Access-Control-Allow-Origin` value; no CORS headers when unset.
-    pub cors_allow_origin: Option<String>,
+    /// The origins browsers may read answers from; no CORS headers when unset.
+    pub cors_allow_origin: Option<AllowedOrigins>,
     /// The metric records; none when `None`.
     pub metrics: Option<MetricsConfig>,
     /// The Lambda function's name and version, a dimension of the rollout metrics.
@@ -215,10 +217,12 @@ impl App {
     }
 
     async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
+        let mut origin = None;
         let reply = match events::parse(kind, event) {
             Ok(request) => {
                 entry.method = Some(request.method.clone());
                 entry.path = Some(request.path.clone());
+                origin = request.header("origin").map(str::to_string);
                 self.route(&request, entry).await
             }
             Err(e) => e.into_reply(),
@@ -228,7 +232,7 @@ impl App {
             entry.error_code = Some(*code);
             entry.error = Some(message.clone());
         }
-        events::respond(kind, reply, &self.config)
+        events::respond(kind, reply, &self.config, origin.as_deref())
     }
 
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::sync::{Arc, OnceLock};
 
-use object_detector::lambda::{App, Config, Invocation};
+use object_detector::lambda::{AllowedOrigins, App, Config, Invocation};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
@@ -446,28 +446,75 @@ fn request_forms_and_option_precedence() {
 }
 
 #[test]
-fn cors_headers_and_preflight_follow_configuration() {
+fn cors_answers_only_the_configured_origins_and_never_reflects_another() {
     let app = app(Config {
-        cors_allow_origin: Some("https://example.com".into()),
+        cors_allow_origin: Some(
+            AllowedOrigins::parse("https://example.com, http://localhost:3000").unwrap(),
+        ),
         ..Config::default()
     });
-    let (status, headers, _) = http(&run(&app, event("http-api-jpeg.json")).unwrap());
+    let from = |origin: Option<&str>, method: &str, name: &str| {
+        let mut e = event(name);
+        if let Some(o) = origin {
+            e["headers"]["origin"] = json!(o);
+        }
+        e["requestContext"]["http"]["method"] = json!(method);
+        http(&run(&app, e).unwrap())
+    };
+    let (status, headers, _) = from(Some("https://example.com"), "POST", "http-api-jpeg.json");
     assert_eq!(status, 200);
     assert_eq!(
         headers["access-control-allow-origin"],
         "https://example.com"
     );
     assert_eq!(headers["vary"], "Origin");
-    let mut preflight = event("http-api-health.json");
-    preflight["requestContext"]["http"]["method"] = json!("OPTIONS");
-    preflight["rawPath"] = json!("/detect");
-    let response = run(&app, preflight).unwrap();
-    let (status, headers, body) = http(&response);
+    let (_, headers, _) = from(Some("http://localhost:3000"), "POST", "http-api-jpeg.json");
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://localhost:3000"
+    );
+    // Another origin, or none: no CORS grant at all, whatever it sent; still `Vary` for caches.
+    for origin in [
+        Some("https://evil.example"),
+        Some("https://example.com.evil.example"),
+        None,
+    ] {
+        let (status, headers, _) = from(origin, "POST", "http-api-jpeg.json");
+        assert_eq!(status, 200);
+        assert!(
+            !headers.keys().any(|k| k.starts_with("access-control-")),
+            "{origin:?}: {headers:?}"
+        );
+        assert_eq!(headers["vary"], "Origin");
+    }
+    // Preflight: granted for a listed origin only.
+    let preflight = |origin| {
+        let mut e = event("http-api-health.json");
+        e["headers"]["origin"] = json!(origin);
+        e["requestContext"]["http"]["method"] = json!("OPTIONS");
+        e["rawPath"] = json!("/detect");
+        http(&run(&app, e).unwrap())
+    };
+    let (status, headers, body) = preflight("https://example.com");
     assert_eq!((status, body), (204, Value::Null));
     assert!(headers["access-control-allow-methods"]
         .as_str()
         .unwrap()
         .contains("POST"));
+    let (status, headers, _) = preflight("https://evil.example");
+    assert_eq!(status, 204);
+    assert!(headers.get("access-control-allow-origin").is_none());
+
+    // `*`: every origin, no `Vary`.
+    let any = self::app(Config {
+        cors_allow_origin: Some(AllowedOrigins::Any),
+        ..Config::default()
+    });
+    let mut e = event("http-api-jpeg.json");
+    e["headers"]["origin"] = json!("https://whoever.example");
+    let (_, headers, _) = http(&run(&any, e).unwrap());
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers.get("vary").is_none());
 }
 
 #[test]
