@@ -87,11 +87,55 @@ impl Error {
     }
 
     pub(crate) fn parameter(name: &str, detail: impl Into<String>) -> Self {
+        // The name may be the client's (an unknown option): escaped and cut like any quote.
         Error::InvalidParameter {
-            name: name.to_string(),
+            name: bounded(&name.escape_debug().to_string(), QUOTE_CHARS),
             detail: detail.into(),
         }
     }
 }
 
+/// The most characters of client text an error message quotes.
+pub const QUOTE_CHARS: usize = 64;
+
+/// Client text as an error message quotes it: in double quotes with control characters escaped, at
+/// most [`QUOTE_CHARS`] characters of it, `…` after the quote when it was cut.
+pub fn quote(text: &str) -> String {
+    let cut = match text.char_indices().nth(QUOTE_CHARS) {
+        None => text,
+        Some((end, _)) => &text[..end],
+    };
+    let ellipsis = if cut.len() < text.len() { "…" } else { "" };
+    format!("{cut:?}{ellipsis}")
+}
+
+/// `text` cut to `max` characters, marked with `…` when cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_names_of_client_text_are_short_and_escaped() {
+        assert_eq!(quote("abc"), "\"abc\"");
+        assert_eq!(quote("a\nb"), "\"a\\nb\"");
+        let long = "é".repeat(10_000);
+        let q = quote(&long);
+        assert_eq!(q.chars().count(), QUOTE_CHARS + 3);
+        assert!(q.ends_with("\"…"));
+        let e = Error::parameter(&format!("x\n{}", "y".repeat(10_000)), "unknown option");
+        let text = e.to_string();
+        assert!(text.len() < 200, "{text}");
+        assert!(text.starts_with("invalid parameter `x\\ny"), "{text}");
+        assert_eq!(bounded("short", 16), "short");
+        assert_eq!(bounded("abcdef", 3), "abc…");
+    }
+}

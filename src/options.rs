@@ -2,7 +2,7 @@
 //! form fields, CLI flags), so every front end validates them the same way.
 
 use crate::annotate::{Encoding, Spec};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::manifest::Manifest;
 
 /// Upper bound of `max_detections`, whatever the model's default.
@@ -101,8 +101,9 @@ impl DetectOptions {
                     Error::parameter(
                         name,
                         format!(
-                            "expected one of {}, got {value:?}",
-                            Format::NAMES.join(", ")
+                            "expected one of {}, got {}",
+                            Format::NAMES.join(", "),
+                            quote(value)
                         ),
                     )
                 })?)
@@ -114,7 +115,7 @@ impl DetectOptions {
                     _ => {
                         return Err(Error::parameter(
                             name,
-                            format!("expected true or false, got {value:?}"),
+                            format!("expected true or false, got {}", quote(value)),
                         ))
                     }
                 })
@@ -190,7 +191,10 @@ impl DetectOptions {
                         .ok_or_else(|| {
                             Error::parameter(
                                 "classes",
-                                format!("unknown label {name:?}; see GET /model for the labels"),
+                                format!(
+                                    "unknown label {}; see GET /model for the labels",
+                                    quote(name)
+                                ),
                             )
                         })?;
                     mask[id] = true;
@@ -240,16 +244,19 @@ impl DetectOptions {
 
 /// A whole number (as text) that fits its option's type; the range is checked at resolve.
 fn parse_whole<T: std::str::FromStr>(name: &str, value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| Error::parameter(name, format!("expected a whole number, got {value:?}")))
+    value.parse().map_err(|_| {
+        Error::parameter(
+            name,
+            format!("expected a whole number, got {}", quote(value)),
+        )
+    })
 }
 
 fn parse_unit(name: &str, value: &str) -> Result<f32> {
     value.parse::<f32>().map_err(|_| {
         Error::parameter(
             name,
-            format!("expected a number within 0..=1, got {value:?}"),
+            format!("expected a number within 0..=1, got {}", quote(value)),
         )
     })
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::events::Request;
+use crate::error::{bounded, quote};
 use crate::error_code::ErrorCode;
 use crate::options::DetectOptions;
 
@@ -100,7 +101,13 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
             other => {
                 return Err(ApiError::new(
                     ErrorCode::InvalidParameter,
-                    format!("invalid parameter `{key}`: unexpected {other}"),
+                    format!(
+                        "invalid parameter `{key}`: expected a string, number or boolean, got {}",
+                        match other {
+                            Value::Array(_) => "an array",
+                            _ => "an object",
+                        }
+                    ),
                 ))
             }
         };
@@ -161,7 +168,10 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
         Some(_) if crate::image_decode::sniff(&raw).is_ok() => Ok((raw, DetectOptions::default())),
         Some(m) => Err(ApiError::new(
             ErrorCode::UnsupportedMediaType,
-            format!("Content-Type {m} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}"),
+            format!(
+                "Content-Type {} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}",
+                quote(m)
+            ),
         )),
     }
 }
@@ -171,7 +181,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
     let invalid = |e: multer::Error| {
         ApiError::new(
             ErrorCode::InvalidMultipart,
-            format!("malformed multipart body: {e}"),
+            format!("malformed multipart body: {}", bounded(&e.to_string(), 200)),
         )
     };
     let boundary = multer::parse_boundary(content_type).map_err(invalid)?;
@@ -207,7 +217,14 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
     let image = image.ok_or_else(|| {
         ApiError::new(
             ErrorCode::MissingImage,
-            format!("the form has no `image` file field (fields: {seen:?})"),
+            format!(
+                "the form has no `image` file field (fields: {})",
+                seen.iter()
+                    .take(12)
+                    .map(|f| quote(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         )
     })?;
     Ok((image, options))

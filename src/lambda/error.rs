@@ -4,7 +4,11 @@
 use serde_json::{json, Value};
 
 use super::reply::Reply;
+use crate::error::{bounded, quote};
 use crate::error_code::ErrorCode;
+
+/// The longest message an error answer carries, in characters: a backstop behind the quoting rules.
+pub const MAX_MESSAGE: usize = 1024;
 
 /// An error answered to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +26,15 @@ impl std::fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 impl ApiError {
+    /// An error whose message is cut to [`MAX_MESSAGE`] characters, whatever went into it.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        let message = message.into();
         ApiError {
             code,
-            message: message.into(),
+            message: match message.chars().nth(MAX_MESSAGE) {
+                None => message,
+                Some(_) => bounded(&message, MAX_MESSAGE),
+            },
         }
     }
 
@@ -40,22 +49,25 @@ impl ApiError {
     pub fn not_found(path: &str) -> ApiError {
         ApiError::new(
             ErrorCode::NotFound,
-            format!("no route for {path:?}; routes: POST /detect, GET /model, GET /health"),
+            format!(
+                "no route for {}; routes: POST /detect, GET /model, GET /health",
+                quote(path)
+            ),
         )
     }
 
     pub fn method_not_allowed(method: &str, allow: &str) -> ApiError {
         ApiError::new(
             ErrorCode::MethodNotAllowed,
-            format!("{method} is not allowed here; allowed: {allow}"),
+            format!("{} is not allowed here; allowed: {allow}", quote(method)),
         )
     }
 
     pub fn invalid_event(event: &Value) -> ApiError {
         let seen = match event {
             Value::Object(m) => {
-                let keys: Vec<&str> = m.keys().map(String::as_str).take(12).collect();
-                format!("an object with keys {keys:?}")
+                let keys: Vec<String> = m.keys().take(12).map(|k| quote(k)).collect();
+                format!("an object with keys [{}]", keys.join(", "))
             }
             Value::Null => "null".to_string(),
             Value::Array(_) => "an array".to_string(),

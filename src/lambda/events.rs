@@ -127,7 +127,11 @@ fn typed<T: DeserializeOwned>(kind: HttpKind, event: Value) -> Result<T, ApiErro
     serde_json::from_value(event).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidEvent,
-            format!("malformed {} event: {e}", EventKind::Http(kind).name()),
+            format!(
+                "malformed {} event: {}",
+                EventKind::Http(kind).name(),
+                crate::error::bounded(&e.to_string(), 200)
+            ),
         )
     })
 }

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::error::bounded;
 use crate::error_code::ErrorCode;
 use crate::metrics::Detected;
 use crate::response::Timings;
@@ -77,14 +78,6 @@ impl Entry {
     }
 }
 
-/// `text` cut to `max` characters, marked with `…` when cut.
-fn bounded(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((end, _)) => format!("{}…", &text[..end]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +107,5 @@ mod tests {
             assert_eq!(v["level"], level);
             assert_eq!(v["method"], serde_json::Value::Null);
         }
-        assert_eq!(bounded("short", 16), "short");
     }
 }

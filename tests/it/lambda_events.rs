@@ -213,6 +213,96 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 #[test]
+fn error_answers_quote_only_a_short_prefix_of_what_the_client_sent() {
+    let app = app(Config::default());
+    let jpeg = b64(&common::read("tests/images/chelsea.jpg"));
+    let long = "A".repeat(100_000);
+    let mut wrong_path = event("http-api-jpeg.json");
+    wrong_path["rawPath"] = json!(format!("/{long}"));
+    wrong_path["requestContext"]["http"]["path"] = json!(format!("/{long}"));
+    let mut wrong_method = event("http-api-jpeg.json");
+    wrong_method["requestContext"]["http"]["method"] = json!(long.clone());
+    let json_body = |field: &str, value: Value| {
+        let mut body = serde_json::Map::new();
+        body.insert("image".into(), json!(jpeg));
+        body.insert(field.into(), value);
+        v2_with(
+            Some("application/json"),
+            Some(&Value::Object(body).to_string()),
+            false,
+            "",
+        )
+    };
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "unknown query parameter",
+            v2_with(Some("image/jpeg"), Some(&jpeg), true, &format!("{long}=1")),
+            "invalid_parameter",
+        ),
+        (
+            "huge value",
+            v2_with(
+                Some("image/jpeg"),
+                Some(&jpeg),
+                true,
+                &format!("score_threshold={long}"),
+            ),
+            "invalid_parameter",
+        ),
+        (
+            "unknown label",
+            v2_with(
+                Some("image/jpeg"),
+                Some(&jpeg),
+                true,
+                &format!("classes=cat,{long}"),
+            ),
+            "invalid_parameter",
+        ),
+        (
+            "unknown JSON field",
+            json_body(&long, json!(1)),
+            "invalid_parameter",
+        ),
+        (
+            "content type",
+            v2_with(
+                Some(&format!("text/{long}")),
+                Some(&b64(b"hello")),
+                true,
+                "",
+            ),
+            "unsupported_media_type",
+        ),
+        ("path", wrong_path, "not_found"),
+        ("method", wrong_method, "method_not_allowed"),
+    ];
+    for (what, e, code) in cases {
+        let (status, _, body) = http(&run(&app, e).unwrap());
+        assert!((400..500).contains(&status), "{what}: {status}");
+        assert_eq!(body["error"]["code"], code, "{what}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.len() < 400,
+            "{what}: {} bytes: {message:.200}",
+            message.len()
+        );
+        assert!(
+            message.to_ascii_uppercase().contains("AAAA"),
+            "{what}: the quote is there, cut: {message}"
+        );
+    }
+    // The keys of an unrecognised event: a few, each cut.
+    let mut keys = serde_json::Map::new();
+    for i in 0..100 {
+        keys.insert(format!("{i}{long}"), json!(1));
+    }
+    let err = run(&app, Value::Object(keys)).unwrap_err();
+    assert_eq!(err.code, "invalid_event");
+    assert!(err.message.len() < 1500, "{} bytes", err.message.len());
+}
+
+#[test]
 fn bad_requests_of_every_kind_get_a_clear_4xx() {
     let app = app(Config::default());
     let jpeg = common::read("tests/images/chelsea.jpg");
