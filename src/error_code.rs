@@ -43,8 +43,8 @@ error_codes! {
     InvalidBase64 = "invalid_base64", 400, "the body or `image` field is not base64";
     InvalidJson = "invalid_json", 400, "the JSON body does not parse, or is not an object";
     MissingImage = "missing_image", 400, "JSON or form without an `image` field";
-    InvalidMultipart = "invalid_multipart", 400, "malformed multipart body";
-    InvalidParameter = "invalid_parameter", 400, "an option out of range, of the wrong type, unknown, or a label the model lacks";
+    InvalidMultipart = "invalid_multipart", 400, "malformed multipart body, or more than 32 fields";
+    InvalidParameter = "invalid_parameter", 400, "an option out of range, of the wrong type, unknown, or a label the model lacks; more than 64 query parameters or 256 `classes`";
     InvalidEvent = "invalid_event", 400, "an event of a known shape that does not parse, or of no known shape";
     FileNotReadable = "file_not_readable", 400, "the `detect` CLI cannot read a file it was given";
     NotFound = "not_found", 404, "unknown route";

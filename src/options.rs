@@ -8,6 +8,9 @@ use crate::manifest::Manifest;
 /// Upper bound of `max_detections`, whatever the model's default.
 pub const MAX_DETECTIONS_LIMIT: usize = 1000;
 
+/// Most labels one `classes` option may list.
+pub const MAX_CLASSES: usize = 256;
+
 /// Defaults and ranges of the annotated image's options.
 pub const ANNOTATE_MAX_SIDE_DEFAULT: u32 = 1280;
 pub const ANNOTATE_MAX_SIDE_RANGE: std::ops::RangeInclusive<u32> = 64..=4096;
@@ -94,7 +97,14 @@ impl DetectOptions {
             "iou_threshold" => self.iou_threshold = Some(parse_unit(name, value)?),
             "max_detections" => self.max_detections = Some(parse_whole(name, value)?),
             "classes" => {
-                self.classes = Some(value.split(',').map(|s| s.trim().to_string()).collect())
+                let names: Vec<String> = value.split(',').map(|s| s.trim().to_string()).collect();
+                if names.len() > MAX_CLASSES {
+                    return Err(Error::parameter(
+                        name,
+                        format!("{} labels; at most {MAX_CLASSES}", names.len()),
+                    ));
+                }
+                self.classes = Some(names)
             }
             "format" => {
                 self.format = Some(Format::from_name(value).ok_or_else(|| {

@@ -12,6 +12,11 @@ use crate::error::{bounded, quote};
 use crate::error_code::ErrorCode;
 use crate::options::DetectOptions;
 
+/// Most query parameters a request may carry (each option once, `classes` repeated, with room to spare).
+const MAX_QUERY_PARAMETERS: usize = 64;
+/// Most fields a form may carry: the image and each option once, with room to spare.
+const MAX_FORM_FIELDS: usize = 32;
+
 /// Media types accepted by `POST /detect`, for 415 messages.
 pub const ACCEPTED_MEDIA_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif, image/bmp, \
      application/octet-stream, application/json, multipart/form-data";
@@ -193,6 +198,12 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
     let mut options = DetectOptions::default();
     let mut seen = Vec::new();
     while let Some(field) = form.next_field().await.map_err(invalid)? {
+        if seen.len() == MAX_FORM_FIELDS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidMultipart,
+                format!("more than {MAX_FORM_FIELDS} form fields"),
+            ));
+        }
         let name = field.name().unwrap_or("").to_string();
         seen.push(name.clone());
         if name == "image" {
@@ -232,6 +243,15 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
 
 /// Options from the query string; unknown names are refused so a typo is not silently ignored.
 pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, ApiError> {
+    if query.len() > MAX_QUERY_PARAMETERS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "{} query parameters; at most {MAX_QUERY_PARAMETERS}",
+                query.len()
+            ),
+        ));
+    }
     let mut options = DetectOptions::default();
     let mut classes: Vec<String> = Vec::new();
     for (k, v) in query {

@@ -303,6 +303,61 @@ fn error_answers_quote_only_a_short_prefix_of_what_the_client_sent() {
 }
 
 #[test]
+fn counts_the_client_controls_are_bounded() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    let many_params = vec!["classes=cat"; 65].join("&");
+    let many_classes = format!("classes={}", vec!["cat"; 257].join(","));
+    let mut form = Vec::new();
+    for i in 0..33 {
+        form.extend_from_slice(
+            format!("--XyZ\r\nContent-Disposition: form-data; name=\"score_threshold\"\r\n\r\n0.{i}\r\n")
+                .as_bytes(),
+        );
+    }
+    form.extend_from_slice(b"--XyZ--\r\n");
+    for (what, e, code) in [
+        (
+            "65 query parameters",
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, &many_params),
+            "invalid_parameter",
+        ),
+        (
+            "257 classes",
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, &many_classes),
+            "invalid_parameter",
+        ),
+        (
+            "33 form fields",
+            v2_with(
+                Some("multipart/form-data; boundary=XyZ"),
+                Some(&b64(&form)),
+                true,
+                "",
+            ),
+            "invalid_multipart",
+        ),
+    ] {
+        let (status, _, body) = http(&run(&app, e).unwrap());
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{what}: {body}"
+        );
+    }
+    // At the bounds, fine.
+    let at_bound = vec!["classes=cat"; 64].join("&");
+    let (status, _, _) = http(
+        &run(
+            &app,
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, &at_bound),
+        )
+        .unwrap(),
+    );
+    assert_eq!(status, 200);
+}
+
+#[test]
 fn bad_requests_of_every_kind_get_a_clear_4xx() {
     let app = app(Config::default());
     let jpeg = common::read("tests/images/chelsea.jpg");
