@@ -32,7 +32,8 @@ done
 
 start_ns=$(date +%s%N)
 AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt/object-detector" AWS_LAMBDA_FUNCTION_NAME=object-detector \
-  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 "$bin" >"$work/fn.out" 2>"$work/fn.log" &
+  AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1024 CORS_ALLOW_ORIGIN=https://app.example.com \
+  "$bin" >"$work/fn.out" 2>"$work/fn.log" &
 pids+=($!)
 
 passed=0
@@ -176,6 +177,27 @@ assert base64.b64decode(v['body'])[:2] == b'\xff\xd8', 'not a JPEG'
 "; then passed=$((passed + 1)); echo "ok   invoke REST v1 picture (base64, isBase64Encoded)"
 else failed=$((failed + 1)); echo "FAIL invoke REST v1 picture: ${out:0:300}"
 fi
+# CORS on the function's own answer (the Invoke API; the function-URL front adds permissive CORS of its
+# own): the listed origin gets itself back, any other origin no grant.
+for origin in https://app.example.com https://evil.example; do
+  python3 - events/http-api-jpeg.json "$origin" >"$work/cors.json" <<'PY'
+import json, sys
+e = json.load(open(sys.argv[1]))
+e["headers"]["origin"] = sys.argv[2]
+print(json.dumps(e))
+PY
+  if out=$(cargo lambda invoke -P "$port" object-detector --data-file "$work/cors.json" 2>&1) \
+    && printf '%s' "$out" | python3 -c "
+import json, sys
+h = {k.lower(): v for k, v in json.load(sys.stdin)['headers'].items()}
+origin = sys.argv[1]
+want = origin if origin == 'https://app.example.com' else None
+assert h.get('access-control-allow-origin') == want, h
+assert h.get('vary') == 'Origin', h
+" "$origin"; then passed=$((passed + 1)); echo "ok   invoke CORS from $origin"
+  else failed=$((failed + 1)); echo "FAIL invoke CORS from $origin: ${out:0:300}"
+  fi
+done
 if cargo lambda invoke -P "$port" object-detector --data-ascii '{"Records": []}' >"$work/unknown" 2>&1; then
   failed=$((failed + 1)); echo "FAIL invoke unknown event: succeeded"
 elif grep -q invalid_event "$work/unknown"; then passed=$((passed + 1)); echo "ok   invoke unknown event (function error invalid_event)"
