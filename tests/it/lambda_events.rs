@@ -302,6 +302,30 @@ fn error_answers_quote_only_a_short_prefix_of_what_the_client_sent() {
     assert!(err.message.len() < 1500, "{} bytes", err.message.len());
 }
 
+/// Found by fuzzing (fuzz/fuzz_targets/http_request.rs): a body flagged base64 whose text has a
+/// multi-byte character within its first five bytes panicked while looking for a `data:` prefix, and a
+/// panic aborts the Lambda process.
+#[test]
+fn base64_text_with_multibyte_characters_is_invalid_base64_not_a_crash() {
+    let app = app(Config::default());
+    for text in [
+        "ab\u{FFFD}cdefgh",
+        "data\u{e9}:x",
+        "\u{1F600}\u{1F600}",
+        "dat\u{FFFD}",
+    ] {
+        let (status, _, body) =
+            http(&run(&app, v2_with(Some("image/jpeg"), Some(text), true, "")).unwrap());
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("invalid_base64")),
+            "{text:?}"
+        );
+        let err = run(&app, json!({ "image": text })).unwrap_err();
+        assert_eq!(err.code, "invalid_base64", "{text:?}");
+    }
+}
+
 #[test]
 fn counts_the_client_controls_are_bounded() {
     let app = app(Config::default());
