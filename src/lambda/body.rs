@@ -31,7 +31,8 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIEN
 /// with or without padding, with line breaks.
 pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
     let mut s = text.trim();
-    if s.len() >= 5 && s[..5].eq_ignore_ascii_case("data:") {
+    // `get`, not `[..5]`: the text may have a multi-byte character there.
+    if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
         let comma = s.find(',').ok_or_else(|| {
             ApiError::new(ErrorCode::InvalidBase64, "a data: URL without a comma")
         })?;
