@@ -1,0 +1,67 @@
+#![allow(dead_code)]
+//! What every target shares, built once per fuzzing process: the function on the embedded model, with a
+//! small pixel budget (256 x 256) so that a valid image costs little and the fuzzer stays fast, and one
+//! runtime to run its handler on.
+
+use std::sync::{Arc, OnceLock};
+
+use object_detector::lambda::{App, Config, Handled, Invocation};
+use object_detector::{DecodeLimits, Detector, ErrorCode};
+use serde_json::Value;
+
+pub fn limits() -> DecodeLimits {
+    DecodeLimits {
+        max_pixels: 256 * 256,
+        max_alloc_bytes: 16 << 20,
+    }
+}
+
+pub fn detector() -> &'static Arc<Detector> {
+    static D: OnceLock<Arc<Detector>> = OnceLock::new();
+    D.get_or_init(|| Arc::new(Detector::embedded().expect("the embedded model loads").with_limits(limits())))
+}
+
+fn app() -> &'static App {
+    static A: OnceLock<App> = OnceLock::new();
+    A.get_or_init(|| {
+        App::new(
+            Arc::clone(detector()),
+            Config {
+                cors_allow_origin: Some(object_detector::lambda::AllowedOrigins::parse("https://a.example").unwrap()),
+                metrics: Some(Default::default()),
+                function: None,
+            },
+        )
+    })
+}
+
+/// Runs one event through the handler and checks what a client and the log rely on, whatever the
+/// event: the answer and every line written are JSON, and nothing the client sent is the service's
+/// fault (no 5xx, no internal error).
+pub fn handle(event: Value) {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    let rt = RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap());
+    let handled: Handled = rt.block_on(app().handle_recorded(
+        event,
+        Invocation {
+            request_id: "fuzz",
+            trace_id: None,
+        },
+    ));
+    serde_json::from_str::<Value>(&handled.log_line).expect("the log line is JSON");
+    for record in &handled.metric_records {
+        serde_json::from_str::<Value>(record).expect("a metric record is JSON");
+    }
+    match handled.result {
+        Ok(raw) => {
+            let answer: Value = serde_json::from_str(raw.get()).expect("the answer is JSON");
+            if let Some(status) = answer.get("statusCode").and_then(Value::as_u64) {
+                assert!(status < 500, "a client's event answered {status}: {answer:.300}");
+            }
+        }
+        Err(e) => {
+            assert!(ErrorCode::ALL.contains(&e.code));
+            assert!(e.code.is_client_error(), "a client's event failed with {e}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora into fuzz/corpus/<target>/ (committed; small):
+
+- image_decode: an 8x8 photo crop in every accepted format, a truncated JPEG and PNG, an EXIF-rotated
+  JPEG, and bytes of formats the service refuses (TIFF header, text).
+- handle_event: every sample in events/ with its image replaced by a small one (the events' shapes are
+  what matters), plus a direct invocation and malformed shapes.
+- http_request: the target's own layout (mode byte, query, 0xFF, content type, 0xFF, body) for raw,
+  base64, JSON and multipart bodies.
+- options: name=value lines as clients send them.
+
+    .venv/bin/python tools/make_fuzz_corpus.py
+"""
+import base64
+import io
+import json
+import pathlib
+import shutil
+
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz/corpus"
+
+
+def small_images():
+    photo = Image.open(ROOT / "tests/images/chelsea.jpg").convert("RGB").resize((8, 8))
+    out = {}
+    for fmt, ext in [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp"), ("GIF", "gif"), ("BMP", "bmp")]:
+        buf = io.BytesIO()
+        photo.save(buf, fmt)
+        out[ext] = buf.getvalue()
+    rotated = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo.rotate(90, expand=True).save(rotated, "JPEG", exif=exif)
+    out["exif6.jpg"] = rotated.getvalue()
+    out["cut.jpg"] = out["jpg"][: len(out["jpg"]) // 2]
+    out["cut.png"] = out["png"][: len(out["png"]) // 2]
+    out["tiff"] = b"II*\x00\x08\x00\x00\x00" + b"\x00" * 16
+    out["text"] = b"hello, not an image\n"
+    return out
+
+
+def write(target, name, data):
+    folder = CORPUS / target
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+def main():
+    shutil.rmtree(CORPUS, ignore_errors=True)
+    images = small_images()
+    for name, data in images.items():
+        write("image_decode", name, data)
+
+    jpeg64 = base64.b64encode(images["jpg"]).decode()
+    for path in sorted((ROOT / "events").glob("*.json")):
+        event = json.loads(path.read_text())
+        if "image" in event:
+            event["image"] = jpeg64
+        elif event.get("body") and event.get("isBase64Encoded"):
+            event["body"] = jpeg64
+        elif event.get("body"):
+            try:
+                body = json.loads(event["body"])
+                body["image"] = jpeg64
+                event["body"] = json.dumps(body)
+            except (ValueError, TypeError):
+                pass
+        write("handle_event", path.name, json.dumps(event))
+    write("handle_event", "no-shape.json", '{"hello": 1}')
+    write("handle_event", "direct-bad.json", '{"image": "@@@", "classes": ["cat"]}')
+    write("handle_event", "records.json", '{"Records": [{"s3": {}}]}')
+
+    form = (
+        b"--X\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
+        b"Content-Type: image/jpeg\r\n\r\n" + images["jpg"] + b"\r\n"
+        b"--X\r\nContent-Disposition: form-data; name=\"score_threshold\"\r\n\r\n0.3\r\n--X--\r\n"
+    )
+    json_body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(images["png"]).decode(),
+                            "classes": ["cat", "dog"], "annotate": True}).encode()
+    # Mode byte: content type index in the high nibble, body mode in the low bits (0 text, 1 base64 of
+    # the bytes, 2 bytes claimed to be base64), bit 2 OPTIONS.
+    for name, mode, query, body in [
+        ("raw-jpeg", 0x01, b"classes=cat,dog&max_detections=3", images["jpg"]),
+        ("raw-png-octet", 0x31, b"", images["png"]),
+        ("json", 0x10, b"", json_body),
+        ("json-base64", 0x11, b"format=jpeg", json_body),
+        ("multipart", 0x21, b"", form),
+        ("bad-base64", 0x02, b"", b"***"),
+        ("preflight", 0x04, b"", b""),
+        ("custom-type", 0xF1, b"", images["gif"]),
+    ]:
+        write("http_request", name, bytes([mode]) + query + b"\xff" + b"image/gif" + b"\xff" + body)
+
+    for name, text in [
+        ("all", "score_threshold=0.3\niou_threshold=0.5\nmax_detections=10\nclasses=cat,dog\n"
+                "format=jpeg\nannotate=true\nannotate_max_side=640\njpeg_quality=80"),
+        ("bad", "score_threshold=2\nclasses=unicorn\nformat=gif"),
+    ]:
+        write("options", name, text)
+    print(f"fuzz corpora written under {CORPUS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
