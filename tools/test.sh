@@ -49,5 +49,8 @@ target/release/object-detector events/http-api-jpeg.json
 step "bring your own model: third-party exports through MODEL_PATH (when ../shared/models-thirdparty exists)"
 python tools/check_thirdparty.py target/release/detect
 
+step "fuzzing: every target 20 s on its seed corpus (tools/fuzz.sh; needs a nightly toolchain)"
+tools/fuzz.sh 20
+
 step "end to end through the Lambda emulator"
 tests/e2e.sh target/release/object-detector

@@ -18,7 +18,13 @@ pub fn limits() -> DecodeLimits {
 
 pub fn detector() -> &'static Arc<Detector> {
     static D: OnceLock<Arc<Detector>> = OnceLock::new();
-    D.get_or_init(|| Arc::new(Detector::embedded().expect("the embedded model loads").with_limits(limits())))
+    D.get_or_init(|| {
+        Arc::new(
+            Detector::embedded()
+                .expect("the embedded model loads")
+                .with_limits(limits()),
+        )
+    })
 }
 
 fn app() -> &'static App {
@@ -27,7 +33,9 @@ fn app() -> &'static App {
         App::new(
             Arc::clone(detector()),
             Config {
-                cors_allow_origin: Some(object_detector::lambda::AllowedOrigins::parse("https://a.example").unwrap()),
+                cors_allow_origin: Some(
+                    object_detector::lambda::AllowedOrigins::parse("https://a.example").unwrap(),
+                ),
                 metrics: Some(Default::default()),
                 function: None,
             },
@@ -40,7 +48,11 @@ fn app() -> &'static App {
 /// fault (no 5xx, no internal error).
 pub fn handle(event: Value) {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    let rt = RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap());
+    let rt = RT.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    });
     let handled: Handled = rt.block_on(app().handle_recorded(
         event,
         Invocation {
@@ -56,7 +68,10 @@ pub fn handle(event: Value) {
         Ok(raw) => {
             let answer: Value = serde_json::from_str(raw.get()).expect("the answer is JSON");
             if let Some(status) = answer.get("statusCode").and_then(Value::as_u64) {
-                assert!(status < 500, "a client's event answered {status}: {answer:.300}");
+                assert!(
+                    status < 500,
+                    "a client's event answered {status}: {answer:.300}"
+                );
             }
         }
         Err(e) => {

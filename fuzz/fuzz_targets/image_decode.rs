@@ -14,7 +14,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert_eq!((d.rgb.width(), d.rgb.height()), (d.width, d.height));
     }
     // As detect decodes large JPEGs: at a reduced DCT scale that still covers the model's input.
-    if let Ok(d) = decode_at_least(data, &limits, |w, h| (w.div_ceil(8).max(1), h.div_ceil(8).max(1))) {
+    if let Ok(d) = decode_at_least(data, &limits, |w, h| {
+        (w.div_ceil(8).max(1), h.div_ceil(8).max(1))
+    }) {
         assert!(u64::from(d.width) * u64::from(d.height) <= limits.max_pixels);
     }
 });
