@@ -17,8 +17,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::detector::Detector;
 use crate::error_code::ErrorCode;
-use crate::response::{Response, Timings};
+use crate::response::{millis, Response, Timings};
 
 /// The CloudWatch units these metrics use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -189,6 +190,22 @@ impl Metrics {
             function,
             model_load_ms,
         }
+    }
+
+    /// The records of `detector`'s model: its manifest's name and version, its plan build time.
+    pub fn for_detector(
+        config: MetricsConfig,
+        detector: &Detector,
+        function: Option<FunctionId>,
+    ) -> Metrics {
+        let m = detector.manifest();
+        Metrics::new(
+            config,
+            &m.name,
+            &m.version,
+            millis(detector.plan_build_time()),
+            function,
+        )
     }
 
     /// The `Model` dimension value.

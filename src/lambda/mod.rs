@@ -112,16 +112,10 @@ pub struct App {
 impl App {
     pub fn new(detector: Arc<Detector>, config: Config) -> App {
         let model_info = model_info(&detector);
-        let metrics = config.metrics.clone().map(|metrics| {
-            let m = detector.manifest();
-            Metrics::new(
-                metrics,
-                &m.name,
-                &m.version,
-                millis(detector.plan_build_time()),
-                config.function.clone(),
-            )
-        });
+        let metrics = config
+            .metrics
+            .clone()
+            .map(|metrics| Metrics::for_detector(metrics, &detector, config.function.clone()));
         App {
             detector,
             config,

@@ -161,16 +161,9 @@ fn main() -> ExitCode {
     }
     // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
     // still come from the environment.
-    let metrics = args.metrics.then(|| {
-        let m = detector.manifest();
-        Metrics::new(
-            settings.metrics.clone(),
-            &m.name,
-            &m.version,
-            millis(detector.plan_build_time()),
-            None,
-        )
-    });
+    let metrics = args
+        .metrics
+        .then(|| Metrics::for_detector(settings.metrics.clone(), &detector, None));
 
     let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
     let mut out: Box<dyn Write> = match &args.output {
