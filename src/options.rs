@@ -137,6 +137,37 @@ impl DetectOptions {
         Ok(())
     }
 
+    /// Sets one option from a JSON value: a string, number or boolean as [`DetectOptions::set`] reads its
+    /// text; `classes` also as a list of label strings; `null` leaves it unset.
+    pub fn set_json(&mut self, name: &str, value: serde_json::Value) -> Result<()> {
+        use serde_json::Value;
+        let text = match value {
+            Value::Null => return Ok(()),
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Array(items) if name == "classes" => items
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| Error::parameter(name, "must be a list of label strings"))?
+                .join(","),
+            other => {
+                return Err(Error::parameter(
+                    name,
+                    format!(
+                        "expected a string, number or boolean, got {}",
+                        match other {
+                            Value::Array(_) => "an array",
+                            _ => "an object",
+                        }
+                    ),
+                ))
+            }
+        };
+        self.set(name, &text)
+    }
+
     /// The error for `name` where an option was expected in `source` (a query parameter, a JSON field, a
     /// form field), listing what is accepted there: the options, after the names in `also`.
     pub fn unknown(source: &str, name: &str, also: &[&str]) -> Error {

@@ -88,36 +88,9 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
                 &["image"],
             )));
         }
-        let text = match value {
-            Value::Null => continue,
-            Value::String(s) => s,
-            Value::Number(n) => n.to_string(),
-            Value::Bool(b) => b.to_string(),
-            Value::Array(items) if key == "classes" => items
-                .iter()
-                .map(|i| i.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::InvalidParameter,
-                        "`classes` must be a list of label strings",
-                    )
-                })?
-                .join(","),
-            other => {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidParameter,
-                    format!(
-                        "invalid parameter `{key}`: expected a string, number or boolean, got {}",
-                        match other {
-                            Value::Array(_) => "an array",
-                            _ => "an object",
-                        }
-                    ),
-                ))
-            }
-        };
-        options.set(&key, &text).map_err(|e| ApiError::from(&e))?;
+        options
+            .set_json(&key, value)
+            .map_err(|e| ApiError::from(&e))?;
     }
     let image = image.ok_or_else(|| {
         ApiError::new(
