@@ -55,8 +55,12 @@ error_codes! {
     NotAnImage = "not_an_image", 422, "the bytes are not an image";
     InvalidImage = "invalid_image", 422, "a supported format whose data is corrupt or truncated";
     ResponseTooLarge = "response_too_large", 422, "the annotated image would not fit in Lambda's 6 MB response";
+    ObjectNotFound = "object_not_found", 404, "batch: the S3 object (or its version) is gone, deleted since the notification";
+    ObjectTooLarge = "object_too_large", 413, "batch: the S3 object is over `MAX_OBJECT_BYTES`";
+    ObjectUnreadable = "object_unreadable", 422, "batch: S3 will not serve the object (an archived storage class, a bad request), or its key cannot be addressed (`.` or `..` segments)";
     InferenceFailed = "inference_failed", 500, "the model failed to run on a valid input: a bug";
     InternalError = "internal_error", 500, "any other fault of the service: a bug";
+    StorageUnavailable = "storage_unavailable", 503, "batch: S3 failed, throttled, timed out, denied access or could not be reached; the message is retried";
     FileNotWritable = "file_not_writable", 500, "the `detect` CLI cannot write an annotated picture";
     InvalidModel = "invalid_model", 500, "start-up: the model or its manifest is unusable";
     BackendUnavailable = "backend_unavailable", 500, "start-up: the configured backend or thread count cannot run in this build";
@@ -106,7 +110,7 @@ mod tests {
                 "{s}"
             );
             assert!(
-                [400, 404, 405, 413, 415, 422, 500].contains(&code.http_status()),
+                [400, 404, 405, 413, 415, 422, 500, 503].contains(&code.http_status()),
                 "{s}"
             );
         }

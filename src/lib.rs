@@ -24,6 +24,7 @@ pub mod nms;
 pub mod options;
 pub mod preprocess;
 pub mod response;
+pub mod s3;
 pub mod settings;
 
 pub use detector::Detector;
