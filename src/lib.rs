@@ -10,6 +10,7 @@
 //! ```
 
 pub mod annotate;
+pub mod batch;
 pub mod detector;
 pub mod embedded;
 pub mod engine;

@@ -7,11 +7,14 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use crate::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
 use crate::engine::{Backend, RunConfig};
 use crate::error::{Error, Result};
 use crate::image_decode::DecodeLimits;
 use crate::lambda::AllowedOrigins;
 use crate::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
+use crate::options::{DetectOptions, Format};
+use crate::s3::S3Config;
 
 /// One environment variable, as README's configuration table shows it.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +83,46 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "`true` also publishes `Detections` per label (dimension `Model`, `Label`): up to one billed metric per class",
     },
     Variable {
+        name: "OUTPUT_BUCKET",
+        default: "unset (the object's own bucket)",
+        meaning: "batch: the bucket results are written to (see [Batch: photos in S3](#batch-photos-in-s3))",
+    },
+    Variable {
+        name: "OUTPUT_PREFIX",
+        default: "`detections/`",
+        meaning: "batch: a result is written at OUTPUT_PREFIX + key + `.json`; objects under it (in the output bucket) are never processed",
+    },
+    Variable {
+        name: "INPUT_PREFIX",
+        default: "unset (the whole bucket)",
+        meaning: "batch: objects outside it are skipped; start-up refuses an OUTPUT_PREFIX inside it (each result would notify the function again)",
+    },
+    Variable {
+        name: "MAX_OBJECT_BYTES",
+        default: "52428800 (50 MiB)",
+        meaning: "batch: larger objects get an `object_too_large` result, refused from their size before any byte is read",
+    },
+    Variable {
+        name: "DETECT_OPTIONS",
+        default: "unset (the model's defaults)",
+        meaning: "batch: a JSON object of the API's options for every object (`{\"score_threshold\": 0.5, \"classes\": [\"person\"]}`), checked at start-up",
+    },
+    Variable {
+        name: "ANNOTATE",
+        default: "unset (no pictures)",
+        meaning: "batch: `jpeg` or `png` also writes the annotated picture beside each result (key + `.jpg`/`.png`)",
+    },
+    Variable {
+        name: "AWS_ENDPOINT_URL_S3",
+        default: "unset (AWS's regional endpoint)",
+        meaning: "batch: an S3-compatible endpoint (`http://127.0.0.1:5000`); else `AWS_ENDPOINT_URL`, as the AWS SDKs read them",
+    },
+    Variable {
+        name: "S3_FORCE_PATH_STYLE",
+        default: "`false`",
+        meaning: "batch: `true` addresses buckets in the path (`host/bucket/key`), as most S3-compatible servers need",
+    },
+    Variable {
         name: "DETECTOR_MODEL_MANIFEST",
         default: "`model/nanodet-g-416.toml`",
         meaning: "build time, read by `build.rs`: the manifest whose model `cargo build` embeds",
@@ -113,6 +156,8 @@ pub struct Settings {
     /// The function's name and version (`AWS_LAMBDA_FUNCTION_NAME`, `AWS_LAMBDA_FUNCTION_VERSION`,
     /// set by Lambda; not settings of this product).
     pub function: Option<FunctionId>,
+    /// The batch path: where results go, what is read, the S3 endpoint and credentials.
+    pub batch: BatchConfig,
 }
 
 impl Settings {
@@ -216,8 +261,87 @@ impl Settings {
             metrics,
             in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
             function,
+            batch: batch(&text)?,
         })
     }
+}
+
+/// The batch path's variables, with the standard AWS ones its S3 client reads (region, endpoint,
+/// credentials: what Lambda sets and the AWS SDKs read).
+fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchConfig> {
+    let defaults = BatchConfig::default();
+    let options = match text("DETECT_OPTIONS")? {
+        None => DetectOptions::default(),
+        Some(v) => detect_options(&v).map_err(|detail| Error::Setting {
+            variable: "DETECT_OPTIONS",
+            detail,
+        })?,
+    };
+    let annotate = match text("ANNOTATE")? {
+        None => None,
+        Some(v) => match Format::from_name(&v) {
+            Some(f @ (Format::Jpeg | Format::Png)) => Some(f),
+            _ => {
+                return Err(Error::Setting {
+                    variable: "ANNOTATE",
+                    detail: format!("expected `jpeg` or `png`, got {v:?}"),
+                })
+            }
+        },
+    };
+    let credentials = match (text("AWS_ACCESS_KEY_ID")?, text("AWS_SECRET_ACCESS_KEY")?) {
+        (Some(key), Some(secret)) => Some((key, secret, text("AWS_SESSION_TOKEN")?)),
+        _ => None,
+    };
+    Ok(BatchConfig {
+        output: Output {
+            bucket: text("OUTPUT_BUCKET")?,
+            prefix: text("OUTPUT_PREFIX")?.unwrap_or(defaults.output.prefix),
+        },
+        input_prefix: text("INPUT_PREFIX")?,
+        max_object_bytes: positive(
+            "MAX_OBJECT_BYTES",
+            text("MAX_OBJECT_BYTES")?,
+            DEFAULT_MAX_OBJECT_BYTES,
+        )?,
+        options,
+        annotate,
+        s3: S3Config {
+            endpoint: match text("AWS_ENDPOINT_URL_S3")? {
+                Some(url) => Some(url),
+                None => text("AWS_ENDPOINT_URL")?,
+            },
+            region: match text("AWS_REGION")? {
+                Some(region) => region,
+                None => text("AWS_DEFAULT_REGION")?.unwrap_or(defaults.s3.region),
+            },
+            force_path_style: switch("S3_FORCE_PATH_STYLE", text("S3_FORCE_PATH_STYLE")?, false)?,
+            credentials,
+        },
+    })
+}
+
+/// `DETECT_OPTIONS`: a JSON object of the API's options; `format` is not one (results are JSON, and
+/// `ANNOTATE` asks for pictures).
+fn detect_options(text: &str) -> std::result::Result<DetectOptions, String> {
+    let map = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return Err("expected a JSON object of options".into()),
+        Err(e) => return Err(format!("not JSON: {e}")),
+    };
+    let mut options = DetectOptions::default();
+    for (name, value) in map {
+        if name == "format" || name == "annotate" {
+            return Err(format!(
+                "`{name}` is not a batch option; set ANNOTATE=jpeg for pictures"
+            ));
+        }
+        if !DetectOptions::NAMES.contains(&name.as_str()) {
+            return Err(DetectOptions::unknown("option", &name, &[]).to_string());
+        }
+        options.set_json(&name, value).map_err(|e| e.to_string())?;
+    }
+    Ok(options)
 }
 
 /// An on/off setting: `on`/`true`/`1` or `off`/`false`/`0`, any case; `default` when unset.
@@ -435,6 +559,80 @@ mod tests {
     }
 
     /// The rows of README's configuration table, as written.
+    #[test]
+    fn batch_settings_are_read_and_checked() {
+        let s = parse(&[
+            ("OUTPUT_BUCKET", "results"),
+            ("OUTPUT_PREFIX", "out/"),
+            ("INPUT_PREFIX", "in/"),
+            ("MAX_OBJECT_BYTES", "1000"),
+            (
+                "DETECT_OPTIONS",
+                r#"{"score_threshold": 0.5, "classes": ["person", "dog"]}"#,
+            ),
+            ("ANNOTATE", "JPG"),
+            ("AWS_ENDPOINT_URL", "http://generic:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000"),
+            ("S3_FORCE_PATH_STYLE", "true"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+            ("AWS_SESSION_TOKEN", "token"),
+        ])
+        .unwrap()
+        .batch;
+        assert_eq!(s.output.bucket.as_deref(), Some("results"));
+        assert_eq!(s.output.prefix, "out/");
+        assert_eq!(s.input_prefix.as_deref(), Some("in/"));
+        assert_eq!(s.max_object_bytes, 1000);
+        assert_eq!(s.options.score_threshold, Some(0.5));
+        assert_eq!(s.options.classes, Some(vec!["person".into(), "dog".into()]));
+        assert_eq!(s.annotate, Some(Format::Jpeg));
+        assert_eq!(
+            s.s3.endpoint.as_deref(),
+            Some("http://127.0.0.1:5000"),
+            "the S3 one wins"
+        );
+        assert!(s.s3.force_path_style);
+        assert_eq!(s.s3.region, "eu-west-1");
+        assert_eq!(
+            s.s3.credentials,
+            Some(("AKID".into(), "secret".into(), Some("token".into())))
+        );
+        let defaults = parse(&[("AWS_ENDPOINT_URL", "http://generic:1")])
+            .unwrap()
+            .batch;
+        assert_eq!(defaults.s3.endpoint.as_deref(), Some("http://generic:1"));
+        assert_eq!(defaults.output, Output::default());
+        assert_eq!(defaults.max_object_bytes, 50 * 1024 * 1024);
+        assert_eq!(defaults.s3.credentials, None);
+        for (variable, value, says) in [
+            ("DETECT_OPTIONS", "[1]", "JSON object"),
+            ("DETECT_OPTIONS", "{", "not JSON"),
+            (
+                "DETECT_OPTIONS",
+                r#"{"score_threshold": "high"}"#,
+                "score_threshold",
+            ),
+            ("DETECT_OPTIONS", r#"{"colour": 1}"#, "unknown option"),
+            ("DETECT_OPTIONS", r#"{"format": "jpeg"}"#, "ANNOTATE"),
+            ("ANNOTATE", "gif", "`jpeg` or `png`"),
+            ("ANNOTATE", "json", "`jpeg` or `png`"),
+            ("MAX_OBJECT_BYTES", "0", "MAX_OBJECT_BYTES"),
+            ("S3_FORCE_PATH_STYLE", "maybe", "on"),
+        ] {
+            let e = parse(&[(variable, value)])
+                .err()
+                .unwrap_or_else(|| panic!("{variable}={value} accepted"));
+            assert_eq!(
+                e.code(),
+                crate::ErrorCode::InvalidSetting,
+                "{variable}={value}"
+            );
+            assert!(e.to_string().contains(says), "{variable}={value}: {e}");
+        }
+    }
+
     fn readme_rows() -> Vec<String> {
         let readme = include_str!("../README.md");
         let section = readme

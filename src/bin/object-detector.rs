@@ -29,10 +29,7 @@ fn build(settings: &Settings) -> object_detector::Result<App> {
             "threads": detector.run_config().threads,
         })
     );
-    Ok(App::new(
-        Arc::new(detector),
-        Config::from_settings(settings),
-    ))
+    App::new(Arc::new(detector), Config::from_settings(settings))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -99,8 +96,12 @@ async fn local(app: &App, files: &[String]) -> ExitCode {
         let Handled {
             result,
             log_line,
+            object_lines,
             metric_records,
         } = app.handle_recorded(event, invocation).await;
+        for line in object_lines {
+            eprintln!("{line}");
+        }
         eprintln!("{log_line}");
         for record in metric_records {
             eprintln!("{record}");

@@ -78,8 +78,8 @@ impl ApiError {
             ErrorCode::InvalidEvent,
             format!(
                 "unrecognised event: expected an API Gateway REST (v1) or HTTP API (v1/v2) proxy event, a Lambda \
-                 function URL event, an ALB target-group event, or a direct invocation {{\"image\": \"<base64>\", \
-                 ...options}}; got {seen}"
+                 function URL event, an ALB target-group event, a direct invocation {{\"image\": \"<base64>\", \
+                 ...options}}, or an event naming S3 objects (S3, SQS, EventBridge, {{\"bucket\", \"keys\"}}); got {seen}"
             ),
         )
     }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::objects::ObjectSource;
 use super::reply::{Body as ReplyBody, Reply};
 use super::{Config, Route};
 use crate::error_code::ErrorCode;
@@ -28,6 +29,8 @@ pub enum EventKind {
     Http(HttpKind),
     /// A direct invocation: `{"image": "<base64>", ...options}`.
     Direct,
+    /// An event naming S3 objects: S3, SQS, EventBridge, or a batch of keys.
+    Objects(ObjectSource),
 }
 
 /// The HTTP front doors, each with its own event and response shape.
@@ -55,6 +58,7 @@ impl EventKind {
             EventKind::Http(HttpKind::FunctionUrl) => "function_url",
             EventKind::Http(HttpKind::Alb) => "alb",
             EventKind::Direct => "direct",
+            EventKind::Objects(source) => source.name(),
         }
     }
 }
@@ -84,6 +88,9 @@ pub fn classify(event: &Value) -> Option<EventKind> {
             return None;
         };
         return Some(EventKind::Http(http));
+    }
+    if let Some(source) = super::objects::classify(obj) {
+        return Some(EventKind::Objects(source));
     }
     if obj.contains_key("image") && !obj.contains_key("httpMethod") {
         return Some(EventKind::Direct);

@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::batch::{Outcome, Report};
 use crate::error::bounded;
 use crate::error_code::ErrorCode;
 use crate::metrics::Detected;
@@ -35,6 +36,8 @@ pub struct Entry {
     pub timings: Option<Timings>,
     pub error_code: Option<ErrorCode>,
     pub error: Option<String>,
+    /// Object events: what became of the objects.
+    pub objects: Option<ObjectCounts>,
     pub duration_ms: f64,
     /// What the metrics need of the detection; not logged (the fields above say it).
     #[serde(skip)]
@@ -59,6 +62,7 @@ impl Entry {
             timings: None,
             error_code: None,
             error: None,
+            objects: None,
             duration_ms: 0.0,
             detected: None,
         }
@@ -75,6 +79,97 @@ impl Entry {
         self.path = self.path.map(|p| bounded(&p, MAX_PATH));
         self.error = self.error.map(|e| bounded(&e, MAX_ERROR));
         serde_json::to_string(&self).expect("a log entry always serializes")
+    }
+}
+
+/// An object event's objects, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ObjectCounts {
+    pub detected: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub retried: usize,
+    /// Units that named nothing to detect: S3's test event, deletions, unreadable bodies.
+    pub ignored: usize,
+}
+
+/// One line per object of an object event, beside the invocation's line.
+#[derive(Debug, Serialize)]
+pub struct ObjectEntry {
+    pub level: &'static str,
+    pub message: &'static str,
+    pub request_id: String,
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub outcome: &'static str,
+    pub result_key: Option<String>,
+    pub detections: Option<usize>,
+    pub reason: Option<&'static str>,
+    pub error_code: Option<ErrorCode>,
+    pub error: Option<String>,
+    pub fetch_ms: f64,
+    pub detect_ms: f64,
+    pub write_ms: f64,
+    pub duration_ms: f64,
+}
+
+impl ObjectEntry {
+    pub fn line(report: &Report, request_id: &str) -> String {
+        let (level, outcome) = match &report.outcome {
+            Outcome::Detected { .. } => ("INFO", "detected"),
+            Outcome::Skipped { .. } => ("INFO", "skipped"),
+            Outcome::Failed { .. } => ("WARN", "failed"),
+            Outcome::Retry { .. } => ("ERROR", "retry"),
+        };
+        let (mut result_key, mut detections, mut reason, mut error_code, mut error) =
+            (None, None, None, None, None);
+        match &report.outcome {
+            Outcome::Detected {
+                result_key: key,
+                detections: n,
+            } => {
+                result_key = Some(bounded(key, MAX_PATH));
+                detections = Some(*n);
+            }
+            Outcome::Skipped { reason: why } => reason = Some(*why),
+            Outcome::Failed {
+                result_key: key,
+                code,
+                message,
+            } => {
+                result_key = key.as_deref().map(|k| bounded(k, MAX_PATH));
+                error_code = Some(*code);
+                error = Some(bounded(message, MAX_ERROR));
+            }
+            Outcome::Retry { code, message } => {
+                error_code = Some(*code);
+                error = Some(bounded(message, MAX_ERROR));
+            }
+        }
+        let entry = ObjectEntry {
+            level,
+            message: "object",
+            request_id: bounded(request_id, MAX_PATH),
+            bucket: bounded(&report.object.bucket, MAX_PATH),
+            key: bounded(&report.object.key, MAX_PATH),
+            version_id: report
+                .object
+                .version_id
+                .as_deref()
+                .map(|v| bounded(v, MAX_PATH)),
+            outcome,
+            result_key,
+            detections,
+            reason,
+            error_code,
+            error,
+            fetch_ms: report.fetch_ms,
+            detect_ms: report.detect_ms,
+            write_ms: report.write_ms,
+            duration_ms: report.total_ms,
+        };
+        serde_json::to_string(&entry).expect("a log entry always serializes")
     }
 }
 

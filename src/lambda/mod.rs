@@ -6,11 +6,13 @@
 //! invocation writes one log line (stderr) and its metric records (stdout, see [`crate::metrics`]);
 //! [`App::handle_recorded`] returns them instead, for tests and the local runner.
 
+mod batch;
 mod body;
 mod cors;
 mod error;
 mod events;
 mod log;
+mod objects;
 mod reply;
 
 use std::io::Write;
@@ -21,6 +23,7 @@ use std::time::Instant;
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
+use crate::batch::{Batch, BatchConfig, Outcome};
 use crate::detector::Detector;
 use crate::image_decode::SUPPORTED_FORMATS;
 use crate::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
@@ -32,9 +35,10 @@ use reply::Reply;
 pub use cors::AllowedOrigins;
 pub use error::ApiError;
 pub use events::{EventKind, HttpKind};
+pub use objects::{ObjectRef, ObjectSource};
 
 /// What the adapter is configured with, beside the detector.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     /// The origins browsers may read answers from; no CORS headers when unset.
     pub cors_allow_origin: Option<AllowedOrigins>,
@@ -42,6 +46,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// The Lambda function's name and version, a dimension of the rollout metrics.
     pub function: Option<FunctionId>,
+    /// The batch path, for object events.
+    pub batch: BatchConfig,
 }
 
 impl Config {
@@ -50,6 +56,7 @@ impl Config {
             cors_allow_origin: settings.cors_allow_origin.clone(),
             metrics: settings.metrics_enabled.then(|| settings.metrics.clone()),
             function: settings.function.clone(),
+            batch: settings.batch.clone(),
         }
     }
 }
@@ -68,6 +75,8 @@ pub struct Handled {
     pub result: Result<Box<RawValue>, ApiError>,
     /// The JSON log line.
     pub log_line: String,
+    /// Object events: one JSON log line per object, written before [`Handled::log_line`].
+    pub object_lines: Vec<String>,
     /// The EMF metric records, one JSON document each; empty with metrics off.
     pub metric_records: Vec<String>,
 }
@@ -105,24 +114,30 @@ pub struct App {
     /// `GET /model` body, serialized once.
     model_info: String,
     metrics: Option<Metrics>,
+    /// Object events' processor.
+    batch: Batch,
     /// No invocation has been handled yet: the next one is the cold start.
     cold: AtomicBool,
 }
 
 impl App {
-    pub fn new(detector: Arc<Detector>, config: Config) -> App {
+    /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`) or an output location that
+    /// would notify the function of its own results.
+    pub fn new(detector: Arc<Detector>, config: Config) -> crate::Result<App> {
+        let batch = Batch::new(Arc::clone(&detector), config.batch.clone())?;
         let model_info = model_info(&detector);
         let metrics = config
             .metrics
             .clone()
             .map(|metrics| Metrics::for_detector(metrics, &detector, config.function.clone()));
-        App {
+        Ok(App {
             detector,
             config,
             model_info,
             metrics,
+            batch,
             cold: AtomicBool::new(true),
-        }
+        })
     }
 
     /// Handles one event, writing its log line to stderr and its metric records to stdout. `Ok` is
@@ -136,7 +151,12 @@ impl App {
     ) -> Result<Box<RawValue>, ApiError> {
         let handled = self.handle_recorded(event, invocation).await;
         // Write errors (a closed stream) lose a line, never the answer.
-        let _ = writeln!(std::io::stderr().lock(), "{}", handled.log_line);
+        let mut err = std::io::stderr().lock();
+        for line in &handled.object_lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = writeln!(err, "{}", handled.log_line);
+        drop(err);
         if !handled.metric_records.is_empty() {
             let mut out = std::io::stdout().lock();
             for record in &handled.metric_records {
@@ -154,11 +174,19 @@ impl App {
         let mut entry = log::Entry::new(invocation.request_id, invocation.trace_id);
         let kind = events::classify(&event);
         entry.event = kind.map(EventKind::name);
+        let mut object_lines = Vec::new();
+        let mut reports = Vec::new();
         let result = match kind {
             Some(EventKind::Direct) => self.direct(event, &mut entry).await,
             Some(EventKind::Http(kind)) => {
                 let response = self.http(kind, event, &mut entry).await;
                 to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+            }
+            Some(EventKind::Objects(source)) => {
+                let processed = self.objects(source, event, &mut entry).await;
+                object_lines = processed.object_lines;
+                reports = processed.reports;
+                processed.result
             }
             None => Err(ApiError::invalid_event(&event)),
         };
@@ -171,19 +199,48 @@ impl App {
             || (entry.route == Some(Route::Detect.name())
                 && entry.method.as_deref() != Some("OPTIONS"));
         entry.duration_ms = millis(start.elapsed());
-        let metric_records = match &self.metrics {
-            None => Vec::new(),
-            Some(metrics) => metrics.records(&Observation {
+        let request_id = Some(invocation.request_id.to_string());
+        let mut observations = Vec::new();
+        if matches!(kind, Some(EventKind::Objects(_))) {
+            // One record per object that reached the detector or failed; skipped ones count in the
+            // log line only.
+            for report in &reports {
+                let error = match &report.outcome {
+                    Outcome::Failed { code, .. } | Outcome::Retry { code, .. } => Some(*code),
+                    Outcome::Detected { .. } | Outcome::Skipped { .. } => None,
+                };
+                if report.detected.is_some() || error.is_some() {
+                    observations.push(Observation {
+                        latency_ms: Some(report.total_ms),
+                        cold_start: false,
+                        detected: report.detected.clone(),
+                        error,
+                        request_id: request_id.clone(),
+                    });
+                }
+            }
+        }
+        if observations.is_empty() {
+            observations.push(Observation {
                 latency_ms: detection.then_some(entry.duration_ms),
-                cold_start,
+                cold_start: false,
                 detected: entry.detected.take(),
                 error: entry.error_code,
-                request_id: Some(invocation.request_id.to_string()),
-            }),
+                request_id,
+            });
+        }
+        observations[0].cold_start = cold_start;
+        let metric_records = match &self.metrics {
+            None => Vec::new(),
+            Some(metrics) => observations
+                .iter()
+                .flat_map(|o| metrics.records(o))
+                .collect(),
         };
         Handled {
             result,
             log_line: entry.line(),
+            object_lines,
             metric_records,
         }
     }

@@ -12,6 +12,7 @@ use tokio::runtime::Runtime;
 /// The function on the shared warm detector.
 fn app(config: Config) -> App {
     App::new(Arc::clone(common::int8_shared()), config)
+        .expect("the default batch settings are valid")
 }
 
 /// One runtime for every test; a current-thread runtime's `block_on` may be called from several test
@@ -690,7 +691,7 @@ fn cors_answers_only_the_configured_origins_and_never_reflects_another() {
 fn unknown_events_and_bad_direct_invocations_are_function_errors() {
     let app = app(Config::default());
     for (event, code) in [
-        (json!({"Records": [{"s3": {}}]}), "invalid_event"),
+        (json!({"Records": [{"foo": {}}]}), "invalid_event"),
         (json!("just a string"), "invalid_event"),
         (json!({"requestContext": {"foo": 1}}), "invalid_event"),
         (json!({"image": "@@@"}), "invalid_base64"),
@@ -704,7 +705,9 @@ fn unknown_events_and_bad_direct_invocations_are_function_errors() {
         assert_eq!(err.code, code, "{event}");
         if code == "invalid_event" {
             assert!(
-                err.message.contains("API Gateway") && err.message.contains("direct invocation"),
+                err.message.contains("API Gateway")
+                    && err.message.contains("direct invocation")
+                    && err.message.contains("S3 objects"),
                 "{}",
                 err.message
             );

@@ -8,6 +8,7 @@ mod common;
 
 mod annotated;
 mod backends;
+mod batch;
 mod cli;
 mod heads;
 mod inputs;

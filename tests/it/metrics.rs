@@ -136,6 +136,7 @@ fn app(metrics: Option<MetricsConfig>, function: Option<FunctionId>) -> App {
             ..Config::default()
         },
     )
+    .expect("the default batch settings are valid")
 }
 
 fn run(app: &App, event: Value, request_id: &str) -> Handled {
