@@ -8,6 +8,10 @@
   gives it.
 - The rollout is wired: an alias, a deployment preference whose alarms are the error-rate and latency
   alarms, and every API integration, permission and output calling the alias rather than the function.
+- The batch path is wired and least-privilege: the queue's event source mapping reports batch item
+  failures and caps its concurrency, the queue has a dead-letter queue with an alarm, the bucket
+  notifies only under InputPrefix, and the batch function may only read under InputPrefix and write
+  under OutputPrefix (no wildcard action or bucket-wide resource).
 
     tools/check_template.py [template.yaml] [README.md]
 """
@@ -136,6 +140,46 @@ def check_rollout(resources):
             fail(f"{name} does not let the API call the alias")
 
 
+def check_batch(resources):
+    function = resources["BatchFunction"]["Properties"]
+    event = function["Events"]["Photos"]["Properties"]
+    if function["Events"]["Photos"]["Type"] != "SQS" or event["Queue"] != {"Fn::GetAtt": ["PhotoQueue", "Arn"]}:
+        fail("BatchFunction is not fed by PhotoQueue")
+    if event.get("FunctionResponseTypes") != ["ReportBatchItemFailures"]:
+        fail("the queue's event source mapping does not take partial batch responses")
+    if "MaximumConcurrency" not in event.get("ScalingConfig", {}):
+        fail("the queue's event source mapping has no MaximumConcurrency")
+    redrive = resources["PhotoQueue"]["Properties"].get("RedrivePolicy", {})
+    if redrive.get("deadLetterTargetArn") != {"Fn::GetAtt": ["PhotoDeadLetterQueue", "Arn"]}:
+        fail("PhotoQueue has no dead-letter queue")
+    dlq_alarm = resources["DeadLetterAlarm"]["Properties"]
+    if dlq_alarm["Dimensions"][0]["Value"] != {"Fn::GetAtt": ["PhotoDeadLetterQueue", "QueueName"]}:
+        fail("no alarm watches the dead-letter queue")
+    rules = resources["InputBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"][0][
+        "Filter"]["S3Key"]["Rules"]
+    if rules != [{"Name": "prefix", "Value": {"Ref": "InputPrefix"}}]:
+        fail("the bucket notifies outside InputPrefix")
+    variables = function["Environment"]["Variables"]
+    if variables.get("INPUT_PREFIX") != {"Ref": "InputPrefix"} or variables.get("OUTPUT_PREFIX") != {
+            "Ref": "OutputPrefix"}:
+        fail("BatchFunction does not know InputPrefix and OutputPrefix (its loop guard)")
+    grants = {}
+    for policy in function["Policies"]:
+        for statement in policy.get("Statement", []):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resource = json.dumps(statement["Resource"])
+            for action in actions:
+                if "*" in action:
+                    fail(f"BatchFunction has a wildcard action {action}")
+                grants[action] = resource
+    if sorted(grants) != ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]:
+        fail(f"BatchFunction's S3 grants are {sorted(grants)}, not exactly read and write of objects")
+    for action, prefix in (("s3:GetObject", "${InputPrefix}*"), ("s3:GetObjectVersion", "${InputPrefix}*"),
+                           ("s3:PutObject", "${OutputPrefix}*")):
+        if f"/{prefix}" not in grants[action]:
+            fail(f"BatchFunction's {action} is not limited to {prefix}: {grants[action]}")
+
+
 def main():
     template_path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
     readme_path = sys.argv[2] if len(sys.argv) > 2 else "README.md"
@@ -147,12 +191,13 @@ def main():
     searches = check_dashboard(resources, metrics)
     alarm_metrics = check_alarms(resources, metrics)
     check_rollout(resources)
+    check_batch(resources)
     outputs = json.dumps(template["Outputs"]["FunctionArn"])
     if "DetectorFunction.Alias" not in outputs:
         fail("the FunctionArn output is not the alias")
     print(
         f"check_template: dashboard ({searches} metric searches) and alarms ({alarm_metrics} metrics of "
-        f"the function) read what the function writes; rollout wired to the `live` alias"
+        f"the function) read what the function writes; rollout wired to the `live` alias; batch path wired, least privilege"
     )
 
 
