@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::detector::Detector;
@@ -97,7 +98,7 @@ pub struct Report {
     pub outcome: Outcome,
     /// What the metrics need of the detection, when it ran.
     pub detected: Option<Detected>,
-    /// Fetching, waiting for the plan plus detecting, and writing, in milliseconds.
+    /// Fetching, detecting (without the wait for the plan) and writing, in milliseconds.
     pub fetch_ms: f64,
     pub detect_ms: f64,
     pub write_ms: f64,
@@ -232,9 +233,7 @@ impl Batch {
                 .or(object.version_id.as_deref()),
             size: Some(fetched.bytes.len() as u64),
         };
-        let t = Instant::now();
-        let detected = self.detect(fetched.bytes.clone()).await;
-        report.detect_ms = millis(t.elapsed());
+        let detected = self.detect(fetched.bytes.clone(), report).await;
         let mut response = match detected {
             Ok(response) => response,
             Err((code, message)) if !code.is_client_error() => return retry(code, message),
@@ -246,7 +245,7 @@ impl Batch {
         };
         let bucket = output.bucket_for(&object.bucket);
         let t = Instant::now();
-        let mut document = source.result(&response);
+        let mut annotated_key = None;
         if let Some(picture) = response.annotated.take() {
             let picture_key = output.picture_key(&object.key, picture.encoding.extension());
             if let Err(e) = s3
@@ -261,14 +260,14 @@ impl Batch {
                 report.write_ms = millis(t.elapsed());
                 return write_failed(e);
             }
-            document["annotated_key"] = json!(picture_key);
+            annotated_key = Some(picture_key);
         }
         let result_key = output.result_key(&object.key);
         let written = s3
             .put(
                 bucket,
                 &result_key,
-                json_bytes(&document),
+                source.result(&response, annotated_key.as_deref()),
                 "application/json",
             )
             .await;
@@ -284,16 +283,23 @@ impl Batch {
         }
     }
 
-    /// Runs the detector on a blocking thread, one image at a time.
-    async fn detect(&self, bytes: Bytes) -> Result<Response, (ErrorCode, String)> {
+    /// Runs the detector on a blocking thread, one image at a time; `detect_ms` is the time with the
+    /// plan, not the wait for it.
+    async fn detect(
+        &self,
+        bytes: Bytes,
+        report: &mut Report,
+    ) -> Result<Response, (ErrorCode, String)> {
         let _plan = self.plan.lock().await;
+        let start = Instant::now();
         let detector = Arc::clone(&self.detector);
         let mut options = self.config.options.clone();
         if self.config.annotate.is_some() {
             options.format = self.config.annotate;
         }
-        tokio::task::spawn_blocking(move || detector.detect(&bytes, &options))
-            .await
+        let detected = tokio::task::spawn_blocking(move || detector.detect(&bytes, &options)).await;
+        report.detect_ms = millis(start.elapsed());
+        detected
             .map_err(|e| {
                 (
                     ErrorCode::InternalError,
@@ -368,11 +374,25 @@ impl Source<'_> {
         })
     }
 
-    /// The API's response body, plus `source`.
-    fn result(&self, response: &Response) -> Value {
-        let mut document = serde_json::to_value(response).unwrap_or_else(|_| json!({}));
-        document["source"] = self.json();
-        document
+    /// The API's response body, written as the API writes it (f32 scores and boxes in their shortest
+    /// form), plus `annotated_key` when a picture was written, and `source`.
+    fn result(&self, response: &Response, annotated_key: Option<&str>) -> Bytes {
+        #[derive(Serialize)]
+        struct Document<'a> {
+            #[serde(flatten)]
+            response: &'a Response,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            annotated_key: Option<&'a str>,
+            source: Value,
+        }
+        Bytes::from(
+            serde_json::to_vec(&Document {
+                response,
+                annotated_key,
+                source: self.json(),
+            })
+            .unwrap_or_default(),
+        )
     }
 }
 
