@@ -69,6 +69,9 @@ def main():
             except (ValueError, TypeError):
                 pass
         write("handle_event", path.name, json.dumps(event))
+    # Object events (S3, SQS, EventBridge, item batches) as they are: no image inside.
+    for path in sorted((ROOT / "events" / "objects").glob("*.json")):
+        write("handle_event", f"objects-{path.name}", path.read_text())
     write("handle_event", "no-shape.json", '{"hello": 1}')
     write("handle_event", "direct-bad.json", '{"image": "@@@", "classes": ["cat"]}')
     write("handle_event", "records.json", '{"Records": [{"s3": {}}]}')

@@ -265,3 +265,51 @@ fn a_malformed_object_event_is_a_function_error_naming_what_is_missing() {
         .expect_err("no bucket");
     assert!(e.message.contains("BatchInput.bucket"), "{}", e.message);
 }
+
+#[test]
+fn every_object_event_sample_is_recognised_and_names_its_objects() {
+    // Every object lies outside INPUT_PREFIX here: the samples are read and answered, no S3 request.
+    let app = app(BatchConfig {
+        input_prefix: Some("elsewhere/".into()),
+        ..unreachable_s3()
+    })
+    .unwrap();
+    for (name, kind, keys) in [
+        ("s3-put.json", "s3", vec!["incoming/red flower.jpg"]),
+        ("sqs-s3.json", "sqs", vec!["incoming/red flower.jpg"]),
+        (
+            "eventbridge-object-created.json",
+            "eventbridge",
+            vec!["incoming/red flower.jpg"],
+        ),
+        (
+            "distributed-map-items.json",
+            "object_batch",
+            vec!["incoming/red flower.jpg", "incoming/café/写真 1.png"],
+        ),
+    ] {
+        let event: Value =
+            serde_json::from_slice(&common::read(&format!("events/objects/{name}"))).unwrap();
+        let handled = run(&app, event);
+        let line: Value = serde_json::from_str(&handled.log_line).unwrap();
+        assert_eq!(line["event"], kind, "{name}");
+        let seen: Vec<String> = handled
+            .object_lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["key"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(seen, keys, "{name}");
+        let answer = answer(&handled);
+        if kind == "sqs" {
+            assert_eq!(answer, json!({"batchItemFailures": []}), "{name}");
+            assert_eq!(line["objects"]["ignored"], 1, "the test event: {name}");
+        } else {
+            assert_eq!(answer["skipped"], keys.len(), "{name}: {answer}");
+        }
+    }
+}
