@@ -54,3 +54,6 @@ tools/fuzz.sh 20
 
 step "end to end through the Lambda emulator"
 tests/e2e.sh target/release/object-detector
+
+step "batch path end to end: moto_server's S3 and SQS, real notifications, the Lambda emulator"
+python tests/batch_e2e.py target/release/object-detector
