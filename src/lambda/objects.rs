@@ -182,22 +182,15 @@ fn s3_records(records: &[Value]) -> Content {
                 "an S3 record without `s3.bucket.name` and `s3.object.key`".into(),
             );
         };
-        let Some(key) = decode_key(key) else {
-            return Content::Unreadable(format!(
-                "the key {} does not decode to UTF-8 text",
-                crate::error::quote(key)
-            ));
-        };
-        let object = s3.and_then(|s| s.get("object"));
-        objects.push(ObjectRef {
-            bucket: bucket.to_string(),
+        match notified(
+            bucket,
             key,
-            version_id: object
-                .and_then(|o| text(o, &["versionId"]))
-                .map(str::to_string),
-            etag: object.and_then(|o| text(o, &["eTag"])).map(str::to_string),
-            size: object.and_then(|o| size(o.get("size"))),
-        });
+            s3.and_then(|s| s.get("object")),
+            ["versionId", "eTag"],
+        ) {
+            Ok(object) => objects.push(object),
+            Err(unreadable) => return unreadable,
+        }
     }
     if objects.is_empty() && !ignored.is_empty() {
         return Content::Ignored(format!("not an object creation: {}", ignored.join(", ")));
@@ -231,22 +224,34 @@ fn eventbridge(obj: &Map<String, Value>) -> Content {
             "an EventBridge S3 event without `detail.bucket.name` and `detail.object.key`".into(),
         );
     };
-    let Some(key) = decode_key(key) else {
-        return Content::Unreadable(format!(
+    match notified(bucket, key, detail.get("object"), ["version-id", "etag"]) {
+        Ok(object) => Content::Objects(vec![object]),
+        Err(unreadable) => unreadable,
+    }
+}
+
+/// The object a notification names, its key decoded; `fields` name its version id and ETag (S3's
+/// notifications and EventBridge's events spell them differently).
+fn notified(
+    bucket: &str,
+    encoded_key: &str,
+    object: Option<&Value>,
+    fields: [&str; 2],
+) -> Result<ObjectRef, Content> {
+    let key = decode_key(encoded_key).ok_or_else(|| {
+        Content::Unreadable(format!(
             "the key {} does not decode to UTF-8 text",
-            crate::error::quote(key)
-        ));
-    };
-    let object = detail.get("object");
-    Content::Objects(vec![ObjectRef {
+            crate::error::quote(encoded_key)
+        ))
+    })?;
+    let field = |name: &str| object.and_then(|o| text(o, &[name])).map(str::to_string);
+    Ok(ObjectRef {
         bucket: bucket.to_string(),
         key,
-        version_id: object
-            .and_then(|o| text(o, &["version-id"]))
-            .map(str::to_string),
-        etag: object.and_then(|o| text(o, &["etag"])).map(str::to_string),
+        version_id: field(fields[0]),
+        etag: field(fields[1]),
         size: object.and_then(|o| size(o.get("size"))),
-    }])
+    })
 }
 
 /// `{"Items": [{"Key", "Size", "Etag"}...], "BatchInput": {"bucket"}}` (Distributed Map with an S3
