@@ -416,6 +416,47 @@ mod tests {
     }
 
     #[test]
+    fn buckets_are_addressed_as_aws_and_s3_compatible_servers_expect() {
+        let url = |config: &S3Config, bucket: &str| {
+            let client = S3Client::new(config).unwrap();
+            client
+                .bucket(bucket)
+                .unwrap()
+                .object_url("a b/c+d.jpg")
+                .to_string()
+        };
+        let aws = S3Config {
+            region: "eu-west-1".into(),
+            ..S3Config::default()
+        };
+        assert_eq!(
+            url(&aws, "photos"),
+            "https://photos.s3.eu-west-1.amazonaws.com/a%20b/c%2Bd.jpg"
+        );
+        assert_eq!(
+            url(&aws, "my.photos"),
+            "https://s3.eu-west-1.amazonaws.com/my.photos/a%20b/c%2Bd.jpg",
+            "a dotted name would not match the certificate as a host"
+        );
+        let local = S3Config {
+            endpoint: Some("http://127.0.0.1:5000".into()),
+            force_path_style: true,
+            ..S3Config::default()
+        };
+        assert_eq!(
+            url(&local, "photos"),
+            "http://127.0.0.1:5000/photos/a%20b/c%2Bd.jpg"
+        );
+        for bad in ["not a url", "ftp://example.com", "unix:/tmp/s"] {
+            let config = S3Config {
+                endpoint: Some(bad.into()),
+                ..S3Config::default()
+            };
+            assert!(S3Client::new(&config).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn credentials_stay_out_of_debug_output() {
         let config = S3Config {
             credentials: Some(("AKIDEXAMPLE".into(), "secret".into(), Some("token".into()))),
