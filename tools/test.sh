@@ -6,7 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start_s=$(date +%s)
-step() { printf '\n== %s (at %d s)\n' "$*" "$(( $(date +%s) - start_s ))"; }
+# Each step's heading also gives the disk space left: a CI machine once ran out of it mid-build.
+step() {
+  printf '\n== %s (at %d s, %s free)\n' "$*" "$(( $(date +%s) - start_s ))" \
+    "$(df -h --output=avail . | tail -1 | tr -d ' ')"
+}
 
 step "python tools (.venv)"
 [ -x .venv/bin/python ] || python3 -m venv .venv
@@ -33,6 +37,9 @@ step "unit and integration tests, every feature (tests/it/backends.rs: onnxrunti
 # backends are checked against them. The default build itself is the release build below.
 ort_lib="$(python -c 'import onnxruntime, pathlib; print(sorted((pathlib.Path(onnxruntime.__file__).parent / "capi").glob("libonnxruntime.so*"))[0])')"
 ORT_DYLIB_PATH="$ort_lib" cargo test --locked --all-features
+# Nothing after this step uses the debug build; .ci/run sets DROP_DEBUG_BUILD=1 so that its disk space
+# goes to the release and fuzz builds.
+if [ "${DROP_DEBUG_BUILD:-}" = 1 ]; then rm -rf target/debug; fi
 
 step "reference pipeline reproduces the committed goldens (onnxruntime)"
 python tools/reference.py check tests/golden tests/images/{astronaut,chelsea,coffee,camera,rocket}.png | tail -1
