@@ -90,11 +90,8 @@ impl super::App {
             )),
             (_, None, None) => summary(&reports, counts),
         };
-        if let Err(e) = &result {
-            entry.status = Some(e.status());
-            entry.error_code = Some(e.code);
-            entry.error = Some(e.message.clone());
-        } else {
+        // An error's status, code and message are recorded by `handle_recorded`, as for every event.
+        if result.is_ok() {
             entry.status = Some(200);
             if let Some(why) = notes.first() {
                 entry.error = Some(format!("unreadable message: {why}"));
