@@ -8,6 +8,7 @@
 //!   when anything must be retried, so Lambda's async retries (and failure destination) or the
 //!   state machine's `Retry` take over.
 
+use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -122,38 +123,22 @@ fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, ApiError>
     raw(&json!({"batchItemFailures": failures}))
 }
 
-/// What became of each object, for direct S3 and EventBridge invocations and object batches.
+/// What became of each object, for direct S3 and EventBridge invocations and object batches: its
+/// bucket and key beside the outcome's fields, as its log line has them.
 fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, ApiError> {
-    let results: Vec<Value> = reports
+    #[derive(Serialize)]
+    struct ObjectResult<'a> {
+        bucket: &'a str,
+        key: &'a str,
+        #[serde(flatten)]
+        outcome: &'a Outcome,
+    }
+    let results: Vec<ObjectResult> = reports
         .iter()
-        .map(|r| {
-            let mut v = json!({"bucket": r.object.bucket, "key": r.object.key});
-            match &r.outcome {
-                Outcome::Detected {
-                    result_key,
-                    detections,
-                } => {
-                    v["outcome"] = json!("detected");
-                    v["result_key"] = json!(result_key);
-                    v["detections"] = json!(detections);
-                }
-                Outcome::Failed {
-                    result_key, code, ..
-                } => {
-                    v["outcome"] = json!("failed");
-                    v["result_key"] = json!(result_key);
-                    v["error"] = json!(code);
-                }
-                Outcome::Skipped { reason } => {
-                    v["outcome"] = json!("skipped");
-                    v["reason"] = json!(reason);
-                }
-                Outcome::Retry { code, .. } => {
-                    v["outcome"] = json!("retry");
-                    v["error"] = json!(code);
-                }
-            }
-            v
+        .map(|r| ObjectResult {
+            bucket: &r.object.bucket,
+            key: &r.object.key,
+            outcome: &r.outcome,
         })
         .collect();
     raw(&json!({
@@ -167,4 +152,89 @@ fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, Ap
 
 fn raw(v: &Value) -> Result<Box<RawValue>, ApiError> {
     serde_json::value::to_raw_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::ObjectRef;
+
+    fn report(key: &str, outcome: Outcome) -> Report {
+        Report {
+            object: ObjectRef {
+                bucket: "photos".into(),
+                key: key.into(),
+                version_id: None,
+                etag: None,
+                size: None,
+            },
+            outcome,
+            detected: None,
+            fetch_ms: 1.0,
+            detect_ms: 2.0,
+            write_ms: 3.0,
+            total_ms: 6.0,
+        }
+    }
+
+    #[test]
+    fn the_summary_and_the_log_lines_name_each_outcome_alike() {
+        let reports = [
+            report(
+                "a.jpg",
+                Outcome::Detected {
+                    result_key: "detections/a.jpg.json".into(),
+                    detections: 3,
+                },
+            ),
+            report(
+                "b.txt",
+                Outcome::Failed {
+                    result_key: Some("detections/b.txt.json".into()),
+                    code: ErrorCode::NotAnImage,
+                    message: "the bytes are not an image".into(),
+                },
+            ),
+            report(
+                "detections/c.json",
+                Outcome::Skipped {
+                    reason: "written by this function (under OUTPUT_PREFIX)",
+                },
+            ),
+        ];
+        let counts = ObjectCounts {
+            detected: 1,
+            failed: 1,
+            skipped: 1,
+            ..ObjectCounts::default()
+        };
+        let summary: Value =
+            serde_json::from_str(summary(&reports, counts).unwrap().get()).unwrap();
+        let expected = [
+            json!({"bucket": "photos", "key": "a.jpg", "outcome": "detected",
+                   "result_key": "detections/a.jpg.json", "detections": 3}),
+            json!({"bucket": "photos", "key": "b.txt", "outcome": "failed",
+                   "result_key": "detections/b.txt.json", "error_code": "not_an_image",
+                   "error": "the bytes are not an image"}),
+            json!({"bucket": "photos", "key": "detections/c.json", "outcome": "skipped",
+                   "reason": "written by this function (under OUTPUT_PREFIX)"}),
+        ];
+        assert_eq!(summary["results"], json!(expected));
+        assert_eq!(
+            (
+                summary["detected"].clone(),
+                summary["failed"].clone(),
+                summary["skipped"].clone()
+            ),
+            (json!(1), json!(1), json!(1))
+        );
+        for (report, expected) in reports.iter().zip(&expected) {
+            let line: Value = serde_json::from_str(&ObjectEntry::line(report, "req")).unwrap();
+            for (field, value) in expected.as_object().unwrap() {
+                assert_eq!(&line[field], value, "{field} in {line}");
+            }
+            assert_eq!(line["request_id"], "req");
+            assert_eq!(line["fetch_ms"], 1.0);
+        }
+    }
 }

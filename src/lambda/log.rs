@@ -102,12 +102,8 @@ pub struct ObjectEntry {
     pub bucket: String,
     pub key: String,
     pub version_id: Option<String>,
-    pub outcome: &'static str,
-    pub result_key: Option<String>,
-    pub detections: Option<usize>,
-    pub reason: Option<&'static str>,
-    pub error_code: Option<ErrorCode>,
-    pub error: Option<String>,
+    #[serde(flatten)]
+    pub outcome: Outcome,
     pub fetch_ms: f64,
     pub detect_ms: f64,
     pub write_ms: f64,
@@ -116,37 +112,11 @@ pub struct ObjectEntry {
 
 impl ObjectEntry {
     pub fn line(report: &Report, request_id: &str) -> String {
-        let (level, outcome) = match &report.outcome {
-            Outcome::Detected { .. } => ("INFO", "detected"),
-            Outcome::Skipped { .. } => ("INFO", "skipped"),
-            Outcome::Failed { .. } => ("WARN", "failed"),
-            Outcome::Retry { .. } => ("ERROR", "retry"),
+        let level = match &report.outcome {
+            Outcome::Detected { .. } | Outcome::Skipped { .. } => "INFO",
+            Outcome::Failed { .. } => "WARN",
+            Outcome::Retry { .. } => "ERROR",
         };
-        let (mut result_key, mut detections, mut reason, mut error_code, mut error) =
-            (None, None, None, None, None);
-        match &report.outcome {
-            Outcome::Detected {
-                result_key: key,
-                detections: n,
-            } => {
-                result_key = Some(bounded(key, MAX_PATH));
-                detections = Some(*n);
-            }
-            Outcome::Skipped { reason: why } => reason = Some(*why),
-            Outcome::Failed {
-                result_key: key,
-                code,
-                message,
-            } => {
-                result_key = key.as_deref().map(|k| bounded(k, MAX_PATH));
-                error_code = Some(*code);
-                error = Some(bounded(message, MAX_ERROR));
-            }
-            Outcome::Retry { code, message } => {
-                error_code = Some(*code);
-                error = Some(bounded(message, MAX_ERROR));
-            }
-        }
         let entry = ObjectEntry {
             level,
             message: "object",
@@ -158,12 +128,7 @@ impl ObjectEntry {
                 .version_id
                 .as_deref()
                 .map(|v| bounded(v, MAX_PATH)),
-            outcome,
-            result_key,
-            detections,
-            reason,
-            error_code,
-            error,
+            outcome: report.outcome.bounded(MAX_PATH, MAX_ERROR),
             fetch_ms: report.fetch_ms,
             detect_ms: report.detect_ms,
             write_ms: report.write_ms,
