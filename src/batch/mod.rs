@@ -21,7 +21,7 @@ use crate::error_code::ErrorCode;
 use crate::metrics::Detected;
 use crate::options::{DetectOptions, Format};
 use crate::response::{millis, Response};
-use crate::s3::{S3Client, S3Config, S3Error};
+use crate::s3::{self, S3Client, S3Config, S3Error};
 
 pub use output::{Output, RESULT_SUFFIX};
 
@@ -260,29 +260,18 @@ impl Batch {
                 }
             }
             Err(e) => {
+                let source = Source::notified(&object);
                 return self
-                    .fail(s3, report, &object, None, e.code(), e.to_string())
-                    .await
+                    .fail(s3, report, &source, e.code(), e.to_string())
+                    .await;
             }
         };
-        let source = Source {
-            object: &object,
-            etag: fetched.etag.as_deref().or(object.etag.as_deref()),
-            version_id: fetched
-                .version_id
-                .as_deref()
-                .or(object.version_id.as_deref()),
-            size: Some(fetched.bytes.len() as u64),
-        };
+        let source = Source::fetched(&object, &fetched);
         let detected = self.detect(fetched.bytes.clone(), report).await;
         let mut response = match detected {
             Ok(response) => response,
             Err((code, message)) if !code.is_client_error() => return retry(code, message),
-            Err((code, message)) => {
-                return self
-                    .fail(s3, report, &object, Some(&source), code, message)
-                    .await
-            }
+            Err((code, message)) => return self.fail(s3, report, &source, code, message).await,
         };
         let bucket = output.bucket_for(&object.bucket);
         let t = Instant::now();
@@ -355,25 +344,18 @@ impl Batch {
         &self,
         s3: &S3Client,
         report: &mut Report,
-        object: &ObjectRef,
-        source: Option<&Source<'_>>,
+        source: &Source<'_>,
         code: ErrorCode,
         message: String,
     ) -> Outcome {
         let message = crate::error::bounded(&message, 1024);
-        let unfetched = Source {
-            object,
-            etag: object.etag.as_deref(),
-            version_id: object.version_id.as_deref(),
-            size: object.size,
-        };
         let document = json!({
             "model": self.detector.model_ref(),
             "error": {"code": code, "message": message},
-            "source": source.unwrap_or(&unfetched).json(),
+            "source": source.json(),
         });
-        let result_key = self.config.output.result_key(&object.key);
-        let bucket = self.config.output.bucket_for(&object.bucket);
+        let result_key = self.config.output.result_key(&source.object.key);
+        let bucket = self.config.output.bucket_for(&source.object.bucket);
         let t = Instant::now();
         let written = s3
             .put(
@@ -404,7 +386,30 @@ struct Source<'a> {
     size: Option<u64>,
 }
 
-impl Source<'_> {
+impl<'a> Source<'a> {
+    /// As the event names it, for an object that was not fetched.
+    fn notified(object: &'a ObjectRef) -> Self {
+        Source {
+            object,
+            etag: object.etag.as_deref(),
+            version_id: object.version_id.as_deref(),
+            size: object.size,
+        }
+    }
+
+    /// As S3 answered the GET, the event's figures where the answer has none.
+    fn fetched(object: &'a ObjectRef, fetched: &'a s3::Object) -> Self {
+        Source {
+            object,
+            etag: fetched.etag.as_deref().or(object.etag.as_deref()),
+            version_id: fetched
+                .version_id
+                .as_deref()
+                .or(object.version_id.as_deref()),
+            size: Some(fetched.bytes.len() as u64),
+        }
+    }
+
     fn json(&self) -> Value {
         json!({
             "bucket": self.object.bucket,
