@@ -18,6 +18,8 @@ use serde_json::{Map, Value};
 pub use crate::batch::ObjectRef;
 
 /// Most objects one invocation may name (an SQS batch is at most 10,000 messages of one record each).
+/// A notification or object batch naming more is refused whole, never cut short; SQS messages past
+/// the bound are returned to the queue, to come back in a later batch.
 pub const MAX_OBJECTS: usize = 10_000;
 
 /// The object-event sources.
@@ -112,6 +114,7 @@ fn sqs(event: Value) -> Vec<Unit> {
         },
         _ => Vec::new(),
     };
+    let mut named = 0;
     records
         .into_iter()
         .map(|record| {
@@ -125,6 +128,19 @@ fn sqs(event: Value) -> Vec<Unit> {
                     Ok(v) => notification(&v, 0),
                     Err(e) => Content::Unreadable(format!("the message body is not JSON: {e}")),
                 },
+            };
+            let content = match content {
+                Content::Objects(list) if named + list.len() > MAX_OBJECTS => {
+                    Content::Unreadable(format!(
+                        "the batch's earlier messages name {named} objects; at most {MAX_OBJECTS} \
+                         in one invocation, so this one is retried"
+                    ))
+                }
+                Content::Objects(list) => {
+                    named += list.len();
+                    Content::Objects(list)
+                }
+                other => other,
             };
             Unit {
                 message_id,
@@ -166,9 +182,12 @@ fn notification(v: &Value, depth: u8) -> Content {
 }
 
 fn s3_records(records: &[Value]) -> Content {
+    if records.len() > MAX_OBJECTS {
+        return too_many(records.len(), "records");
+    }
     let mut objects = Vec::new();
     let mut ignored = Vec::new();
-    for record in records.iter().take(MAX_OBJECTS) {
+    for record in records {
         let event_name = record.get("eventName").and_then(Value::as_str);
         if let Some(name) = event_name.filter(|n| !is_creation(n)) {
             ignored.push(name.to_string());
@@ -254,6 +273,12 @@ fn notified(
     })
 }
 
+fn too_many(count: usize, what: &str) -> Content {
+    Content::Unreadable(format!(
+        "{count} {what}; at most {MAX_OBJECTS} in one invocation"
+    ))
+}
+
 /// `{"Items": [{"Key", "Size", "Etag"}...], "BatchInput": {"bucket"}}` (Distributed Map with an S3
 /// `ItemReader` and an `ItemBatcher`), or `{"bucket", "keys": ["a.jpg", ...]}`. An item may name its
 /// own `Bucket`. Keys are taken as they are.
@@ -270,10 +295,7 @@ fn object_batch(event: &Value) -> Content {
         .map(Vec::as_slice)
         .unwrap_or_default();
     if items.len() > MAX_OBJECTS {
-        return Content::Unreadable(format!(
-            "{} items; at most {MAX_OBJECTS} in one invocation",
-            items.len()
-        ));
+        return too_many(items.len(), "items");
     }
     let mut objects = Vec::with_capacity(items.len());
     for item in items {
@@ -457,6 +479,52 @@ mod tests {
             &parse(ObjectSource::EventBridge, deleted)[0].content,
             Content::Ignored(_)
         ));
+    }
+
+    #[test]
+    fn more_objects_than_an_invocation_may_name_are_refused_whole_or_left_in_the_queue() {
+        let record = |i: usize| {
+            json!({"eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": "photos"}, "object": {"key": format!("{i}.jpg")}}})
+        };
+        let unreadable = |units: &[Unit]| match &units[0].content {
+            Content::Unreadable(why) => why.clone(),
+            other => panic!("{other:?}"),
+        };
+        let records: Vec<Value> = (0..=MAX_OBJECTS).map(record).collect();
+        let over = parse(ObjectSource::S3, json!({"Records": records}));
+        assert_eq!(
+            unreadable(&over),
+            "10001 records; at most 10000 in one invocation"
+        );
+        let at = parse(
+            ObjectSource::S3,
+            json!({"Records": (0..MAX_OBJECTS).map(record).collect::<Vec<_>>()}),
+        );
+        assert_eq!(objects(at).len(), MAX_OBJECTS);
+        let keys: Vec<String> = (0..=MAX_OBJECTS).map(|i| i.to_string()).collect();
+        let batch = parse(
+            ObjectSource::ObjectBatch,
+            json!({"bucket": "b", "keys": keys}),
+        );
+        assert_eq!(
+            unreadable(&batch),
+            "10001 items; at most 10000 in one invocation"
+        );
+        // SQS: messages past the bound go back to the queue, the ones before it are processed.
+        let message = |id: &str, n: usize| {
+            let records: Vec<Value> = (0..n).map(record).collect();
+            json!({"messageId": id, "body": json!({"Records": records}).to_string()})
+        };
+        let units = parse(
+            ObjectSource::Sqs,
+            json!({"Records": [message("m1", 6000), message("m2", 5000), message("m3", 4000)]}),
+        );
+        assert!(matches!(&units[0].content, Content::Objects(o) if o.len() == 6000));
+        assert!(
+            matches!(&units[1].content, Content::Unreadable(why) if why.contains("name 6000 objects"))
+        );
+        assert!(matches!(&units[2].content, Content::Objects(o) if o.len() == 4000));
     }
 
     #[test]
