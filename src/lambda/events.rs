@@ -16,10 +16,11 @@ use aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::cors::AllowedOrigins;
 use super::error::ApiError;
 use super::objects::ObjectSource;
 use super::reply::{Body as ReplyBody, Reply};
-use super::{Config, Route};
+use super::Route;
 use crate::error_code::ErrorCode;
 
 /// The invocation sources this function answers.
@@ -253,8 +254,8 @@ pub fn route(request: &Request) -> Option<Route> {
     }
 }
 
-/// The answer's headers; `origin` is the request's `Origin`, for CORS.
-fn headers(reply: &Reply, config: &Config, origin: Option<&str>) -> HeaderMap {
+/// The answer's headers; `origin` is the request's `Origin`, answered from `cors`.
+fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -272,7 +273,6 @@ fn headers(reply: &Reply, config: &Config, origin: Option<&str>) -> HeaderMap {
     for (name, value) in &reply.headers {
         put(name, value);
     }
-    let cors = config.cors_allow_origin.as_ref();
     if cors.is_some_and(|c| c.varies()) {
         put("vary", "Origin");
     }
@@ -293,8 +293,13 @@ fn headers(reply: &Reply, config: &Config, origin: Option<&str>) -> HeaderMap {
 }
 
 /// The response in the shape the event came in.
-pub fn respond(kind: HttpKind, reply: Reply, config: &Config, origin: Option<&str>) -> Value {
-    let headers = headers(&reply, config, origin);
+pub fn respond(
+    kind: HttpKind,
+    reply: Reply,
+    cors: Option<&AllowedOrigins>,
+    origin: Option<&str>,
+) -> Value {
+    let headers = headers(&reply, cors, origin);
     // A picture travels base64-encoded, flagged so the front door sends the bytes.
     let (body, base64) = match reply.body {
         ReplyBody::Empty => (None, false),

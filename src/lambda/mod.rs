@@ -110,7 +110,8 @@ impl Route {
 pub struct App {
     /// Shared, so other handlers (and tests) can serve from the same warm plan.
     detector: Arc<Detector>,
-    config: Config,
+    /// The origins browsers may read answers from.
+    cors: Option<AllowedOrigins>,
     /// `GET /model` body, serialized once.
     model_info: String,
     metrics: Option<Metrics>,
@@ -124,15 +125,18 @@ impl App {
     /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`) or an output location that
     /// would notify the function of its own results.
     pub fn new(detector: Arc<Detector>, config: Config) -> crate::Result<App> {
-        let batch = Batch::new(Arc::clone(&detector), config.batch.clone())?;
+        let Config {
+            cors_allow_origin,
+            metrics,
+            function,
+            batch,
+        } = config;
+        let batch = Batch::new(Arc::clone(&detector), batch)?;
         let model_info = model_info(&detector);
-        let metrics = config
-            .metrics
-            .clone()
-            .map(|metrics| Metrics::for_detector(metrics, &detector, config.function.clone()));
+        let metrics = metrics.map(|metrics| Metrics::for_detector(metrics, &detector, function));
         Ok(App {
             detector,
-            config,
+            cors: cors_allow_origin,
             model_info,
             metrics,
             batch,
@@ -283,7 +287,7 @@ impl App {
             entry.error_code = Some(*code);
             entry.error = Some(message.clone());
         }
-        events::respond(kind, reply, &self.config, origin.as_deref())
+        events::respond(kind, reply, self.cors.as_ref(), origin.as_deref())
     }
 
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
