@@ -23,10 +23,8 @@ binary behind it; stops them all by PID at the end. Then, as the Lambda SQS poll
 import base64
 import io
 import json
-import os
 import pathlib
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +34,8 @@ import boto3
 from botocore.config import Config
 from PIL import Image
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from harness import ROOT, Processes, free_port, function_env, wait_for_port
+
 BIN = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target/release/object-detector")
 BUCKET = "photos"
 QUEUE = "photo-events"
@@ -50,23 +49,6 @@ def check(name, ok, detail=""):
     print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"), flush=True)
     if not ok:
         failures.append(name)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, what, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit(f"batch e2e: {what} did not listen on {port}")
 
 
 class Relay:
@@ -138,52 +120,30 @@ def main():
     if not BIN.exists():
         sys.exit(f"batch e2e: {BIN} not built")
     work = pathlib.Path(tempfile.mkdtemp())
-    procs = []
     s3_port, relay_port, lambda_port, annotator_port = free_port(), free_port(), free_port(), free_port()
     venv_bin = pathlib.Path(sys.executable).parent
-    try:
-        procs.append(subprocess.Popen(
-            [str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-            stdout=open(work / "moto.log", "w"), stderr=subprocess.STDOUT))
-        wait_for_port(s3_port, "moto_server")
-        relay = Relay(relay_port, s3_port)
-        relay.start()
-        procs.append(subprocess.Popen(
-            ["cargo", "lambda", "watch", "--only-lambda-apis", "-P", str(lambda_port)],
-            cwd=ROOT, stdout=open(work / "watch.log", "w"), stderr=subprocess.STDOUT))
-        wait_for_port(lambda_port, "cargo lambda watch", 60)
-        env = dict(os.environ, **CREDENTIALS,
-                   AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{lambda_port}/.rt/object-detector",
-                   AWS_LAMBDA_FUNCTION_NAME="object-detector", AWS_LAMBDA_FUNCTION_VERSION="1",
-                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769",
-                   AWS_REGION=REGION, AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{relay_port}",
-                   S3_FORCE_PATH_STYLE="true", METRICS="off")
-        fn_log = work / "fn.log"
-        function = subprocess.Popen([str(BIN)], env=env, stdout=open(work / "fn.out", "w"),
-                                    stderr=open(fn_log, "w"))
-        procs.append(function)
-        # A second function, writing annotated pictures beside the results, behind its own emulator
-        # (the emulator serves the package's binary names).
-        procs.append(subprocess.Popen(
-            ["cargo", "lambda", "watch", "--only-lambda-apis", "-P", str(annotator_port)],
-            cwd=ROOT, stdout=open(work / "watch-annotator.log", "w"), stderr=subprocess.STDOUT))
-        wait_for_port(annotator_port, "cargo lambda watch (annotator)", 60)
-        annotator = dict(env, ANNOTATE="jpeg",
-                         AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{annotator_port}/.rt/object-detector")
-        procs.append(subprocess.Popen([str(BIN)], env=annotator, stdout=subprocess.DEVNULL,
-                                      stderr=open(work / "annotator.log", "w")))
-        run(work, fn_log, relay, s3_port, lambda_port, annotator_port)
-        check("the function process stayed up", function.poll() is None, function.returncode)
-    except Exception as e:  # noqa: BLE001 - reported with the logs below
-        check("the test ran to its end", False, repr(e))
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    with Processes(work) as procs:
+        try:
+            procs.start([venv_bin / "moto_server", "-H", "127.0.0.1", "-p", s3_port], "moto.log")
+            wait_for_port(s3_port, "moto_server")
+            relay = Relay(relay_port, s3_port)
+            relay.start()
+            procs.emulator(lambda_port, "watch.log")
+            env = function_env(lambda_port, **CREDENTIALS, AWS_REGION=REGION,
+                               AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{relay_port}",
+                               S3_FORCE_PATH_STYLE="true", METRICS="off")
+            function = procs.start([BIN], "fn.log", stdout="fn.out", env=env)
+            # A second function, writing annotated pictures beside the results, behind its own
+            # emulator (the emulator serves the package's binary names).
+            procs.emulator(annotator_port, "watch-annotator.log")
+            annotator = function_env(annotator_port, **CREDENTIALS, AWS_REGION=REGION,
+                                     AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{relay_port}",
+                                     S3_FORCE_PATH_STYLE="true", METRICS="off", ANNOTATE="jpeg")
+            procs.start([BIN], "annotator.log", stdout="annotator.out", env=annotator)
+            run(work, work / "fn.log", relay, s3_port, lambda_port, annotator_port)
+            check("the function process stayed up", function.poll() is None, function.returncode)
+        except Exception as e:  # noqa: BLE001 - reported with the logs below
+            check("the test ran to its end", False, repr(e))
     if failures:
         for name in ("fn.log", "annotator.log", "moto.log", "watch.log"):
             text = (work / name).read_text(errors="replace") if (work / name).exists() else ""

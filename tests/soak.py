@@ -28,7 +28,6 @@ import pathlib
 import random
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,13 +35,7 @@ import zlib
 
 from PIL import Image
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from harness import ROOT, Processes, free_port, function_env
 
 
 def encode(image, fmt, **kw):
@@ -242,35 +235,11 @@ def main():
     weights = [w for _, w, _ in mix]
     work = pathlib.Path(tempfile.mkdtemp())
     port = free_port()
-    procs = []
-    try:
-        procs.append(subprocess.Popen(["cargo", "lambda", "watch", "--only-lambda-apis", "-P", str(port)],
-                                      cwd=ROOT, stdout=open(work / "watch.log", "w"),
-                                      stderr=subprocess.STDOUT))
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.time() > deadline:
-                    sys.exit("soak: the emulator did not start")
-                time.sleep(0.1)
-        env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{port}/.rt/object-detector",
-                   AWS_LAMBDA_FUNCTION_NAME="object-detector", AWS_LAMBDA_FUNCTION_VERSION="1",
-                   AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", METRICS="off")
-        function = subprocess.Popen([args.binary], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=open(work / "fn.log", "w"))
-        procs.append(function)
+    with Processes(work) as procs:
+        procs.emulator(port, "watch.log")
+        function = procs.start([args.binary], "fn.log", stdout="fn.out",
+                               env=function_env(port, METRICS="off"))
         result = soak(args, rng, mix, weights, function, port)
-    finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(result, indent=1))
     if result["failures"]:
