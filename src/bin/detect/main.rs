@@ -30,7 +30,9 @@ mod resume;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
+use object_detector::annotate::Encoding;
 use object_detector::metrics::{Detected, Metrics, Observation};
+use object_detector::options::Format;
 use object_detector::response::millis;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
 use pictures::PictureNames;
@@ -184,10 +186,10 @@ fn main() -> ExitCode {
                 dir: dir.clone(),
                 used: HashSet::new(),
             };
-            let extension = match args.annotate_format.as_str() {
-                "png" => "png",
-                _ => "jpg",
-            };
+            // clap admits only the picture formats' names.
+            let extension = Format::from_name(&args.annotate_format)
+                .and_then(Format::encoding)
+                .map_or("jpg", Encoding::extension);
             inputs
                 .iter()
                 .map(|input| Some(names.next(&input.name(), extension)))
