@@ -34,12 +34,12 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "MAX_IMAGE_PIXELS",
-        default: "40000000",
-        meaning: "pixel budget (width x height of the stored image)",
+        default: "40000000; on Lambda at most (memory size − 80 MiB) / 13 bytes (128 MB: 3.9 MP, 256 MB: 14.2 MP, 512 MB: 34.8 MP)",
+        meaning: "pixel budget (width x height of the stored image); the default on Lambda keeps the costliest accepted image (16-bit RGBA PNG) within the function's memory size (see [Memory sizes](#memory-sizes))",
     },
     Variable {
         name: "MAX_DECODE_BYTES",
-        default: "536870912",
+        default: "536870912; on Lambda at most the memory size − 80 MiB",
         meaning: "largest decoded buffer (16-bit RGBA needs 8 bytes per pixel)",
     },
     Variable {
@@ -220,7 +220,13 @@ impl Settings {
             onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
         };
         run.check()?;
-        let defaults = DecodeLimits::default();
+        // On Lambda the memory size bounds what an image may take; elsewhere the fixed defaults.
+        let defaults = match text("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")? {
+            None => DecodeLimits::default(),
+            Some(mib) => {
+                DecodeLimits::for_memory(positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some(mib), 1)?)
+            }
+        };
         let limits = DecodeLimits {
             max_pixels: positive(
                 "MAX_IMAGE_PIXELS",
@@ -405,6 +411,46 @@ mod tests {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| OsString::from(v))
         })
+    }
+
+    #[test]
+    fn the_memory_size_bounds_the_decode_limits_unless_they_are_set() {
+        let limits = |vars: &[(&str, &str)]| {
+            let l = parse(vars).unwrap().limits;
+            (l.max_pixels, l.max_alloc_bytes)
+        };
+        assert_eq!(
+            limits(&[]),
+            (40_000_000, 512 << 20),
+            "off Lambda: the defaults"
+        );
+        let mib = |m: u64| m << 20;
+        for (memory, pixels, alloc) in [
+            ("128", mib(48) / 13, mib(48)),
+            ("256", mib(176) / 13, mib(176)),
+            ("512", mib(432) / 13, mib(432)),
+            ("1769", 40_000_000, mib(512)),
+            ("10240", 40_000_000, mib(512)),
+            ("64", mib(1) / 13, mib(1)),
+        ] {
+            let vars = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)];
+            assert_eq!(limits(&vars), (pixels, alloc), "{memory} MiB");
+        }
+        assert_eq!(
+            limits(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]).0,
+            3_871_665
+        );
+        let set = [
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("MAX_IMAGE_PIXELS", "20000000"),
+            ("MAX_DECODE_BYTES", "300000000"),
+        ];
+        assert_eq!(limits(&set), (20_000_000, 300_000_000), "a setting wins");
+        let err = parse(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]).unwrap_err();
+        assert!(
+            err.to_string().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            "{err}"
+        );
     }
 
     fn run(backend: Option<&str>, threads: Option<&str>) -> Result<RunConfig> {
