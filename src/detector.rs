@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::heads::{Candidate, Head, ModelFacts, Params};
 use crate::image_decode::{decode_at_least, DecodeLimits};
 use crate::manifest::Manifest;
+use crate::memory::TrimAfterLarge;
 use crate::nms::nms;
 use crate::options::{DetectOptions, Resolved};
 use crate::preprocess::{Geometry, Preprocessor};
@@ -149,6 +150,8 @@ impl Detector {
         max_picture_bytes: Option<usize>,
     ) -> Result<Response> {
         let start = Instant::now();
+        // Declared first, dropped last: after a large image, its freed buffers go back to the system.
+        let trim = TrimAfterLarge::default();
         // Options first: a bad parameter should not cost a decode.
         let resolved = options.resolve(&self.manifest)?;
         let annotation = resolved.annotation.map(|spec| annotate::Spec {
@@ -158,6 +161,8 @@ impl Detector {
         // The letterbox needs only the resized size, and the picture its own: large JPEGs may decode at
         // a reduced scale.
         let decoded = decode_at_least(bytes, &self.limits, |w, h| {
+            // The full-size RGB buffer, the most a decode of this image may take.
+            trim.note(w as usize * h as usize * 3);
             let g = self.preprocessor.geometry((w, h));
             let (mw, mh) = (g.resized_width, g.resized_height);
             match &annotation {

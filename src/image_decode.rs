@@ -114,6 +114,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// Like [`decode`], but a JPEG at least twice as large as `needed(width, height)` (upright sizes) on both
 /// axes is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, never below what `needed` asks for. A 12 MP
 /// photo bound for a 416-pixel model input decodes at 1/8: a fraction of the time and memory.
+/// `needed` is called once, for every format, as soon as the header has given the size (and it is
+/// within `limits`), before the pixels are allocated.
 pub fn decode_at_least(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -185,8 +187,8 @@ pub fn decode_at_least(
     } else {
         (width, height)
     };
+    let (need_w, need_h) = needed(up_w, up_h);
     if format == ImageFormat::Jpeg {
-        let (need_w, need_h) = needed(up_w, up_h);
         let (need_w, need_h) = if swaps {
             (need_h, need_w)
         } else {

@@ -20,6 +20,7 @@ pub mod heads;
 pub mod image_decode;
 pub mod lambda;
 pub mod manifest;
+pub mod memory;
 pub mod metrics;
 pub mod nms;
 pub mod options;
