@@ -36,10 +36,10 @@ def wait_for_port(port, what, seconds=30):
 def function_env(runtime_port, **settings):
     """The environment Lambda gives the function, with its Runtime API at the emulator on
     `runtime_port`, plus `settings`."""
-    return dict(os.environ,
-                AWS_LAMBDA_RUNTIME_API=f"http://127.0.0.1:{runtime_port}/.rt/object-detector",
-                AWS_LAMBDA_FUNCTION_NAME="object-detector", AWS_LAMBDA_FUNCTION_VERSION="1",
-                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="1769", **settings)
+    lambda_sets = {"AWS_LAMBDA_RUNTIME_API": f"http://127.0.0.1:{runtime_port}/.rt/object-detector",
+                   "AWS_LAMBDA_FUNCTION_NAME": "object-detector", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+                   "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1769"}
+    return {**os.environ, **lambda_sets, **settings}
 
 
 class Processes:
