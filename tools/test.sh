@@ -30,6 +30,7 @@ python tools/check_template.py template.yaml README.md
 step "format and lints (every feature), dependency licences, bans and sources (deny.toml)"
 cargo fmt --check
 cargo deny --log-level error check licenses bans sources
+tools/licenses.sh --check
 cargo clippy --locked --all-targets --all-features -- -D warnings
 
 step "unit and integration tests, every feature (tests/it/backends.rs: onnxruntime from the wheel's library, tract on two threads)"
