@@ -7,7 +7,7 @@
 #   tools/fuzz.sh [SECONDS]        (default 20; for hours: tools/fuzz.sh 3600, or cargo fuzz run directly)
 #
 # FUZZ_SANITIZER (default `none`): `address` adds AddressSanitizer, for long runs; it doubles the build
-# time (about 13 minutes on 2 cores) and halves the executions. The product has no unsafe code of its own,
+# time (about 13 minutes on 2 cores) and halves the executions. The product's one unsafe call is malloc_trim,
 # and panics, hangs and out-of-memory are caught without it.
 #
 # Needs a nightly toolchain (libFuzzer's sanitizer flags) and cargo-fuzz (tools/requirements.txt brings
