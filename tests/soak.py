@@ -11,10 +11,12 @@ truncated, huge dimensions, unsupported format, empty body, an event of no known
 unknown route, wrong method), plus routes and an SQS event with S3's test event.
 
 Every answer is checked against the status (or function error code) its kind must get. Every 100 requests
-the function's RSS and open file descriptors are read from /proc. Passes when: the process is the same
-one at the end (no restart), every request was answered as expected, RSS after the last request is within
-5% of RSS after request 1,000 (after half the run, for runs shorter than 2,000), and the descriptor count at
-the end is what it was then. Prints p50/p90/p99 latency per kind and the RSS curve; --report writes them
+the function's RSS and open file descriptors are read from /proc: RSS as the mix left it, and again after
+one reference request (a 4000 px photo, outside the mix), since what a random request leaves behind varies
+by tens of MiB (src/memory.rs). Passes when: the process is the same one at the end (no restart), every
+request was answered as expected, RSS after the reference request at the end is within 5% of its figure
+after request 1,000 (after half the run, for runs shorter than 2,000), and the descriptor count at the end
+is what it was then. The high-water RSS is reported too. Prints p50/p90/p99 latency per kind and the RSS curve; --report writes them
 as JSON.
 """
 
@@ -216,6 +218,13 @@ def rss_kib(pid):
     return 0
 
 
+def high_water_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
@@ -239,7 +248,8 @@ def main():
         procs.emulator(port, "watch.log")
         function = procs.start([args.binary], "fn.log", stdout="fn.out",
                                env=function_env(port, METRICS="off"))
-        result = soak(args, rng, mix, weights, function, port)
+        probe_photo = next(data for name, data, _ in images if name == "jpeg-0-4000")
+        result = soak(args, rng, mix, weights, function, port, probe_photo)
     if args.report:
         pathlib.Path(args.report).write_text(json.dumps(result, indent=1))
     if result["failures"]:
@@ -248,11 +258,12 @@ def main():
     print("soak: passed")
 
 
-def soak(args, rng, mix, weights, function, port):
+def soak(args, rng, mix, weights, function, port, probe_photo):
     conn = connect(port)
     latencies = {name: [] for name, _, _ in mix}
     wrong = []
     curve = []
+    probe = {"image": base64.b64encode(probe_photo).decode()}
     baseline_at = min(1000, max(100, args.requests // 2 // 100 * 100))
     start = time.time()
     for i in range(1, args.requests + 1):
@@ -267,8 +278,21 @@ def soak(args, rng, mix, weights, function, port):
         if got != expected:
             wrong.append({"request": i, "kind": name, "expected": expected, "got": got})
         if i % 100 == 0:
+            # RSS right after a random request depends on that request (a mid-size photo leaves its
+            # pages with the allocator; a large one is followed by a trim). Read it once as it is, and
+            # once after the same reference request, a 4000 px photo, which ends with a trim: that floor
+            # is comparable from one reading to the next, and what a leak would raise.
+            as_left = rss_kib(function.pid)
+            try:
+                probe_status, _ = answered(conn, probe)
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                probe_status = f"no answer: {e!r}"
+                conn = connect(port)
+            if probe_status != 200:
+                wrong.append({"request": i, "kind": "rss_probe", "expected": 200, "got": probe_status})
             fds = len(os.listdir(f"/proc/{function.pid}/fd"))
-            curve.append({"request": i, "rss_kib": rss_kib(function.pid), "fds": fds})
+            curve.append({"request": i, "rss_kib": rss_kib(function.pid), "rss_as_left_kib": as_left,
+                          "fds": fds})
             if i % 1000 == 0 or i == args.requests:
                 print(f"soak: {i} requests, {time.time() - start:.0f} s, RSS {curve[-1]['rss_kib'] / 1024:.1f} MiB, "
                       f"{fds} fds, {len(wrong)} unexpected", flush=True)
@@ -289,11 +313,15 @@ def soak(args, rng, mix, weights, function, port):
     print(f"{'kind':<20} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8}")
     for name, row in table.items():
         print(f"{name:<20} {row['n']:>6} {row['p50']:>8.1f} {row['p90']:>8.1f} {row['p99']:>8.1f}")
-    print(f"RSS after request {baseline_at}: {base['rss_kib'] / 1024:.1f} MiB; after {last['request']}: "
-          f"{last['rss_kib'] / 1024:.1f} MiB ({growth:+.1%}); fds {base['fds']} -> {last['fds']}; "
-          f"{time.time() - start:.0f} s")
+    peak = high_water_kib(function.pid)
+    left = [c["rss_as_left_kib"] for c in curve]
+    print(f"RSS after the reference request following request {baseline_at}: {base['rss_kib'] / 1024:.1f} MiB; "
+          f"following {last['request']}: {last['rss_kib'] / 1024:.1f} MiB ({growth:+.1%}); as the mix left it: "
+          f"{min(left) / 1024:.1f} to {max(left) / 1024:.1f} MiB; high-water {peak / 1024:.1f} MiB; "
+          f"fds {base['fds']} -> {last['fds']}; {time.time() - start:.0f} s")
     return {"requests": args.requests, "seed": args.seed, "latency_ms": table, "rss_curve": curve,
-            "baseline_request": baseline_at, "rss_growth": growth, "failures": failures, "unexpected": wrong[:50]}
+            "baseline_request": baseline_at, "rss_growth": growth, "rss_high_water_kib": peak,
+            "failures": failures, "unexpected": wrong[:50]}
 
 
 if __name__ == "__main__":

@@ -65,3 +65,9 @@ tests/e2e.sh target/release/object-detector
 
 step "batch path end to end: moto_server's S3 and SQS, real notifications, the Lambda emulator"
 python tests/batch_e2e.py target/release/object-detector
+
+step "memory sizes: the costliest accepted image of each format at 128, 256 and 512 MB, in a memory cgroup (root)"
+python tests/memory_caps.py target/release/object-detector
+
+step "soak: 2,000 mixed invocations on one warm process, nothing lost, RSS flat, descriptors flat"
+python tests/soak.py --requests 2000 target/release/object-detector
