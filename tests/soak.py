@@ -211,6 +211,15 @@ def answered(conn, event):
     return f"unexpected:{body[:100]!r}", elapsed
 
 
+def invoke_or_reconnect(conn, port, event):
+    """`answered`, on a fresh connection after a failed one: (connection, status or why none, seconds)."""
+    try:
+        got, seconds = answered(conn, event)
+        return conn, got, seconds
+    except (OSError, http.client.HTTPException, ValueError) as e:
+        return connect(port), f"no answer: {e!r}", 0.0
+
+
 def rss_kib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -269,11 +278,7 @@ def soak(args, rng, mix, weights, function, port, probe_photo):
     for i in range(1, args.requests + 1):
         name, _, build = rng.choices(mix, weights)[0]
         event, expected = build(rng)
-        try:
-            got, seconds = answered(conn, event)
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            got, seconds = f"no answer: {e!r}", 0.0
-            conn = connect(port)
+        conn, got, seconds = invoke_or_reconnect(conn, port, event)
         latencies[name].append(seconds * 1000)
         if got != expected:
             wrong.append({"request": i, "kind": name, "expected": expected, "got": got})
@@ -283,11 +288,7 @@ def soak(args, rng, mix, weights, function, port, probe_photo):
             # once after the same reference request, a 4000 px photo, which ends with a trim: that floor
             # is comparable from one reading to the next, and what a leak would raise.
             as_left = rss_kib(function.pid)
-            try:
-                probe_status, _ = answered(conn, probe)
-            except (OSError, http.client.HTTPException, ValueError) as e:
-                probe_status = f"no answer: {e!r}"
-                conn = connect(port)
+            conn, probe_status, _ = invoke_or_reconnect(conn, port, probe)
             if probe_status != 200:
                 wrong.append({"request": i, "kind": "rss_probe", "expected": 200, "got": probe_status})
             fds = len(os.listdir(f"/proc/{function.pid}/fd"))
