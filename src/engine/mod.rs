@@ -11,6 +11,7 @@ mod config;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
 mod outputs;
+mod rewrites;
 pub mod tract;
 mod weight_fold;
 

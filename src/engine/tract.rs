@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 
 use super::outputs::OutputFacts;
+use super::rewrites::rewrite_resizes;
 use super::weight_fold::parse_and_fold;
 use super::{input_index, RunConfig};
 use crate::error::{Error, Result};
@@ -54,13 +55,15 @@ pub fn typed_model(
         .map_err(|e| invalid("type inference", e))
 }
 
-/// Declutters, optimizes and plans a typed model.
+/// Declutters a typed model, rewrites the operators tract runs slowly (`rewrites.rs`), optimizes and
+/// plans it.
 pub fn plan(typed: TypedModel) -> Result<Plan> {
-    typed
-        .into_optimized()
-        .map_err(|e| invalid("optimization", e))?
-        .into_runnable()
-        .map_err(|e| invalid("planning", e))
+    let mut model = typed
+        .into_decluttered()
+        .map_err(|e| invalid("optimization", e))?;
+    rewrite_resizes(&mut model).map_err(|e| invalid("rewriting resizes", e))?;
+    model.optimize().map_err(|e| invalid("optimization", e))?;
+    model.into_runnable().map_err(|e| invalid("planning", e))
 }
 
 /// Names, shapes and types of a typed model's outputs.
