@@ -59,8 +59,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "DETECTOR_THREADS",
-        default: "1",
-        meaning: "threads per inference, 1 to 256; more than 1 needs `--features multithread` for tract; worth it from 1769 MB of Lambda memory (2 vCPUs)",
+        default: "1; on Lambda one per full vCPU of the memory size (1769 MB each: 2 threads from 3538 MB), at most the cores the function sees; 1 for tract in a build without `--features multithread`",
+        meaning: "threads per inference, 1 to 256; more than 1 needs `--features multithread` for tract",
     },
     Variable {
         name: "ORT_DYLIB_PATH",
@@ -197,17 +197,26 @@ impl Settings {
                 })
             }
         };
+        // The memory size Lambda gives the function: the decode limits and the threads follow it.
+        let memory_mib = text("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?
+            .map(|mib| positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some(mib), 1))
+            .transpose()?;
+        let backend = match text("DETECTOR_BACKEND")? {
+            None => Backend::Tract,
+            Some(v) => Backend::from_name(&v).ok_or_else(|| {
+                Error::Backend(format!(
+                    "DETECTOR_BACKEND={v:?} is not a backend; use `tract` or `onnxruntime`"
+                ))
+            })?,
+        };
         let run = RunConfig {
-            backend: match text("DETECTOR_BACKEND")? {
-                None => Backend::Tract,
-                Some(v) => Backend::from_name(&v).ok_or_else(|| {
-                    Error::Backend(format!(
-                        "DETECTOR_BACKEND={v:?} is not a backend; use `tract` or `onnxruntime`"
-                    ))
-                })?,
-            },
+            backend,
             threads: match text("DETECTOR_THREADS")? {
-                None => 1,
+                None => RunConfig::default_threads(
+                    backend,
+                    memory_mib,
+                    std::thread::available_parallelism().map_or(1, usize::from),
+                ),
                 Some(v) => match v.trim().parse::<usize>() {
                     Ok(n) if (1..=256).contains(&n) => n,
                     _ => {
@@ -221,12 +230,7 @@ impl Settings {
         };
         run.check()?;
         // On Lambda the memory size bounds what an image may take; elsewhere the fixed defaults.
-        let defaults = match text("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")? {
-            None => DecodeLimits::default(),
-            Some(mib) => {
-                DecodeLimits::for_memory(positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some(mib), 1)?)
-            }
-        };
+        let defaults = memory_mib.map_or_else(DecodeLimits::default, DecodeLimits::for_memory);
         let limits = DecodeLimits {
             max_pixels: positive(
                 "MAX_IMAGE_PIXELS",
@@ -487,6 +491,23 @@ mod tests {
             assert_eq!(run(b, t).unwrap(), RunConfig::default());
         }
         assert_eq!(run(Some(" TRACT "), None).unwrap().backend, Backend::Tract);
+    }
+
+    #[test]
+    fn on_lambda_the_threads_follow_the_memory_size_unless_set() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = |vars: &[(&str, &str)]| parse(vars).unwrap().run.threads;
+        for memory in ["128", "3538", "10240"] {
+            let expected =
+                RunConfig::default_threads(Backend::Tract, Some(memory.parse().unwrap()), cores);
+            let vars = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)];
+            assert_eq!(threads(&vars), expected, "{memory} MB");
+        }
+        let set = [
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "10240"),
+            ("DETECTOR_THREADS", "1"),
+        ];
+        assert_eq!(threads(&set), 1, "an explicit setting wins");
     }
 
     #[test]

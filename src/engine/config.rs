@@ -65,6 +65,26 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Memory Lambda gives one full vCPU for (MB); CPU grows in proportion to memory.
+    pub const MIB_PER_VCPU: u64 = 1769;
+
+    /// Threads when `DETECTOR_THREADS` is unset: one per full vCPU a Lambda function of `memory_mib`
+    /// gets, at most `cores` (the cores this process sees), and one for a backend this build runs on
+    /// one thread only. Outside Lambda (`None`): one, so `detect --jobs` owns the cores.
+    pub fn default_threads(backend: Backend, memory_mib: Option<u64>, cores: usize) -> usize {
+        let parallel = match backend {
+            Backend::Tract => cfg!(feature = "multithread"),
+            Backend::OnnxRuntime => true,
+        };
+        match memory_mib {
+            Some(mib) if parallel => {
+                let vcpus = usize::try_from(mib / Self::MIB_PER_VCPU).unwrap_or(usize::MAX);
+                vcpus.min(cores).max(1)
+            }
+            _ => 1,
+        }
+    }
+
     /// Refuses what this build cannot do, with the cargo feature that would.
     pub fn check(&self) -> Result<()> {
         if !self.backend.available() {
@@ -83,5 +103,39 @@ impl RunConfig {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_threads_follow_the_lambda_memory_size_up_to_the_cores() {
+        let threads =
+            |memory, cores| RunConfig::default_threads(Backend::OnnxRuntime, memory, cores);
+        // Lambda: one vCPU per 1769 MB, six at most (10,240 MB), never more than the cores seen.
+        for (memory, cores, expected) in [
+            (128, 2, 1),
+            (1768, 2, 1),
+            (1769, 2, 1),
+            (3537, 2, 1),
+            (3538, 2, 2),
+            (3538, 3, 2),
+            (10240, 6, 5),
+            (10240, 2, 2),
+            (u64::MAX, 6, 6),
+        ] {
+            assert_eq!(
+                threads(Some(memory), cores),
+                expected,
+                "{memory} MB, {cores} cores"
+            );
+        }
+        assert_eq!(threads(None, 8), 1, "outside Lambda");
+        assert_eq!(threads(Some(3538), 0), 1, "no core count");
+        // tract runs on more than one thread only in a build with the `multithread` feature.
+        let tract = RunConfig::default_threads(Backend::Tract, Some(10240), 6);
+        assert_eq!(tract, if cfg!(feature = "multithread") { 5 } else { 1 });
     }
 }
