@@ -31,7 +31,10 @@ fn main() -> TractResult<()> {
     // The plan the detector runs, built by the engine's own steps.
     let shape = detector.preprocessor().input_shape();
     let input_name = detector.manifest().input.name.as_deref();
-    let plan = tract::plan(tract::typed_model(&onnx_bytes, input_name, &shape)?)?;
+    let plan = tract::plan(
+        tract::typed_model(&onnx_bytes, input_name, &shape)?,
+        settings.run.winograd,
+    )?;
 
     let rgb = decode(&std::fs::read(&photo)?, &DecodeLimits::default())?.rgb;
     let (input, _) = detector.preprocess(&rgb)?;

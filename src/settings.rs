@@ -63,6 +63,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "threads per inference, 1 to 256; more than 1 needs `--features multithread` for tract",
     },
     Variable {
+        name: "DETECTOR_WINOGRAD",
+        default: "`on`",
+        meaning: "`off` leaves tract's 3x3 convolutions to its own im2col instead of Winograd's F(2x2, 3x3) (see [Backends and threads](#backends-and-threads)); results agree to float rounding",
+    },
+    Variable {
         name: "ORT_DYLIB_PATH",
         default: "`libonnxruntime.so` beside the executable, then the loader's search path",
         meaning: "the ONNX Runtime library, for `DETECTOR_BACKEND=onnxruntime`",
@@ -227,6 +232,7 @@ impl Settings {
                 },
             },
             onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
+            winograd: switch("DETECTOR_WINOGRAD", text("DETECTOR_WINOGRAD")?, true)?,
         };
         run.check()?;
         // On Lambda the memory size bounds what an image may take; elsewhere the fixed defaults.

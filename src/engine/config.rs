@@ -52,6 +52,9 @@ pub struct RunConfig {
     /// The ONNX Runtime library; `None`: `libonnxruntime.so` beside the executable, then the loader's
     /// search path.
     pub onnxruntime_library: Option<PathBuf>,
+    /// tract: run 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`winograd.rs`) instead of
+    /// tract's im2col. On unless `DETECTOR_WINOGRAD=off`.
+    pub winograd: bool,
 }
 
 impl Default for RunConfig {
@@ -60,6 +63,7 @@ impl Default for RunConfig {
             backend: Backend::Tract,
             threads: 1,
             onnxruntime_library: None,
+            winograd: true,
         }
     }
 }

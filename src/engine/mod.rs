@@ -14,6 +14,7 @@ mod outputs;
 mod rewrites;
 pub mod tract;
 mod weight_fold;
+mod winograd;
 
 pub use config::{Backend, RunConfig};
 pub use outputs::{f32_values, OutputFacts, OutputRef};

@@ -11,6 +11,7 @@ use tract_onnx::prelude::*;
 use super::outputs::OutputFacts;
 use super::rewrites::rewrite_resizes;
 use super::weight_fold::parse_and_fold;
+use super::winograd::rewrite_convolutions;
 use super::{input_index, RunConfig};
 use crate::error::{Error, Result};
 
@@ -55,13 +56,16 @@ pub fn typed_model(
         .map_err(|e| invalid("type inference", e))
 }
 
-/// Declutters a typed model, rewrites the operators tract runs slowly (`rewrites.rs`), optimizes and
-/// plans it.
-pub fn plan(typed: TypedModel) -> Result<Plan> {
+/// Declutters a typed model, rewrites the operators tract runs slowly (`rewrites.rs`, and with
+/// `winograd` the 3x3 convolutions, `winograd.rs`), optimizes and plans it.
+pub fn plan(typed: TypedModel, winograd: bool) -> Result<Plan> {
     let mut model = typed
         .into_decluttered()
         .map_err(|e| invalid("optimization", e))?;
     rewrite_resizes(&mut model).map_err(|e| invalid("rewriting resizes", e))?;
+    if winograd {
+        rewrite_convolutions(&mut model).map_err(|e| invalid("rewriting convolutions", e))?;
+    }
     model.optimize().map_err(|e| invalid("optimization", e))?;
     model.into_runnable().map_err(|e| invalid("planning", e))
 }
@@ -104,10 +108,8 @@ impl Runner {
     ) -> Result<(Runner, OutputFacts)> {
         let typed = typed_model(onnx, input_name, input_shape)?;
         let outputs = output_facts(&typed)?;
-        #[cfg(not(feature = "multithread"))]
-        let _ = config;
         let runner = Runner {
-            plan: plan(typed)?,
+            plan: plan(typed, config.winograd)?,
             #[cfg(feature = "multithread")]
             pool: (config.threads > 1).then(|| {
                 tract_linalg::multithread::Executor::multithread_with_name(

@@ -1,16 +1,16 @@
-//! The optional ways to run the model against the default (tract, one thread): ONNX Runtime (feature
-//! `onnxruntime`; the library named by ORT_DYLIB_PATH, which tools/test.sh points at the onnxruntime
-//! wheel) and tract on two threads (feature `multithread`). Each must find what the default finds.
+//! The other ways to run the model against the default (tract, one thread, Winograd convolutions):
+//! tract's own im2col convolutions (`DETECTOR_WINOGRAD=off`), ONNX Runtime (feature `onnxruntime`; the
+//! library named by ORT_DYLIB_PATH, which tools/test.sh points at the onnxruntime wheel) and tract on
+//! two threads (feature `multithread`). Each must find what the default finds.
 //!
 //!     ORT_DYLIB_PATH=.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.32.0 \
 //!       cargo test --all-features --test it backends
-#![cfg(any(feature = "onnxruntime", feature = "multithread"))]
 
 use crate::common;
 
 use object_detector::embedded;
 use object_detector::engine::f32_values;
-use object_detector::engine::{Backend, RunConfig};
+use object_detector::engine::RunConfig;
 use object_detector::image_decode::decode;
 use object_detector::{DecodeLimits, DetectOptions, Detector, Manifest};
 
@@ -81,6 +81,7 @@ fn assert_same_as_default(variant: &Detector, raw_tol: f32) {
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime {
     use super::*;
+    use object_detector::engine::Backend;
 
     fn config(threads: usize) -> RunConfig {
         let library = std::env::var_os("ORT_DYLIB_PATH");
@@ -92,6 +93,7 @@ mod onnxruntime {
             backend: Backend::OnnxRuntime,
             threads,
             onnxruntime_library: library.map(Into::into),
+            ..RunConfig::default()
         }
     }
 
@@ -156,11 +158,20 @@ mod onnxruntime {
     }
 }
 
+#[test]
+fn tract_with_its_own_convolutions_finds_what_winograd_finds() {
+    let detector = embedded_with(RunConfig {
+        winograd: false,
+        ..RunConfig::default()
+    });
+    assert!(!detector.run_config().winograd);
+    assert_same_as_default(&detector, 1e-4);
+}
+
 #[cfg(feature = "multithread")]
 #[test]
 fn tract_on_two_threads_finds_what_one_thread_finds() {
     let detector = embedded_with(RunConfig {
-        backend: Backend::Tract,
         threads: 2,
         ..RunConfig::default()
     });
