@@ -6,7 +6,7 @@ tools/reference.py), on the same photos, in one run, A and B interleaved. Prints
     .venv/bin/python benches/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
 
 `--backends` runs the project once per variant (DETECTOR_BACKEND, and DETECTOR_THREADS after a colon:
-`tract:2`; `tract-im2col` is tract with DETECTOR_WINOGRAD=off; `+annotate` after it also writes each image's annotated JPEG, `detect --annotate`, so
+`tract:2`; `tract-winograd` is tract with DETECTOR_WINOGRAD=on; `+annotate` after it also writes each image's annotated JPEG, `detect --annotate`, so
 `tract,tract+annotate` shows what drawing and encoding the picture add), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary
 built with `--features onnxruntime` and uses the library of the onnxruntime wheel in this Python
 (ORT_DYLIB_PATH), the same build the Python side runs; tract on more than one thread needs
@@ -79,12 +79,12 @@ def peak_rss(cmd, env=None):
 
 
 def backend_env(variant):
-    """Environment for one project variant: `backend` or `backend:threads`; `tract-im2col` is tract
-    with its own convolutions instead of Winograd's (DETECTOR_WINOGRAD=off). A `+annotate` suffix is
-    for the command line, `variant_args`."""
+    """Environment for one project variant: `backend` or `backend:threads`; `tract-winograd` is tract
+    with Winograd convolutions (DETECTOR_WINOGRAD=on). A `+annotate` suffix is for the command line,
+    `variant_args`."""
     backend, _, threads = variant.removesuffix("+annotate").partition(":")
-    winograd = "off" if backend.endswith("-im2col") else "on"
-    backend = backend.removesuffix("-im2col")
+    winograd = "on" if backend.endswith("-winograd") else "off"
+    backend = backend.removesuffix("-winograd")
     env = dict(os.environ, DETECTOR_BACKEND=backend, DETECTOR_THREADS=threads or "1",
                DETECTOR_WINOGRAD=winograd)
     if backend == "onnxruntime" and not env.get("ORT_DYLIB_PATH"):
@@ -105,7 +105,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--detect", default=str(ROOT / "target/release/detect"))
     ap.add_argument("--backends", default="tract",
-                    help="comma-separated variants: tract, tract-im2col, onnxruntime, optionally with :THREADS (tract:2)")
+                    help="comma-separated variants: tract, tract-winograd, onnxruntime, optionally with :THREADS (tract:2)")
     args = ap.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     envs = {b: backend_env(b) for b in backends}

@@ -53,7 +53,8 @@ pub struct RunConfig {
     /// search path.
     pub onnxruntime_library: Option<PathBuf>,
     /// tract: run 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`winograd.rs`) instead of
-    /// tract's im2col. On unless `DETECTOR_WINOGRAD=off`.
+    /// tract's im2col (`DETECTOR_WINOGRAD=on`). Off by default: 11-12% less inference time does not yet
+    /// pay for 18-20 ms more plan build (BENCHMARKS.md).
     pub winograd: bool,
 }
 
@@ -63,7 +64,7 @@ impl Default for RunConfig {
             backend: Backend::Tract,
             threads: 1,
             onnxruntime_library: None,
-            winograd: true,
+            winograd: false,
         }
     }
 }

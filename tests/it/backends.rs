@@ -1,5 +1,5 @@
-//! The other ways to run the model against the default (tract, one thread, Winograd convolutions):
-//! tract's own im2col convolutions (`DETECTOR_WINOGRAD=off`), ONNX Runtime (feature `onnxruntime`; the
+//! The other ways to run the model against the default (tract, one thread): Winograd convolutions
+//! (`DETECTOR_WINOGRAD=on`), ONNX Runtime (feature `onnxruntime`; the
 //! library named by ORT_DYLIB_PATH, which tools/test.sh points at the onnxruntime wheel) and tract on
 //! two threads (feature `multithread`). Each must find what the default finds.
 //!
@@ -159,12 +159,12 @@ mod onnxruntime {
 }
 
 #[test]
-fn tract_with_its_own_convolutions_finds_what_winograd_finds() {
+fn tract_with_winograd_convolutions_finds_what_its_own_find() {
     let detector = embedded_with(RunConfig {
-        winograd: false,
+        winograd: true,
         ..RunConfig::default()
     });
-    assert!(!detector.run_config().winograd);
+    assert!(detector.run_config().winograd);
     assert_same_as_default(&detector, 1e-4);
 }
 
