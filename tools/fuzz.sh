@@ -7,8 +7,9 @@
 #   tools/fuzz.sh [SECONDS]        (default 20; for hours: tools/fuzz.sh 3600, or cargo fuzz run directly)
 #
 # FUZZ_SANITIZER (default `none`): `address` adds AddressSanitizer, for long runs; it doubles the build
-# time (about 13 minutes on 2 cores) and halves the executions. The product's one unsafe call is malloc_trim,
-# and panics, hangs and out-of-memory are caught without it.
+# time (about 13 minutes on 2 cores) and halves the executions. The product's unsafe calls are malloc_trim
+# and the opt-in Winograd transforms' uninitialized outputs (shapes fixed by the model, not the request);
+# panics, hangs and out-of-memory are caught without it.
 #
 # Needs a nightly toolchain (libFuzzer's sanitizer flags) and cargo-fuzz (tools/requirements.txt brings
 # a prebuilt one). Without nightly it says so and stops: fuzzing is then not part of the run.
