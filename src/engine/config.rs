@@ -33,6 +33,15 @@ impl Backend {
         }
     }
 
+    /// Whether this build can run the backend on more than one thread (tract needs the `multithread`
+    /// feature).
+    pub fn multithreaded(self) -> bool {
+        match self {
+            Backend::Tract => cfg!(feature = "multithread"),
+            Backend::OnnxRuntime => true,
+        }
+    }
+
     /// Whether this build can run the backend.
     pub fn available(self) -> bool {
         match self {
@@ -77,12 +86,8 @@ impl RunConfig {
     /// gets, at most `cores` (the cores this process sees), and one for a backend this build runs on
     /// one thread only. Outside Lambda (`None`): one, so `detect --jobs` owns the cores.
     pub fn default_threads(backend: Backend, memory_mib: Option<u64>, cores: usize) -> usize {
-        let parallel = match backend {
-            Backend::Tract => cfg!(feature = "multithread"),
-            Backend::OnnxRuntime => true,
-        };
         match memory_mib {
-            Some(mib) if parallel => {
+            Some(mib) if backend.multithreaded() => {
                 let vcpus = usize::try_from(mib / Self::MIB_PER_VCPU).unwrap_or(usize::MAX);
                 vcpus.min(cores).max(1)
             }
@@ -101,7 +106,7 @@ impl RunConfig {
         if self.threads == 0 {
             return Err(Error::Backend("at least one thread is needed".into()));
         }
-        if self.backend == Backend::Tract && self.threads > 1 && !cfg!(feature = "multithread") {
+        if self.threads > 1 && !self.backend.multithreaded() {
             return Err(Error::Backend(format!(
                 "DETECTOR_THREADS={}: this build runs tract on one thread; build with `--features multithread`",
                 self.threads
