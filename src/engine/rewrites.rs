@@ -12,6 +12,7 @@
 //! have vectorised kernels. The results agree to float rounding (the test below and the parity tests).
 
 use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::Op;
 use tract_onnx::tract_core::ops::array::{Pad, PadMode};
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec, SumPool};
 use tract_onnx::tract_core::ops::nn::Resize;
@@ -28,25 +29,39 @@ enum Replacement {
     UpsampleAndFilter,
 }
 
-/// Rewrites every resize it recognises; returns how many. Anything else is left as it was.
-pub fn rewrite_resizes(model: &mut TypedModel) -> TractResult<usize> {
+/// Applies `patch_for`'s patch to every node whose operator is an `O` and for which it has one, in
+/// evaluation order; returns how many it patched. The loop of every rewrite here and in `winograd.rs`.
+pub(super) fn rewrite_each<O: Op>(
+    model: &mut TypedModel,
+    patch_for: impl Fn(&TypedModel, &TypedNode, &O) -> TractResult<Option<TypedModelPatch>>,
+) -> TractResult<usize> {
     let mut count = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
-        let Some(op) = node.op_as::<Resize>() else {
+        let Some(op) = node.op_as::<O>() else {
             continue;
         };
-        let Some((replacement, channels)) = recognise(model, node, op)? else {
-            continue;
-        };
-        let patch = match replacement {
-            Replacement::AveragePool => average_pool(model, node, channels)?,
-            Replacement::UpsampleAndFilter => upsample_and_filter(model, node, channels)?,
-        };
-        patch.apply(model)?;
-        count += 1;
+        if let Some(patch) = patch_for(model, node, op)? {
+            patch.apply(model)?;
+            count += 1;
+        }
     }
     Ok(count)
+}
+
+/// Rewrites every resize it recognises; returns how many. Anything else is left as it was.
+pub fn rewrite_resizes(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each::<Resize>(model, |model, node, op| {
+        Ok(match recognise(model, node, op)? {
+            None => None,
+            Some((Replacement::AveragePool, channels)) => {
+                Some(average_pool(model, node, channels)?)
+            }
+            Some((Replacement::UpsampleAndFilter, channels)) => {
+                Some(upsample_and_filter(model, node, channels)?)
+            }
+        })
+    })
 }
 
 /// The replacement for a resize of a concrete NCHW-shaped f32 map by exactly 1/2 or 2 on the last two

@@ -22,23 +22,16 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
+use super::rewrites::rewrite_each;
+
 /// Rewrites every convolution Winograd's F(2x2, 3x3) applies to (see the module documentation);
 /// returns how many. Anything else is left as it was.
 pub fn rewrite_convolutions(model: &mut TypedModel) -> TractResult<usize> {
-    let mut count = 0;
-    for id in model.eval_order()? {
-        let node = model.node(id);
-        let Some(op) = node.op_as::<Conv>() else {
-            continue;
-        };
-        let Some(geometry) = eligible(model, node, op)? else {
-            continue;
-        };
-        let patch = replacement(model, node, geometry)?;
-        patch.apply(model)?;
-        count += 1;
-    }
-    Ok(count)
+    rewrite_each::<Conv>(model, |model, node, op| {
+        eligible(model, node, op)?
+            .map(|geometry| replacement(model, node, geometry))
+            .transpose()
+    })
 }
 
 /// Sizes of one eligible convolution.
