@@ -10,7 +10,7 @@ tools/reference.py), on the same photos, in one run, A and B interleaved. Prints
 `tract,tract+annotate` shows what drawing and encoding the picture add), all interleaved with the Python runs, which stay on one thread; `onnxruntime` needs a binary
 built with `--features onnxruntime` and uses the library of the onnxruntime wheel in this Python
 (ORT_DYLIB_PATH), the same build the Python side runs; tract on more than one thread needs
-`--features multithread`.
+the `multithread` feature (a default one).
 
 Photos are generated into a temp dir from the committed skimage photos: a 550x367 JPEG, a 640x480 PNG and
 a phone-sized 4000x2500 JPEG (upscaled, so it decodes like a real camera file).

@@ -59,8 +59,8 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "DETECTOR_THREADS",
-        default: "1; on Lambda one per full vCPU of the memory size (1769 MB each: 2 threads from 3538 MB), at most the cores the function sees; 1 for tract in a build without `--features multithread`",
-        meaning: "threads per inference, 1 to 256; more than 1 needs `--features multithread` for tract",
+        default: "1; on Lambda one per full vCPU of the memory size (1769 MB each: 2 threads from 3538 MB), at most the cores the function sees; 1 for tract in a build without the `multithread` feature (`--no-default-features`)",
+        meaning: "threads per inference, 1 to 256; more than 1 needs the `multithread` feature (default) for tract",
     },
     Variable {
         name: "DETECTOR_WINOGRAD",
@@ -537,7 +537,7 @@ mod tests {
         if cfg!(feature = "multithread") {
             assert_eq!(run(None, Some("2")).unwrap().threads, 2);
         } else {
-            assert!(err(None, Some("2")).contains("--features multithread"));
+            assert!(err(None, Some("2")).contains("`multithread` feature"));
         }
     }
 

@@ -108,7 +108,7 @@ impl RunConfig {
         }
         if self.threads > 1 && !self.backend.multithreaded() {
             return Err(Error::Backend(format!(
-                "DETECTOR_THREADS={}: this build runs tract on one thread; build with `--features multithread`",
+                "DETECTOR_THREADS={}: this build runs tract on one thread; build it with the `multithread` feature (a default one)",
                 self.threads
             )));
         }
