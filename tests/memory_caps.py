@@ -35,6 +35,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -182,6 +183,19 @@ def invoke(port, event):
     return None, answer
 
 
+def invoke_while_alive(port, event, function):
+    """invoke(), given up as soon as the function's process has died: the emulator would otherwise hold
+    the request for a function that can no longer answer until invoke's 300 s timeout."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(invoke(port, event)), daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        if thread.is_alive() and function.poll() is not None:
+            return "no answer", {"errorMessage": "the function's process died"}
+    return result[0]
+
+
 def run_size(binary, mib, work, extra=None, cases=None):
     """Starts the function in a `mib` cgroup and sends `cases` (default: the worst cases at its budget,
     the one-row-over image and a photo). Returns the rows of the report."""
@@ -208,7 +222,8 @@ def run_size(binary, mib, work, extra=None, cases=None):
                 data, options = data if isinstance(data, tuple) else (data, {})
                 with Image.open(io.BytesIO(data)) as im:
                     size = im.size
-                error, answer = invoke(port, {"image": base64.b64encode(data).decode(), **options})
+                error, answer = invoke_while_alive(
+                    port, {"image": base64.b64encode(data).decode(), **options}, function)
                 alive = function.poll() is None
                 got = error or ("detected" if isinstance(answer, dict) and "detections" in answer else "unexpected")
                 if not alive:
