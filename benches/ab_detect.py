@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Two `detect` builds against each other, runs alternating: warm time per image (one worker, the same
-photo N times) and the model's load time (`detect -v`), medians and the ratio B / A from the same run.
+"""Two `detect` builds against each other, runs alternating: time per image (one worker, the same photo
+N times; process start and model load spread over the N) and the model's load time (`detect -v`),
+medians and the ratio B / A from the same run.
 For a build setting (an opt-level, a feature) whose cost is a few percent, below what separate runs on
 a noisy machine can show.
 
