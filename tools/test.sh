@@ -57,8 +57,8 @@ target/release/object-detector events/http-api-jpeg.json
 step "bring your own model: third-party exports through MODEL_PATH (when ../shared/models-thirdparty exists)"
 python tools/check_thirdparty.py target/release/detect
 
-step "fuzzing: every target 20 s on its seed corpus (tools/fuzz.sh; needs a nightly toolchain)"
-tools/fuzz.sh 20
+step "fuzzing: every target 10 s on its seed corpus (tools/fuzz.sh; needs a nightly toolchain)"
+tools/fuzz.sh 10
 
 step "end to end through the Lambda emulator"
 tests/e2e.sh target/release/object-detector
@@ -69,5 +69,5 @@ python tests/batch_e2e.py target/release/object-detector
 step "memory sizes: the costliest accepted image of each format at 128, 256 and 512 MB, in a memory cgroup (root)"
 python tests/memory_caps.py target/release/object-detector
 
-step "soak: 2,000 mixed invocations on one warm process, nothing lost, RSS flat, descriptors flat"
-python tests/soak.py --requests 2000 target/release/object-detector
+step "soak: 1,000 mixed invocations on one warm process, nothing lost, RSS flat, descriptors flat"
+python tests/soak.py --requests 1000 target/release/object-detector
