@@ -1,7 +1,7 @@
 //! Where the plan build (cold start) goes, and whether a pre-decluttered NNEF model (tract's own
 //! format, with its ONNX extensions) embedded instead of the ONNX file would build faster and stay
-//! exact: once with the folded float weights, once with the weights back in int8 (a cast and a
-//! per-channel scale in front of each, which the load folds again). The three routes run interleaved
+//! exact: once with the folded float weights, once with the weights back in int8 and a scale per
+//! output channel (turned back into float weights as the archive is read). The three routes run interleaved
 //! in one process on the embedded model, each to the plan the binary runs (`tract::plan`: declutter,
 //! the resize rewrites, optimize); medians of each stage, the ratios to the ONNX route, each archive's
 //! size, and the largest output difference on a real photo.
@@ -74,8 +74,8 @@ fn as_int8(w: &Tensor) -> Option<(Tensor, Tensor)> {
 
 /// Int8 weights and their per-channel scales to float: `q as f32 * scale`. Exists only while the
 /// archive is written: tract's NNEF writer folds constant subgraphs back into one float constant
-/// (`prop_consts`), and this operator is not folded out of a plan (`not_out_of_plan`). The archive
-/// reads it back as a cast and a multiplication, which the plan build folds.
+/// (`prop_consts`), and this operator is not folded out of a plan (`not_out_of_plan`). Reading the
+/// archive turns it back into the float weights (`int8_weights_registry`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Int8Weights;
 
@@ -127,7 +127,8 @@ fn dequantize(q: &Tensor, scale: &Tensor) -> TractResult<Tensor> {
 }
 
 /// The NNEF registry that writes [`Int8Weights`] as `object_detector_int8_weights(q, scale)` and reads
-/// it back as tract's cast and multiplication.
+/// it back as a float constant (`dequantize`), or as tract's cast and multiplication when its inputs
+/// are not constants.
 fn int8_weights_registry() -> Registry {
     let mut registry = Registry::new("object_detector");
     registry.register_dumper::<Int8Weights>(|ast, node, _| {
