@@ -187,12 +187,21 @@ def invoke_while_alive(port, event, function):
     """invoke(), given up as soon as the function's process has died: the emulator would otherwise hold
     the request for a function that can no longer answer until invoke's 300 s timeout."""
     result = []
-    thread = threading.Thread(target=lambda: result.append(invoke(port, event)), daemon=True)
+
+    def call():
+        try:
+            result.append(invoke(port, event))
+        except BaseException as e:  # raised again below, in the caller's thread
+            result.append(e)
+
+    thread = threading.Thread(target=call, daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(0.2)
         if thread.is_alive() and function.poll() is not None:
             return "no answer", {"errorMessage": "the function's process died"}
+    if isinstance(result[0], BaseException):
+        raise result[0]
     return result[0]
 
 
