@@ -11,6 +11,8 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Rg
 
 use crate::error::{Error, Result};
 
+mod jpeg;
+
 /// Decoding limits. Both are checked from the image header, so an oversized image costs no decode time
 /// and no memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +134,7 @@ pub fn decode_at_least(
         },
     };
 
-    if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+    if format == ImageFormat::Jpeg && !jpeg::has_end(bytes) {
         // The JPEG decoder fills a cut-off scan with grey and reports success; a half-grey photo would
         // give plausible-looking but wrong detections, so refuse it.
         return Err(Error::InvalidImage {
@@ -195,7 +197,7 @@ pub fn decode_at_least(
             (need_w, need_h)
         };
         if width >= 2 * need_w && height >= 2 * need_h {
-            if let Some(mut image) = jpeg_scaled(bytes, need_w, need_h) {
+            if let Some(mut image) = jpeg::scaled(bytes, need_w, need_h) {
                 image.apply_orientation(orientation);
                 return Ok(Decoded {
                     rgb: into_rgb8(image),
@@ -214,69 +216,6 @@ pub fn decode_at_least(
         width: up_w,
         height: up_h,
     })
-}
-
-/// DCT-scaled JPEG decode to the smallest of 1/8, 1/4, 1/2 that covers `need`; `None` (use the full
-/// decoder, which reports errors properly) for anything unusual: CMYK, 16-bit, a decoder error.
-fn jpeg_scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    let (w, h) = d
-        .scale(u16::try_from(need_w).ok()?, u16::try_from(need_h).ok()?)
-        .ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    if w < need_w || h < need_h {
-        return None;
-    }
-    let format = d.info()?.pixel_format;
-    let pixels = d.decode().ok()?;
-    match format {
-        jpeg_decoder::PixelFormat::RGB24 => {
-            RgbImage::from_raw(w, h, pixels).map(DynamicImage::ImageRgb8)
-        }
-        jpeg_decoder::PixelFormat::L8 => {
-            image::GrayImage::from_raw(w, h, pixels).map(DynamicImage::ImageLuma8)
-        }
-        _ => None,
-    }
-}
-
-/// Walks a JPEG's segments (skipping each by its length, so embedded thumbnails do not count) and its
-/// entropy-coded scans, and reports whether an end-of-image marker follows. Data after the marker (phone
-/// "motion photos" append a video) is allowed.
-fn jpeg_has_end(b: &[u8]) -> bool {
-    let n = b.len();
-    let mut i = 2; // after SOI
-    while i + 1 < n {
-        if b[i] != 0xFF {
-            // Stray bytes between segments: decoders skip to the next marker, so do the same.
-            i += 1;
-            continue;
-        }
-        match b[i + 1] {
-            0xFF => i += 1, // fill byte
-            0xD9 => return true,
-            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
-            marker => {
-                if i + 3 >= n {
-                    return false;
-                }
-                let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-                if len < 2 {
-                    return false;
-                }
-                i += 2 + len;
-                if marker == 0xDA {
-                    // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a restart.
-                    while i + 1 < n
-                        && !(b[i] == 0xFF && b[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&b[i + 1]))
-                    {
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-    false
 }
 
 /// 8-bit RGB, with any alpha composited over white: transparent areas look as a viewer on a white page
@@ -408,14 +347,14 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
             .encode_image(&img)
             .unwrap();
-        assert!(jpeg_has_end(&jpeg));
+        assert!(jpeg::has_end(&jpeg));
         // Appended data after EOI (motion photos, padding) is fine.
         let mut appended = jpeg.clone();
         appended.extend_from_slice(b"\0\0\0\x18ftypmp42 trailing video");
-        assert!(jpeg_has_end(&appended));
+        assert!(jpeg::has_end(&appended));
         // Any cut is not, including one that leaves an FF D9 pair inside a segment.
         for cut in [3, 20, jpeg.len() / 2, jpeg.len() - 2, jpeg.len() - 1] {
-            assert!(!jpeg_has_end(&jpeg[..cut]), "cut at {cut}");
+            assert!(!jpeg::has_end(&jpeg[..cut]), "cut at {cut}");
             let err = decode(&jpeg[..cut], &DecodeLimits::default()).unwrap_err();
             assert_eq!(err.code(), "invalid_image", "cut at {cut}: {err}");
         }
@@ -425,7 +364,7 @@ mod tests {
         with_thumb.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
         with_thumb.extend_from_slice(&payload);
         with_thumb.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
-        assert!(!jpeg_has_end(&with_thumb));
+        assert!(!jpeg::has_end(&with_thumb));
     }
 
     #[test]
