@@ -19,6 +19,15 @@ pub enum Error {
     #[error("{format} images are not supported; send JPEG, PNG, WebP, GIF or BMP")]
     UnsupportedFormat { format: String },
 
+    /// A supported format in a coding variant no decoder here reads (an arithmetic-coded or 12-bit
+    /// JPEG), found from its headers.
+    #[error("{variant} {format} images are not supported; this service decodes {supported}")]
+    UnsupportedVariant {
+        format: &'static str,
+        variant: String,
+        supported: &'static str,
+    },
+
     /// A supported format whose data is corrupt or cut short.
     #[error("the {format} image could not be decoded: {detail}")]
     InvalidImage {
@@ -29,6 +38,11 @@ pub enum Error {
     /// Dimensions or decoded size over the configured limits, found from the header before decoding pixels.
     #[error("{detail}")]
     ImageTooLarge { detail: String },
+
+    /// A file whose structure asks for more decoding work than allowed (a JPEG with thousands of
+    /// scans), found before any of it is decoded.
+    #[error("{detail}")]
+    ImageTooComplex { detail: String },
 
     /// An annotated image that would not fit in a response; encoding stopped at the limit.
     #[error("{detail}")]
@@ -69,7 +83,9 @@ impl Error {
             Error::EmptyImage => ErrorCode::EmptyImage,
             Error::NotAnImage => ErrorCode::NotAnImage,
             Error::UnsupportedFormat { .. } => ErrorCode::UnsupportedFormat,
+            Error::UnsupportedVariant { .. } => ErrorCode::UnsupportedFormat,
             Error::InvalidImage { .. } => ErrorCode::InvalidImage,
+            Error::ImageTooComplex { .. } => ErrorCode::ImageTooComplex,
             Error::ImageTooLarge { .. } => ErrorCode::ImageTooLarge,
             Error::ResponseTooLarge { .. } => ErrorCode::ResponseTooLarge,
             Error::InvalidParameter { .. } => ErrorCode::InvalidParameter,

@@ -118,6 +118,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// photo bound for a 416-pixel model input decodes at 1/8: a fraction of the time and memory.
 /// `needed` is called once, for every format, as soon as the header has given the size (and it is
 /// within `limits`), before the pixels are allocated.
+///
+/// Before any decoder runs, a JPEG's markers are read for its coding variant and the work its scans
+/// ask for ([`jpeg::walk`]).
 pub fn decode_at_least(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -134,13 +137,17 @@ pub fn decode_at_least(
         },
     };
 
-    if format == ImageFormat::Jpeg && !jpeg::has_end(bytes) {
-        // The JPEG decoder fills a cut-off scan with grey and reports success; a half-grey photo would
-        // give plausible-looking but wrong detections, so refuse it.
-        return Err(Error::InvalidImage {
-            format: name,
-            detail: "the data ends before the image does (truncated file or upload?)".into(),
-        });
+    if format == ImageFormat::Jpeg {
+        let walk = jpeg::walk(bytes)?;
+        if !walk.complete {
+            // The JPEG decoder fills a cut-off scan with grey and reports success; a half-grey photo
+            // would give plausible-looking but wrong detections, so refuse it.
+            return Err(Error::InvalidImage {
+                format: name,
+                detail: "the data ends before the image does (truncated file or upload?)".into(),
+            });
+        }
+        walk.check_work()?;
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut image_limits = image::Limits::default();
@@ -347,14 +354,14 @@ mod tests {
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
             .encode_image(&img)
             .unwrap();
-        assert!(jpeg::has_end(&jpeg));
+        assert!(jpeg::walk(&jpeg).unwrap().complete);
         // Appended data after EOI (motion photos, padding) is fine.
         let mut appended = jpeg.clone();
         appended.extend_from_slice(b"\0\0\0\x18ftypmp42 trailing video");
-        assert!(jpeg::has_end(&appended));
+        assert!(jpeg::walk(&appended).unwrap().complete);
         // Any cut is not, including one that leaves an FF D9 pair inside a segment.
         for cut in [3, 20, jpeg.len() / 2, jpeg.len() - 2, jpeg.len() - 1] {
-            assert!(!jpeg::has_end(&jpeg[..cut]), "cut at {cut}");
+            assert!(!jpeg::walk(&jpeg[..cut]).unwrap().complete, "cut at {cut}");
             let err = decode(&jpeg[..cut], &DecodeLimits::default()).unwrap_err();
             assert_eq!(err.code(), "invalid_image", "cut at {cut}: {err}");
         }
@@ -364,7 +371,7 @@ mod tests {
         with_thumb.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
         with_thumb.extend_from_slice(&payload);
         with_thumb.extend_from_slice(&jpeg[2..jpeg.len() / 2]);
-        assert!(!jpeg::has_end(&with_thumb));
+        assert!(!jpeg::walk(&with_thumb).unwrap().complete);
     }
 
     #[test]

@@ -136,6 +136,15 @@ mod tests {
                 422,
             ),
             (E::ImageTooLarge { detail: "x".into() }, 413),
+            (E::ImageTooComplex { detail: "x".into() }, 422),
+            (
+                E::UnsupportedVariant {
+                    format: "JPEG",
+                    variant: "12-bit".into(),
+                    supported: "8-bit JPEG",
+                },
+                415,
+            ),
             (
                 E::InvalidParameter {
                     name: "a".into(),
