@@ -2,9 +2,11 @@
 //! decoded.
 //!
 //! Owns format sniffing (the bytes decide, never a file name or content type), the pixel budget and
-//! allocation cap, EXIF orientation, and flattening of alpha, 16-bit and greyscale sources.
+//! decode-memory cap, EXIF orientation, and flattening of alpha, 16-bit and greyscale sources. What a
+//! file's structure asks of a decoder beyond its pixels is read before any decoder runs, one file per
+//! format: `jpeg` (coding variant, scans), `png` (ICC profiles the decoder never sees).
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Seek};
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
@@ -12,6 +14,7 @@ use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Rg
 use crate::error::{Error, Result};
 
 mod jpeg;
+mod png;
 
 /// Decoding limits. Both are checked from the image header, so an oversized image costs no decode time
 /// and no memory.
@@ -119,24 +122,15 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// `needed` is called once, for every format, as soon as the header has given the size (and it is
 /// within `limits`), before the pixels are allocated.
 ///
-/// Before any decoder runs, a JPEG's markers are read for its coding variant and the work its scans
-/// ask for ([`jpeg::walk`]).
+/// Before any decoder runs, the file's structure is read for what it would cost: a JPEG's coding
+/// variant and the work its scans ask for ([`jpeg::walk`]), and a PNG's ICC profiles, which the
+/// decoder never sees.
 pub fn decode_at_least(
     bytes: &[u8],
     limits: &DecodeLimits,
     needed: impl Fn(u32, u32) -> (u32, u32),
 ) -> Result<Decoded> {
     let (format, name) = sniff(bytes)?;
-    let invalid = |e: ImageError| match e {
-        ImageError::Limits(l) => Error::ImageTooLarge {
-            detail: format!("the {name} image needs more memory to decode than allowed ({l})"),
-        },
-        other => Error::InvalidImage {
-            format: name,
-            detail: other.to_string(),
-        },
-    };
-
     if format == ImageFormat::Jpeg {
         let walk = jpeg::walk(bytes)?;
         if !walk.complete {
@@ -149,80 +143,141 @@ pub fn decode_at_least(
         }
         walk.check_work()?;
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut image_limits = image::Limits::default();
-    image_limits.max_alloc = Some(limits.max_alloc_bytes);
-    reader.limits(image_limits);
-    let mut decoder = reader.into_decoder().map_err(invalid)?;
-
-    let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(Error::InvalidImage {
-            format: name,
-            detail: format!("it is {width}x{height} pixels"),
-        });
+    let source = Source {
+        bytes,
+        format,
+        name,
+    };
+    match format {
+        ImageFormat::Png => match png::without_icc_profiles(bytes) {
+            Some(stripped) => source.decode(stripped, limits, needed),
+            None => source.decode(Cursor::new(bytes), limits, needed),
+        },
+        _ => source.decode(Cursor::new(bytes), limits, needed),
     }
+}
+
+/// The bytes being decoded and the format they were sniffed as.
+struct Source<'a> {
+    bytes: &'a [u8],
+    format: ImageFormat,
+    name: &'static str,
+}
+
+impl Source<'_> {
+    fn invalid(&self, e: ImageError) -> Error {
+        match e {
+            ImageError::Limits(l) => Error::ImageTooLarge {
+                detail: format!(
+                    "the {} image needs more memory to decode than allowed ({l})",
+                    self.name
+                ),
+            },
+            other => Error::InvalidImage {
+                format: self.name,
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    /// Decodes what `reader` gives (the bytes, or a PNG without its ICC profiles).
+    fn decode<R: BufRead + Seek>(
+        &self,
+        reader: R,
+        limits: &DecodeLimits,
+        needed: impl Fn(u32, u32) -> (u32, u32),
+    ) -> Result<Decoded> {
+        let name = self.name;
+        let mut reader = ImageReader::with_format(reader, self.format);
+        let mut image_limits = image::Limits::default();
+        image_limits.max_alloc = Some(limits.max_alloc_bytes);
+        reader.limits(image_limits);
+        let mut decoder = reader.into_decoder().map_err(|e| self.invalid(e))?;
+
+        let (width, height) = decoder.dimensions();
+        self.check_buffers(&decoder, limits)?;
+        // A missing or unreadable EXIF block means "as stored", which is what viewers do too.
+        let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+        let swaps = matches!(
+            orientation,
+            Orientation::Rotate90
+                | Orientation::Rotate270
+                | Orientation::Rotate90FlipH
+                | Orientation::Rotate270FlipH
+        );
+        let (up_w, up_h) = if swaps {
+            (height, width)
+        } else {
+            (width, height)
+        };
+        let (need_w, need_h) = needed(up_w, up_h);
+        if self.format == ImageFormat::Jpeg {
+            let (need_w, need_h) = if swaps {
+                (need_h, need_w)
+            } else {
+                (need_w, need_h)
+            };
+            if width >= 2 * need_w && height >= 2 * need_h {
+                if let Some(mut image) = jpeg::scaled(self.bytes, need_w, need_h) {
+                    image.apply_orientation(orientation);
+                    return Ok(Decoded {
+                        rgb: into_rgb8(image),
+                        format: name,
+                        width: up_w,
+                        height: up_h,
+                    });
+                }
+            }
+        }
+        let mut image = DynamicImage::from_decoder(decoder).map_err(|e| self.invalid(e))?;
+        image.apply_orientation(orientation);
+        Ok(Decoded {
+            rgb: into_rgb8(image),
+            format: name,
+            width: up_w,
+            height: up_h,
+        })
+    }
+
+    /// Refuses an image that is empty, over the pixel budget, or whose decoded buffer would be over
+    /// the decode-memory cap. Codecs differ in how they apply `max_alloc`; the decoded buffer's size is
+    /// known from the header, so it is checked here.
+    fn check_buffers(&self, decoder: &impl ImageDecoder, limits: &DecodeLimits) -> Result<()> {
+        let (name, (width, height)) = (self.name, decoder.dimensions());
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidImage {
+                format: name,
+                detail: format!("it is {width}x{height} pixels"),
+            });
+        }
+        within_budget(width, height, "image", limits)?;
+        let needs = decoder.total_bytes();
+        if needs > limits.max_alloc_bytes {
+            return Err(Error::ImageTooLarge {
+                detail: format!(
+                    "decoding the {width}x{height} {name} image needs {} MB; the limit is {} MB",
+                    needs.div_ceil(1 << 20),
+                    limits.max_alloc_bytes >> 20
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Refuses `width` x `height` pixels of `what` over the pixel budget.
+fn within_budget(width: u32, height: u32, what: &str, limits: &DecodeLimits) -> Result<()> {
     let pixels = u64::from(width) * u64::from(height);
     if pixels > limits.max_pixels {
         return Err(Error::ImageTooLarge {
             detail: format!(
-                "the image is {width}x{height} ({:.1} MP); the limit is {:.1} MP",
+                "the {what} is {width}x{height} ({:.1} MP); the limit is {:.1} MP",
                 pixels as f64 / 1e6,
                 limits.max_pixels as f64 / 1e6
             ),
         });
     }
-    // Codecs differ in how they apply `max_alloc`; the decoded buffer's size is known now, so check it here.
-    if decoder.total_bytes() > limits.max_alloc_bytes {
-        return Err(Error::ImageTooLarge {
-            detail: format!(
-                "decoding the {width}x{height} {name} image needs {} MB; the limit is {} MB",
-                decoder.total_bytes().div_ceil(1 << 20),
-                limits.max_alloc_bytes >> 20
-            ),
-        });
-    }
-    // A missing or unreadable EXIF block means "as stored", which is what viewers do too.
-    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
-    let swaps = matches!(
-        orientation,
-        Orientation::Rotate90
-            | Orientation::Rotate270
-            | Orientation::Rotate90FlipH
-            | Orientation::Rotate270FlipH
-    );
-    let (up_w, up_h) = if swaps {
-        (height, width)
-    } else {
-        (width, height)
-    };
-    let (need_w, need_h) = needed(up_w, up_h);
-    if format == ImageFormat::Jpeg {
-        let (need_w, need_h) = if swaps {
-            (need_h, need_w)
-        } else {
-            (need_w, need_h)
-        };
-        if width >= 2 * need_w && height >= 2 * need_h {
-            if let Some(mut image) = jpeg::scaled(bytes, need_w, need_h) {
-                image.apply_orientation(orientation);
-                return Ok(Decoded {
-                    rgb: into_rgb8(image),
-                    format: name,
-                    width: up_w,
-                    height: up_h,
-                });
-            }
-        }
-    }
-    let mut image = DynamicImage::from_decoder(decoder).map_err(invalid)?;
-    image.apply_orientation(orientation);
-    Ok(Decoded {
-        rgb: into_rgb8(image),
-        format: name,
-        width: up_w,
-        height: up_h,
-    })
+    Ok(())
 }
 
 /// 8-bit RGB, with any alpha composited over white: transparent areas look as a viewer on a white page
