@@ -40,7 +40,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_DECODE_BYTES",
         default: "536870912; on Lambda at most the memory size − 80 MiB",
-        meaning: "largest decoded buffer (16-bit RGBA needs 8 bytes per pixel)",
+        meaning: "the buffers one decode takes together: the decoded image (16-bit RGBA needs 8 bytes per pixel), a GIF's or an animated WebP's frame buffers, and the 8-bit copy (see [Hostile images](#hostile-images))",
     },
     Variable {
         name: "MODEL_PATH",

@@ -4,17 +4,20 @@
 //! Owns format sniffing (the bytes decide, never a file name or content type), the pixel budget and
 //! decode-memory cap, EXIF orientation, and flattening of alpha, 16-bit and greyscale sources. What a
 //! file's structure asks of a decoder beyond its pixels is read before any decoder runs, one file per
-//! format: `jpeg` (coding variant, scans), `png` (ICC profiles the decoder never sees).
+//! format: `jpeg` (coding variant, scans), `gif` (the first frame), `png` (ICC profiles the decoder
+//! never sees), `webp` (an animation's buffers).
 
 use std::io::{BufRead, Cursor, Seek};
 
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
+use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 
+mod gif;
 mod jpeg;
 mod png;
+mod webp;
 
 /// Decoding limits. Both are checked from the image header, so an oversized image costs no decode time
 /// and no memory.
@@ -123,8 +126,9 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// within `limits`), before the pixels are allocated.
 ///
 /// Before any decoder runs, the file's structure is read for what it would cost: a JPEG's coding
-/// variant and the work its scans ask for ([`jpeg::walk`]), and a PNG's ICC profiles, which the
-/// decoder never sees.
+/// variant and the work its scans ask for ([`jpeg::walk`]), a GIF's or an animated WebP's first frame
+/// (the buffers it takes besides the image's), and a PNG's ICC profiles, which the decoder never
+/// sees.
 pub fn decode_at_least(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -239,9 +243,10 @@ impl Source<'_> {
         })
     }
 
-    /// Refuses an image that is empty, over the pixel budget, or whose decoded buffer would be over
-    /// the decode-memory cap. Codecs differ in how they apply `max_alloc`; the decoded buffer's size is
-    /// known from the header, so it is checked here.
+    /// Refuses an image that is empty, over the pixel budget, or whose buffers (the decoder's output,
+    /// the frame buffers of a GIF or an animation, the 8-bit copy) would be over the
+    /// decode-memory cap together. Codecs differ in how they apply `max_alloc`; every buffer's size is
+    /// known from the headers, so the sum is checked here.
     fn check_buffers(&self, decoder: &impl ImageDecoder, limits: &DecodeLimits) -> Result<()> {
         let (name, (width, height)) = (self.name, decoder.dimensions());
         if width == 0 || height == 0 {
@@ -251,7 +256,14 @@ impl Source<'_> {
             });
         }
         within_budget(width, height, "image", limits)?;
-        let needs = decoder.total_bytes();
+        let side = self.side_buffer_bytes(width, height, limits)?;
+        let pixels = u64::from(width) * u64::from(height);
+        let copy = if decoder.color_type() == ColorType::Rgb8 {
+            0
+        } else {
+            4 * pixels
+        };
+        let needs = decoder.total_bytes() + side + copy;
         if needs > limits.max_alloc_bytes {
             return Err(Error::ImageTooLarge {
                 detail: format!(
@@ -262,6 +274,25 @@ impl Source<'_> {
             });
         }
         Ok(())
+    }
+
+    /// Bytes the decoder allocates besides its output for a `width` x `height` image: a GIF's first
+    /// frame when it does not fill the screen's rows (checked against the pixel budget like the
+    /// screen), an animated WebP's canvas and first frame.
+    fn side_buffer_bytes(&self, width: u32, height: u32, limits: &DecodeLimits) -> Result<u64> {
+        match self.format {
+            ImageFormat::Gif => match gif::first_frame(self.bytes) {
+                Some(frame) if !frame.fills_screen_rows(width, height) => {
+                    within_budget(frame.width, frame.height, "GIF's first frame", limits)?;
+                    Ok(4 * frame.pixels())
+                }
+                _ => Ok(0),
+            },
+            ImageFormat::WebP => Ok(webp::animated_first_frame(self.bytes).map_or(0, |(w, h)| {
+                4 * (u64::from(width) * u64::from(height)) + 4 * u64::from(w) * u64::from(h)
+            })),
+            _ => Ok(0),
+        }
     }
 }
 
