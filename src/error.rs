@@ -40,7 +40,8 @@ pub enum Error {
     ImageTooLarge { detail: String },
 
     /// A file whose structure asks for more decoding work than allowed (a JPEG with thousands of
-    /// scans), found before any of it is decoded.
+    /// scans, a lossless WebP with tens of thousands of prefix-code groups), found before any of it is
+    /// decoded.
     #[error("{detail}")]
     ImageTooComplex { detail: String },
 

@@ -5,7 +5,7 @@
 //! decode-memory cap, EXIF orientation, and flattening of alpha, 16-bit and greyscale sources. What a
 //! file's structure asks of a decoder beyond its pixels is read before any decoder runs, one file per
 //! format: `jpeg` (coding variant, scans), `gif` (the first frame), `png` (ICC profiles the decoder
-//! never sees), `webp` (an animation's buffers).
+//! never sees), `webp` and `vp8l` (an animation's buffers, lossless prefix-code tables).
 
 use std::io::{BufRead, Cursor, Seek};
 
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 mod gif;
 mod jpeg;
 mod png;
+mod vp8l;
 mod webp;
 
 /// Decoding limits. Both are checked from the image header, so an oversized image costs no decode time
@@ -127,8 +128,8 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 ///
 /// Before any decoder runs, the file's structure is read for what it would cost: a JPEG's coding
 /// variant and the work its scans ask for ([`jpeg::walk`]), a GIF's or an animated WebP's first frame
-/// (the buffers it takes besides the image's), and a PNG's ICC profiles, which the decoder never
-/// sees.
+/// (the buffers it takes besides the image's), a lossless WebP's prefix-code groups, and a PNG's ICC
+/// profiles, which the decoder never sees.
 pub fn decode_at_least(
     bytes: &[u8],
     limits: &DecodeLimits,
@@ -244,7 +245,7 @@ impl Source<'_> {
     }
 
     /// Refuses an image that is empty, over the pixel budget, or whose buffers (the decoder's output,
-    /// the frame buffers of a GIF or an animation, the 8-bit copy) would be over the
+    /// the frame buffers of a GIF or an animation, prefix-code tables, the 8-bit copy) would be over the
     /// decode-memory cap together. Codecs differ in how they apply `max_alloc`; every buffer's size is
     /// known from the headers, so the sum is checked here.
     fn check_buffers(&self, decoder: &impl ImageDecoder, limits: &DecodeLimits) -> Result<()> {
@@ -278,7 +279,8 @@ impl Source<'_> {
 
     /// Bytes the decoder allocates besides its output for a `width` x `height` image: a GIF's first
     /// frame when it does not fill the screen's rows (checked against the pixel budget like the
-    /// screen), an animated WebP's canvas and first frame.
+    /// screen), an animated WebP's canvas and first frame, a lossless WebP's prefix-code tables (whose
+    /// number is bounded: each costs time too).
     fn side_buffer_bytes(&self, width: u32, height: u32, limits: &DecodeLimits) -> Result<u64> {
         match self.format {
             ImageFormat::Gif => match gif::first_frame(self.bytes) {
@@ -288,9 +290,22 @@ impl Source<'_> {
                 }
                 _ => Ok(0),
             },
-            ImageFormat::WebP => Ok(webp::animated_first_frame(self.bytes).map_or(0, |(w, h)| {
-                4 * (u64::from(width) * u64::from(height)) + 4 * u64::from(w) * u64::from(h)
-            })),
+            ImageFormat::WebP => {
+                let tables = webp::lossless_tables(self.bytes);
+                if tables.groups > vp8l::MAX_GROUPS {
+                    return Err(Error::ImageTooComplex {
+                        detail: format!(
+                            "the WebP image's lossless data uses {} groups of prefix codes; the limit is {}",
+                            tables.groups,
+                            vp8l::MAX_GROUPS
+                        ),
+                    });
+                }
+                let animation = webp::animated_first_frame(self.bytes).map_or(0, |(w, h)| {
+                    4 * (u64::from(width) * u64::from(height)) + 4 * u64::from(w) * u64::from(h)
+                });
+                Ok(animation + tables.bytes)
+            }
             _ => Ok(0),
         }
     }
