@@ -9,12 +9,15 @@ AWS_LAMBDA_FUNCTION_MEMORY_SIZE set as Lambda sets it, behind `cargo lambda watc
 directly (`{"image": base64}`) with, in one warm process:
 
 - the worst case of each format at exactly the pixel budget the function derives from the memory size
-  (src/image_decode/mod.rs, DecodeLimits::for_memory; mirrored in `budget` below): PNG with 16-bit RGBA (the
+  (src/image_decode/mod.rs, DecodeLimits::for_memory; mirrored in tools/hostile_images.py's `budget`): PNG with 16-bit RGBA (the
   costliest decode there is), 8-bit RGBA and RGB; WebP (lossless, with alpha); GIF; JPEG; and the 16-bit
   PNG again with its annotated picture asked for. Each must be answered with detections; the cgroup's
   peak memory is recorded for each;
 - the 16-bit RGBA PNG one row over the budget: refused with `image_too_large`, which also shows the
   function's budget is the one computed here;
+- every hostile image of tools/hostile_images.py sized for that budget (JPEG scan bombs, GIF frames
+  larger than the screen, PNG ICC-profile bombs, animated WebP at the budget, ...), each answered as
+  the case says (detections or its error code), the process alive, the peak within the memory size;
 - a photo afterwards: the process is still the warm one.
 
 Then, at the smallest size, the same function with the fixed limits it had before the memory size set
@@ -46,21 +49,9 @@ from PIL import Image
 
 from harness import ROOT, Processes, free_port, function_env
 
-RESERVED_MIB = 80  # DecodeLimits::RESERVED_MIB
-WORST_BYTES_PER_PIXEL = 13  # DecodeLimits::WORST_BYTES_PER_PIXEL
-DEFAULT_PIXELS = 40_000_000
-
-
-def budget(memory_mib):
-    """The pixel budget the function derives from its memory size (DecodeLimits::for_memory)."""
-    left = max(memory_mib - RESERVED_MIB, 1) << 20
-    return min(left // WORST_BYTES_PER_PIXEL, DEFAULT_PIXELS)
-
-
-def size_for(pixels):
-    """Width and height of a 4:3 image with at most `pixels` pixels, as close to it as rows allow."""
-    h = int((pixels * 3 / 4) ** 0.5)
-    return pixels // h, h
+sys.path.insert(0, str(ROOT / "tools"))
+import hostile_images  # noqa: E402
+from hostile_images import budget, size_for  # noqa: E402
 
 
 def pattern(w, h, channels):
@@ -210,6 +201,7 @@ def run_size(binary, mib, work, extra=None, cases=None):
     the one-row-over image and a photo). Returns the rows of the report."""
     pixels = budget(mib)
     rows = []
+    hostile = {name for name, _, _ in hostile_images.cases(mib)}
     if cases is None:
         (w, h), cases = worst_cases(pixels)
         over = png16_rgba(w, h + 1) if w * (h + 1) > pixels else png16_rgba(w + 1, h)
@@ -217,6 +209,7 @@ def run_size(binary, mib, work, extra=None, cases=None):
         # The costliest request: the costliest image, answered with its annotated picture as well.
         cases.append(("png_rgba16_annotated", (cases[0][1], {"annotate": True}), "detected"))
         cases.append(("png_rgba16_one_row_over", over, "image_too_large"))
+        cases += hostile_images.cases(mib)
         cases.append(("photo_after", (ROOT / "tests/images/chelsea.jpg").read_bytes(), "detected"))
     cgroup = Cgroup(mib)
     port = free_port()
@@ -229,8 +222,11 @@ def run_size(binary, mib, work, extra=None, cases=None):
             cgroup.peak_and_reset()
             for name, data, expected in cases:
                 data, options = data if isinstance(data, tuple) else (data, {})
-                with Image.open(io.BytesIO(data)) as im:
-                    size = im.size
+                if name in hostile:
+                    size = (0, 0)  # not opened here: Pillow would inflate the bombs
+                else:
+                    with Image.open(io.BytesIO(data)) as im:
+                        size = im.size
                 error, answer = invoke_while_alive(
                     port, {"image": base64.b64encode(data).decode(), **options}, function)
                 alive = function.poll() is None

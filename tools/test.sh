@@ -54,6 +54,9 @@ cargo build --locked --release --bins
 step "main job: a sample event through the real handler"
 target/release/object-detector events/http-api-jpeg.json
 
+step "hostile images: every class of tools/hostile_images.py answered as it should, CPU and peak per image (benches/hostile.py)"
+python benches/hostile.py --check target/release/detect
+
 step "bring your own model: third-party exports through MODEL_PATH (when ../shared/models-thirdparty exists)"
 python tools/check_thirdparty.py target/release/detect
 
