@@ -2,7 +2,9 @@
 """Writes the fuzz targets' seed corpora into fuzz/corpus/<target>/ (committed; small):
 
 - image_decode: an 8x8 photo crop in every accepted format, a truncated JPEG and PNG, an EXIF-rotated
-  JPEG, and bytes of formats the service refuses (TIFF header, text).
+  JPEG, bytes of formats the service refuses (TIFF header, text), and small hostile structures from
+  tools/hostile_images.py (scan bombs, JPEG coding variants, GIF frames larger than the screen, PNG
+  ICC-profile and APNG frame bombs, an animated WebP, a lossless WebP naming 300 prefix-code groups).
 - handle_event: every sample in events/ with its image replaced by a small one (the events' shapes are
   what matters), plus a direct invocation and malformed shapes.
 - http_request: the target's own layout (mode byte, query, 0xFF, content type, 0xFF, body) for raw,
@@ -18,6 +20,8 @@ import pathlib
 import shutil
 
 from PIL import Image
+
+import hostile_images
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "fuzz/corpus"
@@ -39,6 +43,20 @@ def small_images():
     out["cut.png"] = out["png"][: len(out["png"]) // 2]
     out["tiff"] = b"II*\x00\x08\x00\x00\x00" + b"\x00" * 16
     out["text"] = b"hello, not an image\n"
+    h = hostile_images
+    out.update({
+        "hostile-scans-101.jpg": h.jpeg_scan_bomb(64, 48, 1, 101),
+        "hostile-scans-40-colour.jpg": h.jpeg_scan_bomb(256, 192, 3, 40),
+        "hostile-progressive-9.jpg": h.jpeg_scan_bomb(64, 48, 1, 9),
+        "hostile-arithmetic.jpg": h.jpeg_variant(0xC9),
+        "hostile-12bit.jpg": h.jpeg_variant(0xC1, 12),
+        "hostile-frame-over-screen.gif": h.gif((4, 3), (400, 300), (1, 0)),
+        "hostile-frame-inside-screen.gif": h.gif((64, 48), (16, 16), (8, 8)),
+        "hostile-iccp.png": h.png_iccp_bomb(32 << 20),
+        "hostile-apng.png": h.apng_oversized_frames(fdat_zeros=4 << 20),
+        "hostile-animated.webp": h.webp_animated((64, 48)),
+        "hostile-groups.webp": h.webp_huffman_groups(300),
+    })
     return out
 
 
