@@ -73,7 +73,9 @@ mod tests {
     /// One `w` x `h` frame as image's encoder writes it (its screen the frame's size), then the logical
     /// screen set to `screen`.
     fn gif_with_screen(w: u32, h: u32, screen: (u16, u16)) -> Vec<u8> {
-        let rgba: Vec<u8> = (0..w * h).flat_map(|i| [(i % 200) as u8, 40, 90, 255]).collect();
+        let rgba: Vec<u8> = (0..w * h)
+            .flat_map(|i| [(i % 200) as u8, 40, 90, 255])
+            .collect();
         let mut out = Vec::new();
         GifEncoder::new(&mut out)
             .encode(&rgba, w, h, ExtendedColorType::Rgba8)

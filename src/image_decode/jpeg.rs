@@ -266,7 +266,9 @@ mod tests {
             let start = i;
             i += 2 + len;
             if jpeg[start + 1] == 0xDA {
-                while !(jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1]))
+                while !(jpeg[i] == 0xFF
+                    && jpeg[i + 1] != 0
+                    && !(0xD0..=0xD7).contains(&jpeg[i + 1]))
                 {
                     i += 1;
                 }
@@ -317,7 +319,10 @@ mod tests {
         ] {
             let err = result.unwrap_err();
             assert_eq!(err.code(), "image_too_complex", "{err}");
-            assert!(err.to_string().contains("times each; the limit is 16"), "{err}");
+            assert!(
+                err.to_string().contains("times each; the limit is 16"),
+                "{err}"
+            );
         }
     }
 

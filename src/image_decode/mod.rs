@@ -10,7 +10,9 @@
 use std::io::{BufRead, Cursor, Seek};
 
 use image::metadata::Orientation;
-use image::{ColorType, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
+use image::{
+    ColorType, DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage,
+};
 
 use crate::error::{Error, Result};
 

@@ -85,9 +85,8 @@ impl Seek for WithoutIccProfiles<'_> {
             SeekFrom::End(delta) => self.len.checked_add_signed(delta),
             SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
         };
-        let target = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the start")
-        })?;
+        let target = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         self.pos = target;
         // The last part starting at or before the target (parts may be empty, so several can start
         // at the same place; fill_buf steps over the empty ones).

@@ -173,10 +173,7 @@ enum Code {
     /// Two symbols, one bit.
     Two(u16, u16),
     /// From code lengths: symbols sorted by (length, value), and how many have each length.
-    Lengths {
-        symbols: Vec<u16>,
-        count: [u16; 16],
-    },
+    Lengths { symbols: Vec<u16>, count: [u16; 16] },
 }
 
 impl Code {
@@ -349,7 +346,16 @@ pub(super) mod tests {
         /// A code of eleven symbols (0 to 10) of lengths 1, 2, ..., 10, 10: a 1,024-entry table.
         fn eleven(&mut self) -> &mut Self {
             // The code-length code: lengths 1 to 10 as symbols, with these code lengths (complete).
-            let length_lengths = [(1, 2), (2, 2), (3, 2), (4, 4), (5, 4), (6, 4), (7, 6), (8, 6)];
+            let length_lengths = [
+                (1, 2),
+                (2, 2),
+                (3, 2),
+                (4, 4),
+                (5, 4),
+                (6, 4),
+                (7, 6),
+                (8, 6),
+            ];
             let length_lengths = [&length_lengths[..], &[(9, 6), (10, 6)]].concat();
             let of = |s: usize| length_lengths.iter().find(|l| l.0 == s).map_or(0, |l| l.1);
             self.put(0, 1).put(10, 4);

@@ -45,7 +45,8 @@ pub fn lossless_tables(b: &[u8]) -> Tables {
             b"ANMF" => {
                 // The first frame only: its size, then its own chunks.
                 let Some(header) = data.get(..16) else { break };
-                let field = |k: usize| u32::from_le_bytes([header[k], header[k + 1], header[k + 2], 0]) + 1;
+                let field =
+                    |k: usize| u32::from_le_bytes([header[k], header[k + 1], header[k + 2], 0]) + 1;
                 let frame = (field(6), field(9));
                 for (kind, data) in chunks(data, 16) {
                     match kind {
@@ -117,7 +118,12 @@ mod tests {
             chunk(b"ANMF", &anmf),
         ]
         .concat();
-        [b"RIFF".to_vec(), (body.len() as u32).to_le_bytes().to_vec(), body].concat()
+        [
+            b"RIFF".to_vec(),
+            (body.len() as u32).to_le_bytes().to_vec(),
+            body,
+        ]
+        .concat()
     }
 
     #[test]
@@ -153,7 +159,12 @@ mod lossless_tests {
                 body.push(0);
             }
         }
-        [b"RIFF".to_vec(), (body.len() as u32).to_le_bytes().to_vec(), body].concat()
+        [
+            b"RIFF".to_vec(),
+            (body.len() as u32).to_le_bytes().to_vec(),
+            body,
+        ]
+        .concat()
     }
 
     #[test]
@@ -186,7 +197,12 @@ mod lossless_tests {
     #[test]
     fn an_encoders_lossless_webp_is_read_to_its_groups() {
         let img = RgbaImage::from_fn(96, 64, |x, y| {
-            image::Rgba([(x * 3) as u8, (y * 4) as u8, ((x ^ y) * 5) as u8, 255 - x as u8])
+            image::Rgba([
+                (x * 3) as u8,
+                (y * 4) as u8,
+                ((x ^ y) * 5) as u8,
+                255 - x as u8,
+            ])
         });
         let mut file = Vec::new();
         DynamicImage::ImageRgba8(img)
