@@ -7,15 +7,15 @@ use image::{DynamicImage, RgbImage};
 
 use crate::error::{Error, Result};
 
-/// The most scans a JPEG may have. zune-jpeg refuses more than 100; the DCT-scaled decoder had no
-/// limit. libjpeg writes 10 scans for a progressive colour image, 6 for a grey one.
+/// The most scans a JPEG may have: zune-jpeg's own limit, now the DCT-scaled path's too (jpeg-decoder
+/// has none). libjpeg writes 10 scans for a progressive colour image, 6 for a grey one.
 pub const MAX_SCANS: u32 = 100;
 
 /// How many times, on average, a JPEG's scans may visit each 8x8 block of its frame. Every scan walks
 /// every block of the components it codes, even when it says nothing about them (an end-of-band run
 /// covers 32,767 blocks in two bytes): a few hundred bytes of scans can make a decoder walk a 40 MP
-/// frame thousands of times. libjpeg's progressive files visit each block 4.7 (colour) to 6 (grey)
-/// times.
+/// frame thousands of times. libjpeg's progressive files (written by Pillow) visit each block 4.7
+/// (colour, 4:4:4), 5.3 (4:2:0) or 6 (grey) times.
 pub const MAX_BLOCK_VISITS_PER_BLOCK: u64 = 16;
 
 /// What the marker walk found.
