@@ -14,7 +14,7 @@ Written with the standard library only, byte by byte, so each structure is exact
 - JPEG coding variants no decoder here supports: arithmetic coding, lossless, hierarchical, 12-bit.
 - GIFs whose first frame is larger than the logical screen, or lies outside it.
 - PNGs with an ICC profile (iCCP) or image data (IDAT) that inflates to gigabytes, APNGs with
-  oversized frames.
+  oversized frames, an interlaced PNG at the budget; a run-length BMP that ends at once.
 - Animated WebPs with a first frame of the whole canvas at the pixel budget, and lossless WebPs whose
   few pixels name tens of thousands of prefix-code groups.
 """
@@ -241,6 +241,19 @@ def png_rgb(width=64, height=48, before_idat=b"", idat_zeros=0, after_image=b"")
             + chunk(b"IEND", b""))
 
 
+def png_interlaced_zeros(width, height):
+    """An interlaced (Adam7) 8-bit RGB PNG of black pixels: seven passes over the image, its data a few
+    hundred bytes a megapixel."""
+    passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+    raw = 0
+    for x0, y0, dx, dy in passes:
+        cols, rows = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
+        if cols and rows:
+            raw += rows * (1 + 3 * cols)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 1))
+            + chunk(b"IDAT", zeros_deflate(b"", raw)) + chunk(b"IEND", b""))
+
+
 def png_iccp_bomb(inflated):
     """A 64x48 PNG whose ICC profile inflates to `inflated` bytes."""
     profile = b"icc\x00\x00" + zeros_deflate(b"", inflated)
@@ -254,6 +267,18 @@ def apng_oversized_frames(frame=(60000, 60000), fdat_zeros=256 << 20):
     before = chunk(b"acTL", struct.pack(">II", 2, 0)) + fctl(0, w, h)
     after = fctl(1, *frame) + chunk(b"fdAT", struct.pack(">I", 2) + zeros_deflate(b"", fdat_zeros))
     return png_rgb(w, h, before_idat=before, after_image=after)
+
+
+# ----------------------------------------------------------------------------------------------- BMP
+
+def bmp_rle8_end_at_once(width, height):
+    """An 8-bit run-length BMP (BI_RLE8) whose data says "end of bitmap" at once: a 64-byte file the
+    decoder fills to `width` x `height` pixels."""
+    palette = b"\x00\x00\x00\x00\xff\xff\xff\x00"
+    data = b"\x00\x01"
+    offset = 14 + 40 + len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(data), 2835, 2835, 2, 2)
+    return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + palette + data
 
 
 # ---------------------------------------------------------------------------------------------- WebP
@@ -395,6 +420,9 @@ def cases(memory_mib=1769):
         ("png_iccp_inflates_to_2gb", png_iccp_bomb(2 << 30), "detected"),
         ("png_idat_trailing_2gb", png_rgb(idat_zeros=2 << 30), "detected"),
         ("apng_oversized_second_frame", apng_oversized_frames(), "detected"),
+        ("png_interlaced_budget", png_interlaced_zeros(bw, bh), "detected"),
+        # BMP runs: a few bytes that fill the whole budget.
+        ("bmp_rle8_budget", bmp_rle8_end_at_once(bw, bh), "detected"),
         # Animated WebP: the first frame's buffers besides the canvas.
         ("webp_animated_at_budget", webp_animated((min(bw, 16383), bh)), "image_too_large"),
         ("webp_animated_half_budget", webp_animated(size_for(pixels // 2)), "detected"),
