@@ -224,22 +224,29 @@ impl Code {
         Code::from_lengths(&lengths)
     }
 
+    /// The canonical code of `lengths` (at most 15 each), its symbols put in order by counting, not
+    /// sorting: a group's codes cost a pass over their alphabets, whatever the lengths.
     fn from_lengths(lengths: &[u8]) -> Option<Code> {
         let mut count = [0u16; 16];
         for &l in lengths.iter().filter(|&&l| l > 0) {
             count[usize::from(l)] += 1;
         }
-        let mut symbols: Vec<u16> = (0..lengths.len() as u16)
-            .filter(|&s| lengths[usize::from(s)] > 0)
-            .collect();
-        match symbols.len() {
-            0 => None,
-            1 => Some(Code::Single(symbols[0])),
-            _ => {
-                symbols.sort_by_key(|&s| (lengths[usize::from(s)], s));
-                Some(Code::Lengths { symbols, count })
-            }
+        let total: u16 = count.iter().sum();
+        if total <= 1 {
+            let symbol = lengths.iter().position(|&l| l > 0)?;
+            return Some(Code::Single(symbol as u16));
         }
+        // Where each length's symbols start among all, in (length, value) order.
+        let mut next = [0u16; 16];
+        for l in 1..15 {
+            next[l + 1] = next[l] + count[l];
+        }
+        let mut symbols = vec![0u16; usize::from(total)];
+        for (symbol, &l) in lengths.iter().enumerate().filter(|&(_, &l)| l > 0) {
+            symbols[usize::from(next[usize::from(l)])] = symbol as u16;
+            next[usize::from(l)] += 1;
+        }
+        Some(Code::Lengths { symbols, count })
     }
 
     fn decode(&self, bits: &mut Bits) -> Option<u16> {
@@ -297,13 +304,19 @@ impl<'a> Bits<'a> {
 
     /// The next `n` bits (at most 32); `None` past the end.
     fn read(&mut self, n: u32) -> Option<u32> {
-        let mut value = 0u32;
-        for i in 0..n {
-            let byte = *self.data.get(self.at >> 3)?;
-            value |= u32::from((byte >> (self.at & 7)) & 1) << i;
-            self.at += 1;
+        let end = self.at + n as usize;
+        if end > self.data.len() * 8 {
+            return None;
         }
-        Some(value)
+        // The (at most five) bytes the bits lie in, least significant first.
+        let window = self.data[self.at >> 3..]
+            .iter()
+            .take(5)
+            .enumerate()
+            .fold(0u64, |w, (k, &byte)| w | u64::from(byte) << (8 * k));
+        let value = (window >> (self.at & 7)) & ((1u64 << n) - 1);
+        self.at = end;
+        Some(value as u32)
     }
 }
 
