@@ -8,21 +8,12 @@ use super::vp8l::{self, Tables};
 /// Width and height of an animated WebP's first frame (its ANMF chunk); `None` for a still image or
 /// when the chunks break off before one (the decoder then says why).
 pub fn animated_first_frame(b: &[u8]) -> Option<(u32, u32)> {
-    if b.get(12..16)? != b"VP8X" || b.get(20)? & 0x02 == 0 {
+    let (kind, vp8x) = chunks(b, 12).next()?;
+    if kind != b"VP8X" || vp8x.first()? & 0x02 == 0 {
         return None;
     }
-    let mut i = 12;
-    loop {
-        let kind = b.get(i..i + 4)?;
-        let len = u32::from_le_bytes(b.get(i + 4..i + 8)?.try_into().ok()?) as usize;
-        if kind == b"ANMF" {
-            let d = b.get(i + 8..i + 20)?;
-            let field = |k: usize| u32::from_le_bytes([d[k], d[k + 1], d[k + 2], 0]) + 1;
-            return Some((field(6), field(9)));
-        }
-        // Chunks are padded to an even length.
-        i = i.checked_add(8)?.checked_add(len)?.checked_add(len & 1)?;
-    }
+    let (_, anmf) = chunks(b, 12).find(|(kind, _)| *kind == b"ANMF")?;
+    frame_size(anmf)
 }
 
 /// The prefix-code tables of the lossless streams the decoder reads for the image (or an animation's
@@ -44,10 +35,7 @@ pub fn lossless_tables(b: &[u8]) -> Tables {
             b"ALPH" => add(lossless_alpha(data, size)),
             b"ANMF" => {
                 // The first frame only: its size, then its own chunks.
-                let Some(header) = data.get(..16) else { break };
-                let field =
-                    |k: usize| u32::from_le_bytes([header[k], header[k + 1], header[k + 2], 0]) + 1;
-                let frame = (field(6), field(9));
+                let Some(frame) = frame_size(data) else { break };
                 for (kind, data) in chunks(data, 16) {
                     match kind {
                         b"VP8L" => add(vp8l::tables(data)),
@@ -70,19 +58,31 @@ fn lossless_alpha(data: &[u8], (width, height): (u32, u32)) -> Option<Tables> {
 }
 
 /// A VP8X chunk's canvas size.
-fn canvas(data: &[u8]) -> Option<(u32, u32)> {
-    let d = data.get(..10)?;
-    let field = |k: usize| u32::from_le_bytes([d[k], d[k + 1], d[k + 2], 0]) + 1;
-    Some((field(4), field(7)))
+fn canvas(vp8x: &[u8]) -> Option<(u32, u32)> {
+    Some((size_field(vp8x, 4)?, size_field(vp8x, 7)?))
 }
 
-/// The chunks of `b` from offset `at` on, as (kind, data), until one breaks off.
+/// An ANMF chunk's frame size.
+fn frame_size(anmf: &[u8]) -> Option<(u32, u32)> {
+    Some((size_field(anmf, 6)?, size_field(anmf, 9)?))
+}
+
+/// A size as WebP stores one: 24 bits, little-endian, minus one.
+fn size_field(d: &[u8], at: usize) -> Option<u32> {
+    let b = d.get(at..at + 3)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], 0]) + 1)
+}
+
+/// The chunks of `b` from offset `at` on, as (kind, data); a chunk cut short by the end of the file
+/// gives what there is of it, and ends the walk.
 fn chunks(b: &[u8], mut at: usize) -> impl Iterator<Item = (&[u8; 4], &[u8])> {
     std::iter::from_fn(move || {
         let kind: &[u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
         let len = u32::from_le_bytes(b.get(at + 4..at + 8)?.try_into().ok()?) as usize;
-        let data = b.get(at + 8..at.checked_add(8)?.checked_add(len)?)?;
-        at = at + 8 + len + (len & 1);
+        let start = at + 8;
+        let end = start.saturating_add(len);
+        let data = &b[start..end.min(b.len())];
+        at = end.saturating_add(len & 1);
         Some((kind, data))
     })
 }
