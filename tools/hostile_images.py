@@ -254,10 +254,11 @@ def png_interlaced_zeros(width, height):
             + chunk(b"IDAT", zeros_deflate(b"", raw)) + chunk(b"IEND", b""))
 
 
-def png_iccp_bomb(inflated):
-    """A 64x48 PNG whose ICC profile inflates to `inflated` bytes."""
-    profile = b"icc\x00\x00" + zeros_deflate(b"", inflated)
-    return png_rgb(before_idat=chunk(b"iCCP", profile))
+def png_iccp_bomb(inflated, after_image=False):
+    """A 64x48 PNG whose ICC profile inflates to `inflated` bytes, where it belongs (before the image
+    data) or after it."""
+    profile = chunk(b"iCCP", b"icc\x00\x00" + zeros_deflate(b"", inflated))
+    return png_rgb(after_image=profile) if after_image else png_rgb(before_idat=profile)
 
 
 def apng_oversized_frames(frame=(60000, 60000), fdat_zeros=256 << 20):
@@ -418,6 +419,7 @@ def cases(memory_mib=1769):
         ("gif_frame_inside_screen", gif((bw, bh), (bw // 2, bh // 2), (bw // 4, bh // 4)), "detected"),
         # PNG: an ICC profile or image data that inflates to gigabytes; APNG frames past the image.
         ("png_iccp_inflates_to_2gb", png_iccp_bomb(2 << 30), "detected"),
+        ("png_iccp_after_the_image", png_iccp_bomb(2 << 30, after_image=True), "detected"),
         ("png_idat_trailing_2gb", png_rgb(idat_zeros=2 << 30), "detected"),
         ("apng_oversized_second_frame", apng_oversized_frames(), "detected"),
         ("png_interlaced_budget", png_interlaced_zeros(bw, bh), "detected"),

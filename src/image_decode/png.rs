@@ -33,7 +33,7 @@ pub fn without_icc_profiles(b: &[u8]) -> Option<WithoutIccProfiles<'_>> {
             kept_from = end.min(b.len());
         }
         if &header[4..8] == b"IDAT" || end >= b.len() {
-            break; // an iCCP chunk after the image data is an error the decoder reports
+            break; // chunks after the image data are never read
         }
         i = end;
     }
