@@ -54,7 +54,7 @@ error_codes! {
     UnsupportedFormat = "unsupported_format", 415, "a recognised image format this service does not decode";
     NotAnImage = "not_an_image", 422, "the bytes are not an image";
     InvalidImage = "invalid_image", 422, "a supported format whose data is corrupt or truncated";
-    ImageTooComplex = "image_too_complex", 422, "an image whose structure asks for more decoding work than allowed: a JPEG with over 100 scans, or scans that walk its blocks over 16 times each; a lossless WebP with over 4,096 prefix-code groups";
+    ImageTooComplex = "image_too_complex", 422, "an image whose structure asks for more decoding work than allowed: a JPEG with over 100 scans, scans that walk its blocks over 16 times each, or over 1,000 Huffman tables; a lossless WebP with over 4,096 prefix-code groups";
     ResponseTooLarge = "response_too_large", 422, "the annotated image would not fit in Lambda's 6 MB response";
     ObjectNotFound = "object_not_found", 404, "batch: the S3 object (or its version) is gone, deleted since the notification";
     ObjectTooLarge = "object_too_large", 413, "batch: the S3 object is over `MAX_OBJECT_BYTES`";

@@ -11,7 +11,8 @@ benchmark (benches/hostile.py) take their inputs from here; nothing is committed
 Written with the standard library only, byte by byte, so each structure is exactly the one named:
 - JPEG scan bombs: a progressive JPEG whose one AC scan, all coefficients zero (one end-of-band run
   per 32,767 blocks), is repeated thousands of times; every scan walks every block of the frame.
-- JPEG coding variants no decoder here supports: arithmetic coding, lossless, hierarchical, 12-bit.
+- JPEG coding variants no decoder here supports: arithmetic coding, lossless, hierarchical, 12-bit;
+  JPEGs defining 100,000 Huffman tables.
 - GIFs whose first frame is larger than the logical screen, or lies outside it.
 - PNGs with an ICC profile (iCCP) or image data (IDAT) that inflates to gigabytes, APNGs with
   oversized frames, an interlaced PNG at the budget; a run-length BMP that ends at once.
@@ -129,6 +130,15 @@ def baseline_jpeg(width=64, height=48):
         bits.put(0, 2)  # DC difference 0, then end of block
     out += bits.finish() + b"\xFF\xD9"
     return bytes(out)
+
+
+def jpeg_huffman_tables(tables, width=1664, height=1248):
+    """The baseline JPEG with its Huffman table segment (two tables in 40 bytes) repeated until it
+    defines `tables` tables: each a lookup table both decoders build before any pixel."""
+    data = baseline_jpeg(width, height)
+    i = data.index(b"\xFF\xC4")
+    dht = data[i:i + 2 + int.from_bytes(data[i + 2:i + 4], "big")]
+    return data[:i] + dht * (tables // 2 - 1) + data[i:]
 
 
 def jpeg_variant(sof_marker, precision=8):
@@ -403,6 +413,9 @@ def cases(memory_mib=1769):
         # Their neighbours that are fine: as many scans as a progressive encoder writes.
         ("jpeg_scans_9_grey_budget", jpeg_scan_bomb(bw, bh, 1, 9), "detected"),
         ("jpeg_scans_12_colour_budget", jpeg_scan_bomb(bw, bh, 3, 12), "detected"),
+        # Huffman table definitions: a few dozen bytes each, a lookup table each for both decoders.
+        ("jpeg_huffman_tables_100000", jpeg_huffman_tables(100_000), "image_too_complex"),
+        ("jpeg_huffman_tables_1000", jpeg_huffman_tables(1000), "detected"),
         # Coding variants: named, 415.
         ("jpeg_arithmetic_sof9", jpeg_variant(0xC9), "unsupported_format"),
         ("jpeg_arithmetic_progressive_sof10", jpeg_variant(0xCA), "unsupported_format"),

@@ -3,7 +3,7 @@
 
 - image_decode: an 8x8 photo crop in every accepted format, a truncated JPEG and PNG, an EXIF-rotated
   JPEG, bytes of formats the service refuses (TIFF header, text), and small hostile structures from
-  tools/hostile_images.py (scan bombs, JPEG coding variants, GIF frames larger than the screen, PNG
+  tools/hostile_images.py (scan bombs, Huffman-table bombs, JPEG coding variants, GIF frames larger than the screen, PNG
   ICC-profile and APNG frame bombs, an animated WebP, a lossless WebP naming 300 prefix-code groups).
 - handle_event: every sample in events/ with its image replaced by a small one (the events' shapes are
   what matters), plus a direct invocation and malformed shapes.
@@ -49,6 +49,7 @@ def small_images():
         "hostile-scans-40-colour.jpg": h.jpeg_scan_bomb(256, 192, 3, 40),
         "hostile-progressive-9.jpg": h.jpeg_scan_bomb(64, 48, 1, 9),
         "hostile-arithmetic.jpg": h.jpeg_variant(0xC9),
+        "hostile-huffman-tables.jpg": h.jpeg_huffman_tables(1002, 64, 48),
         "hostile-12bit.jpg": h.jpeg_variant(0xC1, 12),
         "hostile-frame-over-screen.gif": h.gif((4, 3), (400, 300), (1, 0)),
         "hostile-frame-inside-screen.gif": h.gif((64, 48), (16, 16), (8, 8)),
