@@ -51,7 +51,7 @@ from harness import ROOT, Processes, free_port, function_env
 
 sys.path.insert(0, str(ROOT / "tools"))
 import hostile_images  # noqa: E402
-from hostile_images import budget, size_for  # noqa: E402
+from hostile_images import budget, chunk, size_for  # noqa: E402
 
 
 def pattern(w, h, channels):
@@ -67,10 +67,6 @@ def png16_rgba(w, h):
     """A 16-bit RGBA PNG of the same blocks, written directly (Pillow does not write 16-bit colour)."""
     blocks = pattern(w, h, 4).astype(">u2") * 257
     raw = b"".join(b"\x00" + row.tobytes() for row in blocks)
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 6, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
