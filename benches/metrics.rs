@@ -11,7 +11,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use object_detector::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
+use object_detector::aws::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
 use object_detector::{DetectOptions, Detector};
 
 fn metrics(per_class: bool) -> Metrics {

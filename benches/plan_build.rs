@@ -11,9 +11,9 @@
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use object_detector::embedded;
-use object_detector::engine::{f32_values, tract};
-use object_detector::image_decode::decode;
+use object_detector::core::embedded;
+use object_detector::core::engine::{f32_values, tract};
+use object_detector::core::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
 use tract_nnef::internal::*;
 use tract_onnx::prelude::InferenceModelExt;

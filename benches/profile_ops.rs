@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use object_detector::engine::tract;
-use object_detector::image_decode::decode;
+use object_detector::core::engine::tract;
+use object_detector::core::image_decode::decode;
 use object_detector::settings::ModelSource;
 use object_detector::{DecodeLimits, Detector, Settings};
 use tract_onnx::prelude::*;
@@ -26,7 +26,7 @@ fn main() -> TractResult<()> {
     let detector = Detector::from_settings(&settings)?;
     let onnx_bytes = match &settings.model {
         ModelSource::Files { model, .. } => std::fs::read(model)?,
-        ModelSource::Embedded => object_detector::embedded::MODEL.to_vec(),
+        ModelSource::Embedded => object_detector::core::embedded::MODEL.to_vec(),
     };
     // The plan the detector runs, built by the engine's own steps.
     let shape = detector.preprocessor().input_shape();

@@ -13,9 +13,9 @@ use std::io::Cursor;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::codecs::jpeg::JpegEncoder;
 use image::imageops::FilterType;
-use object_detector::annotate;
-use object_detector::image_decode::{decode, decode_at_least};
-use object_detector::options::Format;
+use object_detector::core::annotate;
+use object_detector::core::image_decode::{decode, decode_at_least};
+use object_detector::core::options::Format;
 use object_detector::{DecodeLimits, DetectOptions, Detector};
 
 struct Photo {
@@ -158,7 +158,7 @@ fn stages(c: &mut Criterion) {
         let runs: Vec<_> = (0..30)
             .map(|_| detector.detect(&photo.bytes, &options).unwrap().timings_ms)
             .collect();
-        let median = |f: fn(&object_detector::response::Timings) -> f64| {
+        let median = |f: fn(&object_detector::core::response::Timings) -> f64| {
             let mut v: Vec<f64> = runs.iter().map(f).collect();
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]

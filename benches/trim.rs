@@ -11,7 +11,7 @@
 
 use std::time::Instant;
 
-use object_detector::memory::release_free_memory;
+use object_detector::core::memory::release_free_memory;
 use object_detector::{DetectOptions, Detector};
 
 fn rss_mib() -> f64 {

@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use object_detector::engine::tract;
-use object_detector::image_decode::decode;
-use object_detector::{embedded, DecodeLimits, Detector};
+use object_detector::core::embedded;
+use object_detector::core::engine::tract;
+use object_detector::core::image_decode::decode;
+use object_detector::{DecodeLimits, Detector};
 use tract_onnx::prelude::*;
 
 const RUNS: usize = 31;

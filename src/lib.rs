@@ -1,5 +1,9 @@
 //! Object detection on images with an ONNX detector run by tract: the core shared by the Lambda
-//! function, the `detect` CLI and the benchmarks. Nothing here knows about AWS.
+//! function, the `detect` CLI and the benchmarks.
+//!
+//! - [`core`]: decoding, the model, its heads, the response. Nothing in it knows about AWS.
+//! - [`aws`]: the Lambda adapter, the S3 client, the batch path and the CloudWatch metrics, over the core.
+//! - [`settings`]: the environment, read once at the top; it builds the parts of both.
 //!
 //! ```no_run
 //! let detector = object_detector::Detector::embedded()?;
@@ -9,31 +13,15 @@
 //! # Ok::<(), object_detector::Error>(())
 //! ```
 
-pub mod annotate;
-pub mod batch;
-pub mod detector;
-pub mod embedded;
-pub mod engine;
-pub mod error;
-pub mod error_code;
-pub mod heads;
-pub mod image_decode;
-pub mod lambda;
-pub mod manifest;
-pub mod memory;
-pub mod metrics;
-pub mod nms;
-pub mod options;
-pub mod preprocess;
-pub mod response;
-pub mod s3;
+pub mod aws;
+pub mod core;
 pub mod settings;
 
-pub use detector::Detector;
-pub use error::{Error, Result};
-pub use error_code::ErrorCode;
-pub use image_decode::DecodeLimits;
-pub use manifest::Manifest;
-pub use options::DetectOptions;
-pub use response::Response;
-pub use settings::Settings;
+pub use crate::core::detector::Detector;
+pub use crate::core::error::{Error, Result};
+pub use crate::core::error_code::ErrorCode;
+pub use crate::core::image_decode::DecodeLimits;
+pub use crate::core::manifest::Manifest;
+pub use crate::core::options::DetectOptions;
+pub use crate::core::response::Response;
+pub use crate::settings::Settings;

@@ -7,14 +7,14 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use crate::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
-use crate::engine::{Backend, RunConfig};
-use crate::error::{Error, Result};
-use crate::image_decode::DecodeLimits;
-use crate::lambda::AllowedOrigins;
-use crate::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
-use crate::options::{DetectOptions, Format};
-use crate::s3::S3Config;
+use crate::aws::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
+use crate::aws::lambda::AllowedOrigins;
+use crate::aws::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
+use crate::aws::s3::S3Config;
+use crate::core::engine::{Backend, RunConfig};
+use crate::core::error::{Error, Result};
+use crate::core::image_decode::DecodeLimits;
+use crate::core::options::{DetectOptions, Format};
 
 /// One environment variable, as README's configuration table shows it.
 #[derive(Debug, Clone, Copy)]

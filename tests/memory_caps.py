@@ -9,7 +9,7 @@ AWS_LAMBDA_FUNCTION_MEMORY_SIZE set as Lambda sets it, behind `cargo lambda watc
 directly (`{"image": base64}`) with, in one warm process:
 
 - the worst case of each format at exactly the pixel budget the function derives from the memory size
-  (src/image_decode/mod.rs, DecodeLimits::for_memory; mirrored in tools/hostile_images.py's `budget`):
+  (src/core/image_decode/mod.rs, DecodeLimits::for_memory; mirrored in tools/hostile_images.py's `budget`):
   PNG with 16-bit RGBA (the costliest decode there is), 8-bit RGBA and RGB; WebP (lossless, with
   alpha); GIF; JPEG; and the 16-bit PNG again with its annotated picture asked for. Each must be
   answered with detections; the cgroup's peak memory is recorded for each;

@@ -13,7 +13,7 @@ unknown route, wrong method), plus routes and an SQS event with S3's test event.
 Every answer is checked against the status (or function error code) its kind must get. Every 100 requests
 the function's RSS and open file descriptors are read from /proc: RSS as the mix left it, and again after
 one reference request (a 4000 px photo, outside the mix), since what a random request leaves behind varies
-by tens of MiB (src/memory.rs). Passes when: the process is the same one at the end (no restart), every
+by tens of MiB (src/core/memory.rs). Passes when: the process is the same one at the end (no restart), every
 request was answered as expected, RSS after the reference request at the end is within 5% of its figure
 after request 1,000 (after half the run, for runs shorter than 2,000), and the descriptor count at the end
 is what it was then. The high-water RSS is reported too. Prints p50/p90/p99 latency per kind and the RSS curve; --report writes them

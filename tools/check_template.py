@@ -4,7 +4,7 @@
 - The dashboard body is valid JSON once CloudFormation substitutes its variables, and every widget has a
   place on the grid.
 - Every metric of the function's namespace that the dashboard or an alarm reads is one README's metrics
-  table lists (that table is itself held to src/metrics.rs by a Rust test), under a dimension set the table
+  table lists (that table is itself held to src/aws/metrics.rs by a Rust test), under a dimension set the table
   gives it.
 - The rollout is wired: an alias, a deployment preference whose alarms are the error-rate and latency
   alarms, and every API integration, permission and output calling the alias rather than the function.

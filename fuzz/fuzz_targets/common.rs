@@ -5,9 +5,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use object_detector::batch::BatchConfig;
-use object_detector::lambda::{App, Config, Handled, Invocation};
-use object_detector::s3::S3Config;
+use object_detector::aws::batch::BatchConfig;
+use object_detector::aws::lambda::{App, Config, Handled, Invocation};
+use object_detector::aws::s3::S3Config;
 use object_detector::{DecodeLimits, Detector, ErrorCode};
 use serde_json::Value;
 
@@ -36,7 +36,7 @@ fn app() -> &'static App {
             Arc::clone(detector()),
             Config {
                 cors_allow_origin: Some(
-                    object_detector::lambda::AllowedOrigins::parse("https://a.example").unwrap(),
+                    object_detector::aws::lambda::AllowedOrigins::parse("https://a.example").unwrap(),
                 ),
                 metrics: Some(Default::default()),
                 function: None,

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use object_detector::image_decode::{decode, decode_at_least};
+use object_detector::core::image_decode::{decode, decode_at_least};
 
 /// Far above what any input within the target's limits takes (a few milliseconds); what a
 /// decompression or scan bomb would take without its bound.

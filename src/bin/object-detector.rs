@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use object_detector::lambda::{App, Config, Handled, Invocation};
-use object_detector::response::millis;
+use object_detector::aws::lambda::{App, Config, Handled, Invocation};
+use object_detector::core::response::millis;
 use object_detector::{Detector, Settings};
 use serde_json::{json, Value};
 

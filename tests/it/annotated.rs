@@ -2,8 +2,8 @@
 //! every reported box is drawn where the JSON says, in its class's colour.
 
 use image::{DynamicImage, ImageFormat, RgbImage};
-use object_detector::annotate::{class_colour, PixelBox, Style};
-use object_detector::options::Format;
+use object_detector::core::annotate::{class_colour, PixelBox, Style};
+use object_detector::core::options::Format;
 use object_detector::{DetectOptions, Response};
 
 use crate::common::{encode, int8, jpeg_rotated_with_exif_6, read};

@@ -8,10 +8,10 @@
 
 use crate::common;
 
-use object_detector::embedded;
-use object_detector::engine::f32_values;
-use object_detector::engine::RunConfig;
-use object_detector::image_decode::decode;
+use object_detector::core::embedded;
+use object_detector::core::engine::f32_values;
+use object_detector::core::engine::RunConfig;
+use object_detector::core::image_decode::decode;
 use object_detector::{DecodeLimits, DetectOptions, Detector, Manifest};
 
 const PHOTOS: [&str; 7] = [
@@ -81,7 +81,7 @@ fn assert_same_as_default(variant: &Detector, raw_tol: f32) {
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime {
     use super::*;
-    use object_detector::engine::Backend;
+    use object_detector::core::engine::Backend;
 
     fn config(threads: usize) -> RunConfig {
         let library = std::env::var_os("ORT_DYLIB_PATH");

@@ -7,9 +7,9 @@ use crate::common;
 
 use std::sync::Arc;
 
-use object_detector::batch::{BatchConfig, Output};
-use object_detector::lambda::{App, Config, Handled, Invocation};
-use object_detector::s3::S3Config;
+use object_detector::aws::batch::{BatchConfig, Output};
+use object_detector::aws::lambda::{App, Config, Handled, Invocation};
+use object_detector::aws::s3::S3Config;
 use object_detector::{DetectOptions, ErrorCode};
 use serde_json::{json, Value};
 

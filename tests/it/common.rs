@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use image::{DynamicImage, ImageFormat};
-use object_detector::embedded;
+use object_detector::core::embedded;
 use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
 

@@ -93,7 +93,7 @@ fn exif_rotated_photo_gives_boxes_in_the_upright_frame() {
     assert_eq!((a.label.as_str(), b.label.as_str()), ("cat", "cat"));
     let ab = [a.bbox.x_min, a.bbox.y_min, a.bbox.x_max, a.bbox.y_max];
     let bb = [b.bbox.x_min, b.bbox.y_min, b.bbox.x_max, b.bbox.y_max];
-    let overlap = object_detector::nms::iou(&ab, &bb);
+    let overlap = object_detector::core::nms::iou(&ab, &bb);
     assert!(overlap > 0.9, "IoU {overlap}: {ab:?} vs {bb:?}");
 }
 
@@ -314,7 +314,7 @@ fn the_response_serialises_to_the_public_contract() {
 /// where hostile bytes can reach.
 #[test]
 fn corrupted_files_never_panic_the_decoder() {
-    use object_detector::image_decode::decode;
+    use object_detector::core::image_decode::decode;
     let img = DynamicImage::ImageRgb8(RgbImage::from_fn(64, 48, |x, y| {
         image::Rgb([(x * 4) as u8, (y * 5) as u8, 77])
     }));
@@ -364,7 +364,7 @@ fn corrupted_files_never_panic_the_decoder() {
 /// are reported in full-size pixels.
 #[test]
 fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
-    use object_detector::image_decode::{decode, decode_at_least};
+    use object_detector::core::image_decode::{decode, decode_at_least};
     let big = chelsea().resize_exact(451 * 8, 300 * 8, image::imageops::FilterType::Triangle);
     let bytes = encode(&big, ImageFormat::Jpeg);
     let limits = DecodeLimits::default();
@@ -384,7 +384,7 @@ fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
     let ab = [a.bbox.x_min, a.bbox.y_min, a.bbox.x_max, a.bbox.y_max];
     let bb = [b.bbox.x_min, b.bbox.y_min, b.bbox.x_max, b.bbox.y_max];
     assert!(
-        object_detector::nms::iou(&ab, &bb) > 0.95,
+        object_detector::core::nms::iou(&ab, &bb) > 0.95,
         "{ab:?} vs {bb:?}"
     );
     assert!(
@@ -407,7 +407,7 @@ fn large_jpegs_decode_at_reduced_scale_with_boxes_in_full_size_pixels() {
     let cb = [c.bbox.x_min, c.bbox.y_min, c.bbox.x_max, c.bbox.y_max];
     assert_eq!(c.label, "cat");
     assert!(
-        object_detector::nms::iou(&ab, &cb) > 0.9,
+        object_detector::core::nms::iou(&ab, &cb) > 0.9,
         "{ab:?} vs {cb:?}"
     );
 }

@@ -5,7 +5,7 @@ use crate::common;
 
 use std::sync::{Arc, OnceLock};
 
-use object_detector::lambda::{AllowedOrigins, App, Config, Invocation};
+use object_detector::aws::lambda::{AllowedOrigins, App, Config, Invocation};
 use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
@@ -35,7 +35,7 @@ fn event(name: &str) -> Value {
 fn handle(
     app: &App,
     event: Value,
-) -> Result<Box<serde_json::value::RawValue>, object_detector::lambda::ApiError> {
+) -> Result<Box<serde_json::value::RawValue>, object_detector::aws::lambda::ApiError> {
     let invocation = Invocation {
         request_id: "test-request",
         trace_id: None,
@@ -46,7 +46,7 @@ fn handle(
 }
 
 /// Runs an event; returns the response object.
-fn run(app: &App, event: Value) -> Result<Value, object_detector::lambda::ApiError> {
+fn run(app: &App, event: Value) -> Result<Value, object_detector::aws::lambda::ApiError> {
     handle(app, event).map(|raw| serde_json::from_str(raw.get()).unwrap())
 }
 

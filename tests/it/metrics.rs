@@ -7,8 +7,8 @@ use crate::common;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use object_detector::lambda::{App, Config, Handled, Invocation};
-use object_detector::metrics::{FunctionId, MetricsConfig, METRICS};
+use object_detector::aws::lambda::{App, Config, Handled, Invocation};
+use object_detector::aws::metrics::{FunctionId, MetricsConfig, METRICS};
 use serde_json::{json, Value};
 
 /// Units CloudWatch accepts.

@@ -6,7 +6,7 @@
 //!   against onnxruntime running the same int8 file, and IoU >= 0.9, score within 0.05 against fp32.
 
 use crate::common::{fp32, int8, read};
-use object_detector::engine::f32_values;
+use object_detector::core::engine::f32_values;
 use object_detector::{DetectOptions, Detector};
 use serde_json::Value;
 
@@ -75,7 +75,7 @@ fn dets(v: &Value) -> Vec<Det> {
 }
 
 fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
-    object_detector::nms::iou(a, b)
+    object_detector::core::nms::iou(a, b)
 }
 
 /// Every detection scoring clearly above `threshold` on either side has a partner of the same label on

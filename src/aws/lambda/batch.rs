@@ -1,0 +1,240 @@
+//! Object events through the batch path, answered as each source expects:
+//!
+//! - SQS: a partial batch response, `{"batchItemFailures": [{"itemIdentifier": "<messageId>"}]}`,
+//!   naming exactly the messages to retry (a transient failure of any of their objects, or a body
+//!   that names nothing readable); the queue redelivers them and, past its receive count, moves them
+//!   to the dead-letter queue. Needs `ReportBatchItemFailures` on the event source mapping.
+//! - S3, EventBridge, object batches: a summary of what became of each object, or a function error
+//!   when anything must be retried, so Lambda's async retries (and failure destination) or the
+//!   state machine's `Retry` take over.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::log::{Entry, ObjectCounts, ObjectEntry};
+use super::objects::{self, Content, ObjectSource, Unit};
+use crate::aws::batch::{Outcome, Report};
+use crate::core::error_code::ErrorCode;
+
+/// What an object event did: the answer, one log line per object, and the reports for the metrics.
+pub struct Processed {
+    pub result: Result<Box<RawValue>, ApiError>,
+    pub object_lines: Vec<String>,
+    pub reports: Vec<Report>,
+}
+
+impl super::App {
+    pub(super) async fn objects(
+        &self,
+        source: ObjectSource,
+        event: Value,
+        entry: &mut Entry,
+    ) -> Processed {
+        let units = objects::parse(source, event);
+        // All objects of the event in one stream, so a batch's objects overlap; each remembers its unit.
+        let mut owners = Vec::new();
+        let mut all = Vec::new();
+        for (i, unit) in units.iter().enumerate() {
+            if let Content::Objects(list) = &unit.content {
+                owners.extend(std::iter::repeat_n(i, list.len()));
+                all.extend(list.iter().cloned());
+            }
+        }
+        let reports = self.batch.process(all).await;
+        let mut counts = ObjectCounts::default();
+        let mut retry_unit = vec![false; units.len()];
+        let mut first_retry: Option<(ErrorCode, String)> = None;
+        for (report, &owner) in reports.iter().zip(&owners) {
+            match &report.outcome {
+                Outcome::Detected { .. } => counts.detected += 1,
+                Outcome::Failed { .. } => counts.failed += 1,
+                Outcome::Skipped { .. } => counts.skipped += 1,
+                Outcome::Retry { code, message } => {
+                    counts.retried += 1;
+                    retry_unit[owner] = true;
+                    first_retry.get_or_insert((*code, message.clone()));
+                }
+            }
+        }
+        let mut notes = Vec::new();
+        for (i, unit) in units.iter().enumerate() {
+            match &unit.content {
+                Content::Objects(_) => {}
+                Content::TestEvent | Content::Ignored(_) => counts.ignored += 1,
+                Content::Unreadable(why) => {
+                    counts.ignored += 1;
+                    retry_unit[i] = true;
+                    notes.push(why.clone());
+                }
+            }
+        }
+        let object_lines = reports
+            .iter()
+            .map(|r| ObjectEntry::line(r, &entry.request_id))
+            .collect();
+        entry.objects = Some(counts);
+        let result = match (source, notes.first(), first_retry) {
+            (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
+            (_, Some(why), _) => Err(ApiError::new(
+                ErrorCode::InvalidEvent,
+                format!("malformed {} event: {why}", source.name()),
+            )),
+            (_, None, Some((code, message))) => Err(ApiError::new(
+                code,
+                format!(
+                    "{} of {} objects must be retried; first: {message}",
+                    counts.retried,
+                    reports.len()
+                ),
+            )),
+            (_, None, None) => summary(&reports, counts),
+        };
+        // An error's status, code and message are recorded by `handle_recorded`, as for every event.
+        if result.is_ok() {
+            entry.status = Some(200);
+            if let Some(why) = notes.first() {
+                entry.error = Some(format!("unreadable message: {why}"));
+            }
+        }
+        Processed {
+            result,
+            object_lines,
+            reports,
+        }
+    }
+}
+
+/// The partial batch response; a message to retry without an id fails the whole batch instead.
+fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, ApiError> {
+    let mut failures = Vec::new();
+    for (unit, _) in units.iter().zip(retry).filter(|(_, &r)| r) {
+        match &unit.message_id {
+            Some(id) => failures.push(json!({"itemIdentifier": id})),
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidEvent,
+                    "an SQS record to retry has no `messageId`: the whole batch is retried",
+                ))
+            }
+        }
+    }
+    raw(&json!({"batchItemFailures": failures}))
+}
+
+/// What became of each object, for direct S3 and EventBridge invocations and object batches: its
+/// bucket and key beside the outcome's fields, as its log line has them.
+fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, ApiError> {
+    #[derive(Serialize)]
+    struct ObjectResult<'a> {
+        bucket: &'a str,
+        key: &'a str,
+        #[serde(flatten)]
+        outcome: &'a Outcome,
+    }
+    let results: Vec<ObjectResult> = reports
+        .iter()
+        .map(|r| ObjectResult {
+            bucket: &r.object.bucket,
+            key: &r.object.key,
+            outcome: &r.outcome,
+        })
+        .collect();
+    raw(&json!({
+        "detected": counts.detected,
+        "failed": counts.failed,
+        "skipped": counts.skipped,
+        "ignored": counts.ignored,
+        "results": results,
+    }))
+}
+
+fn raw(v: &Value) -> Result<Box<RawValue>, ApiError> {
+    serde_json::value::to_raw_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::batch::ObjectRef;
+
+    fn report(key: &str, outcome: Outcome) -> Report {
+        Report {
+            object: ObjectRef {
+                bucket: "photos".into(),
+                key: key.into(),
+                version_id: None,
+                etag: None,
+                size: None,
+            },
+            outcome,
+            detected: None,
+            fetch_ms: 1.0,
+            detect_ms: 2.0,
+            write_ms: 3.0,
+            total_ms: 6.0,
+        }
+    }
+
+    #[test]
+    fn the_summary_and_the_log_lines_name_each_outcome_alike() {
+        let reports = [
+            report(
+                "a.jpg",
+                Outcome::Detected {
+                    result_key: "detections/a.jpg.json".into(),
+                    detections: 3,
+                },
+            ),
+            report(
+                "b.txt",
+                Outcome::Failed {
+                    result_key: Some("detections/b.txt.json".into()),
+                    code: ErrorCode::NotAnImage,
+                    message: "the bytes are not an image".into(),
+                },
+            ),
+            report(
+                "detections/c.json",
+                Outcome::Skipped {
+                    reason: "written by this function (under OUTPUT_PREFIX)",
+                },
+            ),
+        ];
+        let counts = ObjectCounts {
+            detected: 1,
+            failed: 1,
+            skipped: 1,
+            ..ObjectCounts::default()
+        };
+        let summary: Value =
+            serde_json::from_str(summary(&reports, counts).unwrap().get()).unwrap();
+        let expected = [
+            json!({"bucket": "photos", "key": "a.jpg", "outcome": "detected",
+                   "result_key": "detections/a.jpg.json", "detections": 3}),
+            json!({"bucket": "photos", "key": "b.txt", "outcome": "failed",
+                   "result_key": "detections/b.txt.json", "error_code": "not_an_image",
+                   "error": "the bytes are not an image"}),
+            json!({"bucket": "photos", "key": "detections/c.json", "outcome": "skipped",
+                   "reason": "written by this function (under OUTPUT_PREFIX)"}),
+        ];
+        assert_eq!(summary["results"], json!(expected));
+        assert_eq!(
+            (
+                summary["detected"].clone(),
+                summary["failed"].clone(),
+                summary["skipped"].clone()
+            ),
+            (json!(1), json!(1), json!(1))
+        );
+        for (report, expected) in reports.iter().zip(&expected) {
+            let line: Value = serde_json::from_str(&ObjectEntry::line(report, "req")).unwrap();
+            for (field, value) in expected.as_object().unwrap() {
+                assert_eq!(&line[field], value, "{field} in {line}");
+            }
+            assert_eq!(line["request_id"], "req");
+            assert_eq!(line["fetch_ms"], 1.0);
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! Request bodies and query strings: raw image bytes, JSON with a base64 `image`, multipart forms.
+
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::events::Request;
+use crate::core::error::{bounded, quote};
+use crate::core::error_code::ErrorCode;
+use crate::core::options::DetectOptions;
+
+/// Most query parameters a request may carry (each option once, `classes` repeated, with room to spare).
+const MAX_QUERY_PARAMETERS: usize = 64;
+/// Most fields a form may carry: the image and each option once, with room to spare.
+const MAX_FORM_FIELDS: usize = 32;
+
+/// Media types accepted by `POST /detect`, for 415 messages.
+pub const ACCEPTED_MEDIA_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif, image/bmp, \
+     application/octet-stream, application/json, multipart/form-data";
+
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+
+/// Base64 as clients send it: an optional `data:...;base64,` prefix, the standard or URL-safe alphabet,
+/// with or without padding, with line breaks.
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+    let mut s = text.trim();
+    // `get`, not `[..5]`: the text may have a multi-byte character there.
+    if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
+        let comma = s.find(',').ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidBase64, "a data: URL without a comma")
+        })?;
+        if !s[..comma].to_ascii_lowercase().ends_with(";base64") {
+            return Err(ApiError::new(
+                ErrorCode::InvalidBase64,
+                "a data: URL must be base64-encoded (data:image/jpeg;base64,...)",
+            ));
+        }
+        s = &s[comma + 1..];
+    }
+    let cleaned: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let engine = if cleaned.iter().any(|&b| b == b'-' || b == b'_') {
+        &URL_SAFE
+    } else {
+        &STANDARD
+    };
+    engine.decode(&cleaned).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidBase64,
+            format!("the image is not valid base64: {e}"),
+        )
+    })
+}
+
+/// A JSON request: `{"image": "<base64>", "score_threshold": ..., "classes": [...]}`.
+pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+    let Value::Object(map) = v else {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            "the JSON body must be an object with an `image` field",
+        ));
+    };
+    let mut image = None;
+    let mut options = DetectOptions::default();
+    for (key, value) in map {
+        if key == "image" {
+            image = Some(match value {
+                Value::String(s) => decode_base64(&s)?,
+                _ => {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidBase64,
+                        "`image` must be a base64 string",
+                    ))
+                }
+            });
+            continue;
+        }
+        if !DetectOptions::NAMES.contains(&key.as_str()) {
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "field",
+                &key,
+                &["image"],
+            )));
+        }
+        options
+            .set_json(&key, value)
+            .map_err(|e| ApiError::from(&e))?;
+    }
+    let image = image.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingImage,
+            "the JSON body has no `image` field (base64)",
+        )
+    })?;
+    Ok((image, options))
+}
+
+fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+    let v: Value = serde_json::from_slice(raw).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    from_json_value(v)
+}
+
+fn looks_like_json(raw: &[u8]) -> bool {
+    raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+/// The image and options of an HTTP request, by its content type.
+pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+    let raw = match &request.body {
+        None => Vec::new(),
+        Some(b) if request.is_base64 => decode_base64(b)?,
+        Some(b) => b.as_bytes().to_vec(),
+    };
+    if raw.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
+            "the request has no body: send the image bytes, JSON {\"image\": \"<base64>\"} or a multipart form",
+        ));
+    }
+    let media = request.media_type();
+    match media.as_deref() {
+        Some("multipart/form-data") => {
+            multipart(request.header("content-type").unwrap_or(""), raw).await
+        }
+        Some(m) if m == "application/json" || m.ends_with("+json") => from_json_bytes(&raw),
+        // curl -d sends form-urlencoded by default; a JSON object is still meant as JSON.
+        None
+        | Some("application/octet-stream" | "text/plain" | "application/x-www-form-urlencoded")
+            if looks_like_json(&raw) =>
+        {
+            from_json_bytes(&raw)
+        }
+        None | Some("application/octet-stream") => Ok((raw, DetectOptions::default())),
+        Some(m) if m.starts_with("image/") => Ok((raw, DetectOptions::default())),
+        // The bytes decide: `curl --data-binary @photo.jpg` without -H labels a JPEG as a form.
+        Some(_) if crate::core::image_decode::sniff(&raw).is_ok() => {
+            Ok((raw, DetectOptions::default()))
+        }
+        Some(m) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "Content-Type {} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}",
+                quote(m)
+            ),
+        )),
+    }
+}
+
+/// `multipart/form-data` (curl -F, browser forms): an `image` file field plus optional option fields.
+async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+    let invalid = |e: multer::Error| {
+        ApiError::new(
+            ErrorCode::InvalidMultipart,
+            format!("malformed multipart body: {}", bounded(&e.to_string(), 200)),
+        )
+    };
+    let boundary = multer::parse_boundary(content_type).map_err(invalid)?;
+    let stream = futures_util::stream::once(async move {
+        Ok::<Bytes, std::convert::Infallible>(Bytes::from(raw))
+    });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut image: Option<Vec<u8>> = None;
+    let mut options = DetectOptions::default();
+    let mut seen = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(invalid)? {
+        if seen.len() == MAX_FORM_FIELDS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidMultipart,
+                format!("more than {MAX_FORM_FIELDS} form fields"),
+            ));
+        }
+        let name = field.name().unwrap_or("").to_string();
+        seen.push(name.clone());
+        if name == "image" {
+            if image.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidMultipart,
+                    "one `image` field per request",
+                ));
+            }
+            image = Some(field.bytes().await.map_err(invalid)?.to_vec());
+        } else if DetectOptions::NAMES.contains(&name.as_str()) {
+            let text = field.text().await.map_err(invalid)?;
+            options.set(&name, &text).map_err(|e| ApiError::from(&e))?;
+        } else {
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "form field",
+                &name,
+                &["image"],
+            )));
+        }
+    }
+    let image = image.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingImage,
+            format!(
+                "the form has no `image` file field (fields: {})",
+                seen.iter()
+                    .take(12)
+                    .map(|f| quote(f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+    })?;
+    Ok((image, options))
+}
+
+/// Options from the query string; unknown names are refused so a typo is not silently ignored.
+pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, ApiError> {
+    if query.len() > MAX_QUERY_PARAMETERS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidParameter,
+            format!(
+                "{} query parameters; at most {MAX_QUERY_PARAMETERS}",
+                query.len()
+            ),
+        ));
+    }
+    let mut options = DetectOptions::default();
+    let mut classes: Vec<String> = Vec::new();
+    for (k, v) in query {
+        if k == "classes" {
+            classes.push(v.clone());
+        } else if DetectOptions::NAMES.contains(&k.as_str()) {
+            options.set(k, v).map_err(|e| ApiError::from(&e))?;
+        } else {
+            return Err(ApiError::from(&DetectOptions::unknown(
+                "query parameter",
+                k,
+                &[],
+            )));
+        }
+    }
+    if !classes.is_empty() {
+        options
+            .set("classes", &classes.join(","))
+            .map_err(|e| ApiError::from(&e))?;
+    }
+    Ok(options)
+}
+
+/// Binary sent through a text-only integration arrives with U+FFFD replacement characters where bytes
+/// were not UTF-8: say how to fix it rather than only "not an image".
+pub fn explain_mangled_binary(message: String, bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(16)];
+    if head.windows(3).any(|w| w == [0xEF, 0xBF, 0xBD]) {
+        format!(
+            "{message}. The body looks like binary data passed as text: on an API Gateway REST API, add the \
+             image types (or */*) to binaryMediaTypes, or send JSON with a base64 `image`"
+        )
+    } else {
+        message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn base64_in_every_form_clients_send() {
+        let want = b"\xff\xd8\xff\xe0 binary?>".to_vec();
+        for text in [
+            "/9j/4CBiaW5hcnk/Pg==",
+            "/9j/4CBiaW5hcnk/Pg",
+            "_9j_4CBiaW5hcnk_Pg==",
+            "_9j_4CBiaW5hcnk_Pg",
+            "/9j/4CBi\r\naW5hcnk/\nPg==\n",
+            "  data:image/jpeg;base64,/9j/4CBiaW5hcnk/Pg==  ",
+            "DATA:image/jpeg;BASE64,/9j/4CBiaW5hcnk/Pg==",
+        ] {
+            assert_eq!(decode_base64(text).unwrap(), want, "{text:?}");
+        }
+        for bad in [
+            "not base64!",
+            "data:image/png,rawdata",
+            "data:image/png;base64",
+            "/9j/4C*",
+        ] {
+            assert_eq!(
+                decode_base64(bad).unwrap_err().code,
+                "invalid_base64",
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_requests_take_options_as_numbers_strings_or_lists() {
+        let (img, o) = from_json_value(json!({"image": "aGk=", "score_threshold": 0.5, "max_detections": "3", "classes": ["cat", "dog"], "iou_threshold": null})).unwrap();
+        assert_eq!(img, b"hi");
+        assert_eq!(o.score_threshold, Some(0.5));
+        assert_eq!(o.max_detections, Some(3));
+        assert_eq!(o.classes, Some(vec!["cat".to_string(), "dog".to_string()]));
+        assert_eq!(o.iou_threshold, None);
+
+        let cases = [
+            (json!({"score_threshold": 0.5}), "missing_image"),
+            (json!({"image": 42}), "invalid_base64"),
+            (
+                json!({"image": "aGk=", "scor_threshold": 0.5}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"image": "aGk=", "max_detections": 2.5}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"image": "aGk=", "classes": [1]}),
+                "invalid_parameter",
+            ),
+            (
+                json!({"image": "aGk=", "score_threshold": {"a": 1}}),
+                "invalid_parameter",
+            ),
+            (json!(["aGk="]), "invalid_json"),
+        ];
+        for (v, code) in cases {
+            assert_eq!(from_json_value(v.clone()).unwrap_err().code, code, "{v}");
+        }
+    }
+
+    #[test]
+    fn query_options_accumulate_classes_and_refuse_unknown_names() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let o = options_from_query(&q(&[
+            ("classes", "cat"),
+            ("classes", "dog,person"),
+            ("max_detections", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(o.classes.unwrap(), vec!["cat", "dog", "person"]);
+        assert_eq!(o.max_detections, Some(5));
+        let e = options_from_query(&q(&[("threshold", "0.5")])).unwrap_err();
+        assert_eq!(e.code, "invalid_parameter");
+        assert!(e.message.contains("threshold"));
+        assert_eq!(
+            options_from_query(&q(&[("score_threshold", "x")]))
+                .unwrap_err()
+                .code,
+            "invalid_parameter"
+        );
+    }
+
+    #[test]
+    fn mangled_binary_gets_a_hint() {
+        let mangled = "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}JFIF".as_bytes();
+        assert!(explain_mangled_binary("x".into(), mangled).contains("binaryMediaTypes"));
+        assert_eq!(explain_mangled_binary("x".into(), b"plain text"), "x");
+    }
+}

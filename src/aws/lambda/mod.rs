@@ -1,0 +1,403 @@
+//! The AWS Lambda adapter: the only code that knows event shapes. It turns an event into a request
+//! (method, route, body, options), runs the detection core, and answers in the shape the event came in.
+//!
+//! [`App::handle`] is a plain async function from the event JSON to the response JSON, so tests feed it
+//! `events/*.json` directly; `src/bin/object-detector.rs` wraps it in the Lambda runtime. Each
+//! invocation writes one log line (stderr) and its metric records (stdout, see [`crate::aws::metrics`]);
+//! [`App::handle_recorded`] returns them instead, for tests and the local runner.
+
+mod batch;
+mod body;
+mod cors;
+mod error;
+mod events;
+mod log;
+mod objects;
+mod reply;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::value::{to_raw_value, RawValue};
+use serde_json::{json, Value};
+
+use crate::aws::batch::{Batch, BatchConfig, Outcome};
+use crate::aws::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
+use crate::core::detector::Detector;
+use crate::core::image_decode::SUPPORTED_FORMATS;
+use crate::core::options::{DetectOptions, Format};
+use crate::core::response::millis;
+use crate::settings::Settings;
+use reply::Reply;
+
+pub use cors::AllowedOrigins;
+pub use error::ApiError;
+pub use events::{EventKind, HttpKind};
+pub use objects::{ObjectRef, ObjectSource};
+
+/// What the adapter is configured with, beside the detector.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// The origins browsers may read answers from; no CORS headers when unset.
+    pub cors_allow_origin: Option<AllowedOrigins>,
+    /// The metric records; none when `None`.
+    pub metrics: Option<MetricsConfig>,
+    /// The Lambda function's name and version, a dimension of the rollout metrics.
+    pub function: Option<FunctionId>,
+    /// The batch path, for object events.
+    pub batch: BatchConfig,
+}
+
+impl Config {
+    pub fn from_settings(settings: &Settings) -> Config {
+        Config {
+            cors_allow_origin: settings.cors_allow_origin.clone(),
+            metrics: settings.metrics_enabled.then(|| settings.metrics.clone()),
+            function: settings.function.clone(),
+            batch: settings.batch.clone(),
+        }
+    }
+}
+
+/// What the runtime says about one invocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Invocation<'a> {
+    pub request_id: &'a str,
+    /// The X-Ray trace header (`Root=...;Parent=...;Sampled=...`), when tracing is on.
+    pub trace_id: Option<&'a str>,
+}
+
+/// An invocation's answer, with what it logs.
+#[derive(Debug)]
+pub struct Handled {
+    pub result: Result<Box<RawValue>, ApiError>,
+    /// The JSON log line.
+    pub log_line: String,
+    /// Object events: one JSON log line per object, written before [`Handled::log_line`].
+    pub object_lines: Vec<String>,
+    /// The EMF metric records, one JSON document each; empty with metrics off.
+    pub metric_records: Vec<String>,
+}
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Detect,
+    Model,
+    Health,
+}
+
+impl Route {
+    fn name(self) -> &'static str {
+        match self {
+            Route::Detect => "detect",
+            Route::Model => "model",
+            Route::Health => "health",
+        }
+    }
+
+    fn allow(self) -> &'static str {
+        match self {
+            Route::Detect => "POST, OPTIONS",
+            Route::Model | Route::Health => "GET, HEAD, OPTIONS",
+        }
+    }
+}
+
+/// The function: a warm detector plus configuration, shared by every invocation.
+pub struct App {
+    /// Shared, so other handlers (and tests) can serve from the same warm plan.
+    detector: Arc<Detector>,
+    /// The origins browsers may read answers from.
+    cors: Option<AllowedOrigins>,
+    /// `GET /model` body, serialized once.
+    model_info: String,
+    metrics: Option<Metrics>,
+    /// Object events' processor.
+    batch: Batch,
+    /// No invocation has been handled yet: the next one is the cold start.
+    cold: AtomicBool,
+}
+
+impl App {
+    /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`) or an output location that
+    /// would notify the function of its own results.
+    pub fn new(detector: Arc<Detector>, config: Config) -> crate::Result<App> {
+        let Config {
+            cors_allow_origin,
+            metrics,
+            function,
+            batch,
+        } = config;
+        let batch = Batch::new(Arc::clone(&detector), batch)?;
+        let model_info = model_info(&detector);
+        let metrics = metrics.map(|metrics| Metrics::for_detector(metrics, &detector, function));
+        Ok(App {
+            detector,
+            cors: cors_allow_origin,
+            model_info,
+            metrics,
+            batch,
+            cold: AtomicBool::new(true),
+        })
+    }
+
+    /// Handles one event, writing its log line to stderr and its metric records to stdout. `Ok` is
+    /// the response payload (serialized JSON, so floats keep their shortest form and fields their
+    /// documented order); `Err` is for direct invocations only, and becomes a Lambda function error
+    /// whose `errorType` is the stable error code.
+    pub async fn handle(
+        &self,
+        event: Value,
+        invocation: Invocation<'_>,
+    ) -> Result<Box<RawValue>, ApiError> {
+        let handled = self.handle_recorded(event, invocation).await;
+        // Write errors (a closed stream) lose a line, never the answer.
+        let mut err = std::io::stderr().lock();
+        for line in &handled.object_lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = writeln!(err, "{}", handled.log_line);
+        drop(err);
+        if !handled.metric_records.is_empty() {
+            let mut out = std::io::stdout().lock();
+            for record in &handled.metric_records {
+                let _ = writeln!(out, "{record}");
+            }
+            let _ = out.flush();
+        }
+        handled.result
+    }
+
+    /// [`App::handle`], returning the log line and metric records instead of writing them.
+    pub async fn handle_recorded(&self, event: Value, invocation: Invocation<'_>) -> Handled {
+        let start = Instant::now();
+        let cold_start = self.cold.swap(false, Ordering::Relaxed);
+        let mut entry = log::Entry::new(invocation.request_id, invocation.trace_id);
+        let kind = events::classify(&event);
+        entry.event = kind.map(EventKind::name);
+        let mut object_lines = Vec::new();
+        let mut reports = Vec::new();
+        let result = match kind {
+            Some(EventKind::Direct) => self.direct(event, &mut entry).await,
+            Some(EventKind::Http(kind)) => {
+                let response = self.http(kind, event, &mut entry).await;
+                to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+            }
+            Some(EventKind::Objects(source)) => {
+                let processed = self.objects(source, event, &mut entry).await;
+                object_lines = processed.object_lines;
+                reports = processed.reports;
+                processed.result
+            }
+            None => Err(ApiError::invalid_event(&event)),
+        };
+        if let Err(e) = &result {
+            entry.status = Some(e.status());
+            entry.error_code = Some(e.code);
+            entry.error = Some(e.message.clone());
+        }
+        let detection = kind == Some(EventKind::Direct)
+            || (entry.route == Some(Route::Detect.name())
+                && entry.method.as_deref() != Some("OPTIONS"));
+        entry.duration_ms = millis(start.elapsed());
+        let request_id = Some(invocation.request_id.to_string());
+        let mut observations = Vec::new();
+        if matches!(kind, Some(EventKind::Objects(_))) {
+            // One record per object that reached the detector or failed; skipped ones count in the
+            // log line only.
+            for report in &reports {
+                let error = match &report.outcome {
+                    Outcome::Failed { code, .. } | Outcome::Retry { code, .. } => Some(*code),
+                    Outcome::Detected { .. } | Outcome::Skipped { .. } => None,
+                };
+                if report.detected.is_some() || error.is_some() {
+                    observations.push(Observation {
+                        latency_ms: Some(report.total_ms),
+                        cold_start: false,
+                        detected: report.detected.clone(),
+                        error,
+                        request_id: request_id.clone(),
+                    });
+                }
+            }
+        }
+        if observations.is_empty() {
+            observations.push(Observation {
+                latency_ms: detection.then_some(entry.duration_ms),
+                cold_start: false,
+                detected: entry.detected.take(),
+                error: entry.error_code,
+                request_id,
+            });
+        }
+        observations[0].cold_start = cold_start;
+        let metric_records = match &self.metrics {
+            None => Vec::new(),
+            Some(metrics) => observations
+                .iter()
+                .flat_map(|o| metrics.records(o))
+                .collect(),
+        };
+        Handled {
+            result,
+            log_line: entry.line(),
+            object_lines,
+            metric_records,
+        }
+    }
+
+    /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
+    async fn direct(
+        &self,
+        event: Value,
+        entry: &mut log::Entry,
+    ) -> Result<Box<RawValue>, ApiError> {
+        let (bytes, options) = body::from_json_value(event)?;
+        entry.bytes = Some(bytes.len());
+        if matches!(options.format, Some(Format::Jpeg | Format::Png)) {
+            return Err(ApiError::from(&crate::Error::InvalidParameter {
+                name: "format".into(),
+                detail: "a direct invocation answers JSON; ask for `annotate: true` to get the \
+                         picture as base64 `annotated_image`"
+                    .into(),
+            }));
+        }
+        let response = self.detect(&bytes, &options, entry)?;
+        entry.status = Some(200);
+        RawValue::from_string(reply::json_body(&response)?)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
+        let mut origin = None;
+        let reply = match events::parse(kind, event) {
+            Ok(request) => {
+                entry.method = Some(request.method.clone());
+                entry.path = Some(request.path.clone());
+                origin = request.header("origin").map(str::to_string);
+                self.route(&request, entry).await
+            }
+            Err(e) => e.into_reply(),
+        };
+        entry.status = Some(reply.status);
+        if let Some((code, message)) = &reply.error {
+            entry.error_code = Some(*code);
+            entry.error = Some(message.clone());
+        }
+        events::respond(kind, reply, self.cors.as_ref(), origin.as_deref())
+    }
+
+    async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
+        let route = match events::route(request) {
+            Some(r) => r,
+            None => return ApiError::not_found(&request.path).into_reply(),
+        };
+        entry.route = Some(route.name());
+        let method = request.method.as_str();
+        if method == "OPTIONS" {
+            return Reply::no_content(route.allow());
+        }
+        let allowed = match route {
+            Route::Detect => method == "POST",
+            Route::Model | Route::Health => method == "GET" || method == "HEAD",
+        };
+        if !allowed {
+            let mut reply = ApiError::method_not_allowed(method, route.allow()).into_reply();
+            reply.allow = Some(route.allow());
+            return reply;
+        }
+        match route {
+            Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
+            Route::Model => Reply::json(200, self.model_info.clone()),
+            Route::Detect => self
+                .detect_http(request, entry)
+                .await
+                .unwrap_or_else(ApiError::into_reply),
+        }
+    }
+
+    async fn detect_http(
+        &self,
+        request: &events::Request,
+        entry: &mut log::Entry,
+    ) -> Result<Reply, ApiError> {
+        let query = body::options_from_query(&request.query)?;
+        let (bytes, options) = body::from_http(request).await?;
+        entry.bytes = Some(bytes.len());
+        // Options in the body win over the query string; the query fills what the body leaves unset;
+        // without a `format`, an Accept header naming an image type asks for the picture.
+        let mut options = options.or(query);
+        if options.format.is_none() {
+            options.format = reply::format_from_accept(request.header("accept"));
+        }
+        let format = options.format.unwrap_or_default();
+        let response = self.detect(&bytes, &options, entry)?;
+        reply::detection(response, format)
+    }
+
+    fn detect(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        entry: &mut log::Entry,
+    ) -> Result<crate::Response, ApiError> {
+        let response = self
+            .detector
+            .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
+            .map_err(|e| {
+                let mut api = ApiError::from(&e);
+                if matches!(
+                    e,
+                    crate::Error::InvalidImage { .. } | crate::Error::NotAnImage
+                ) {
+                    api.message = body::explain_mangled_binary(api.message, bytes);
+                }
+                api
+            })?;
+        entry.image = Some((response.image.width, response.image.height));
+        entry.detections = Some(response.detections.len());
+        entry.timings = Some(response.timings_ms);
+        if self.metrics.is_some() {
+            entry.detected = Some(Detected::of(&response));
+        }
+        Ok(response)
+    }
+}
+
+/// An f32 setting as the decimal it was written as (0.35, not 0.3499999940395355).
+fn short(v: f32) -> f64 {
+    (f64::from(v) * 1e6).round() / 1e6
+}
+
+/// `GET /model`: what the active model is and what it accepts.
+fn model_info(detector: &Detector) -> String {
+    let m = detector.manifest();
+    let limits = detector.limits();
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "input": {
+            "width": m.input.width,
+            "height": m.input.height,
+        },
+        "decoder": m.head.family(),
+        "backend": detector.run_config().backend.name(),
+        "labels": m.labels,
+        "defaults": {
+            "score_threshold": short(m.defaults.score_threshold),
+            "iou_threshold": short(m.defaults.iou_threshold),
+            "max_detections": m.defaults.max_detections,
+        },
+        "limits": {
+            "max_image_pixels": limits.max_pixels,
+            "max_decode_bytes": limits.max_alloc_bytes,
+            "max_detections": crate::core::options::MAX_DETECTIONS_LIMIT,
+        },
+        "formats": SUPPORTED_FORMATS,
+        "provenance": m.provenance,
+    })
+    .to_string()
+}

@@ -1,0 +1,305 @@
+//! The detection core: bytes and options in, a [`Response`] or a typed [`Error`] out. No AWS types.
+//!
+//! A [`Detector`] owns the optimized tract plan; build it once per process and share it by reference.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use tract_onnx::prelude::{TValue, Tensor};
+
+use crate::core::annotate;
+use crate::core::embedded;
+use crate::core::engine::{Engine, RunConfig};
+use crate::core::error::{Error, Result};
+use crate::core::heads::{Candidate, Head, ModelFacts, Params};
+use crate::core::image_decode::{decode_at_least, DecodeLimits};
+use crate::core::manifest::Manifest;
+use crate::core::memory::TrimAfterLarge;
+use crate::core::nms::nms;
+use crate::core::options::{DetectOptions, Resolved};
+use crate::core::preprocess::{Geometry, Preprocessor};
+use crate::core::response::{
+    millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings,
+};
+use crate::settings::{ModelSource, Settings};
+
+#[derive(Debug)]
+pub struct Detector {
+    manifest: Manifest,
+    engine: Engine,
+    preprocessor: Preprocessor,
+    head: Box<dyn Head>,
+    limits: DecodeLimits,
+    plan_build: Duration,
+}
+
+impl Detector {
+    /// The model embedded at build time.
+    pub fn embedded() -> Result<Detector> {
+        Detector::new(embedded::MODEL, Manifest::from_toml(embedded::MANIFEST)?)
+    }
+
+    /// A model and manifest from files (a Lambda layer, EFS, a user's export).
+    pub fn from_files(model: &Path, manifest: &Path) -> Result<Detector> {
+        let (onnx, manifest) = Detector::read_files(model, manifest)?;
+        Detector::new(&onnx, manifest)
+    }
+
+    fn read_files(model: &Path, manifest: &Path) -> Result<(Vec<u8>, Manifest)> {
+        let read = |p: &Path| {
+            std::fs::read(p).map_err(|e| Error::InvalidModel(format!("{}: {e}", p.display())))
+        };
+        let text = String::from_utf8(read(manifest)?)
+            .map_err(|_| Error::InvalidModel(format!("{}: not UTF-8 text", manifest.display())))?;
+        let manifest = Manifest::from_toml(&text)
+            .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest.display(), strip(&e))))?;
+        Ok((read(model)?, manifest))
+    }
+
+    /// The model, backend, threads and limits the settings name.
+    pub fn from_settings(settings: &Settings) -> Result<Detector> {
+        let detector = match &settings.model {
+            ModelSource::Embedded => Detector::with_config(
+                settings.run.clone(),
+                embedded::MODEL,
+                Manifest::from_toml(embedded::MANIFEST)?,
+            ),
+            ModelSource::Files { model, manifest } => {
+                let (onnx, manifest) = Detector::read_files(model, manifest)?;
+                Detector::with_config(settings.run.clone(), &onnx, manifest)
+            }
+        }?;
+        Ok(detector.with_limits(settings.limits))
+    }
+
+    /// Loads, validates against the manifest and plans the model with tract on one thread. This is the
+    /// cold-start cost.
+    pub fn new(onnx: &[u8], manifest: Manifest) -> Result<Detector> {
+        Detector::with_config(RunConfig::default(), onnx, manifest)
+    }
+
+    /// [`Detector::new`] on the backend and thread count of `config`.
+    pub fn with_config(config: RunConfig, onnx: &[u8], manifest: Manifest) -> Result<Detector> {
+        let start = Instant::now();
+        let preprocessor = Preprocessor::new(&manifest.input);
+        let engine = Engine::load_with(
+            config,
+            onnx,
+            manifest.input.name.as_deref(),
+            &preprocessor.input_shape(),
+        )?;
+        let head = manifest.head.resolve(&ModelFacts {
+            outputs: engine.outputs(),
+            classes: manifest.labels.len(),
+            input_width: manifest.input.width,
+            input_height: manifest.input.height,
+        })?;
+        Ok(Detector {
+            manifest,
+            engine,
+            preprocessor,
+            head,
+            limits: DecodeLimits::default(),
+            plan_build: start.elapsed(),
+        })
+    }
+
+    pub fn with_limits(mut self, limits: DecodeLimits) -> Detector {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &DecodeLimits {
+        &self.limits
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The backend and thread count the model runs with.
+    pub fn run_config(&self) -> &RunConfig {
+        self.engine.config()
+    }
+
+    /// Time spent in [`Detector::new`]: parsing, optimizing and planning the model.
+    pub fn plan_build_time(&self) -> Duration {
+        self.plan_build
+    }
+
+    pub fn model_ref(&self) -> ModelRef {
+        ModelRef {
+            name: self.manifest.name.clone(),
+            version: self.manifest.version.clone(),
+            input_width: self.manifest.input.width,
+            input_height: self.manifest.input.height,
+        }
+    }
+
+    /// The whole pipeline on encoded image bytes; with the annotated picture in
+    /// [`Response::annotated`] when the options ask for one.
+    pub fn detect(&self, bytes: &[u8], options: &DetectOptions) -> Result<Response> {
+        self.detect_within(bytes, options, None)
+    }
+
+    /// [`Detector::detect`] for a front end whose answers have a size limit: an annotated picture over
+    /// `max_picture_bytes` is refused (`response_too_large`) as soon as its encoder passes it.
+    pub fn detect_within(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        max_picture_bytes: Option<usize>,
+    ) -> Result<Response> {
+        let start = Instant::now();
+        // Declared first, dropped last: after a large image, its freed buffers go back to the system.
+        let trim = TrimAfterLarge::default();
+        // Options first: a bad parameter should not cost a decode.
+        let resolved = options.resolve(&self.manifest)?;
+        let annotation = resolved.annotation.map(|spec| annotate::Spec {
+            max_bytes: max_picture_bytes,
+            ..spec
+        });
+        // The letterbox needs only the resized size, and the picture its own: large JPEGs may decode at
+        // a reduced scale.
+        let decoded = decode_at_least(bytes, &self.limits, |w, h| {
+            // The full-size RGB buffer, the most a decode of this image may take.
+            trim.note(w as usize * h as usize * 3);
+            let g = self.preprocessor.geometry((w, h));
+            let (mw, mh) = (g.resized_width, g.resized_height);
+            match &annotation {
+                Some(spec) => {
+                    let (cw, ch) = annotate::canvas_size((w, h), spec.max_side);
+                    (mw.max(cw), mh.max(ch))
+                }
+                None => (mw, mh),
+            }
+        })?;
+        let decode_ms = millis(start.elapsed());
+        let image = (decoded.width, decoded.height);
+        let mut response = self.run(&decoded.rgb, image, &resolved)?;
+        response.timings_ms.decode = decode_ms;
+        if let Some(spec) = &annotation {
+            let t = Instant::now();
+            let picture = annotate::render(decoded.rgb, image, &response.detections, spec)?;
+            response.annotated = Some(picture);
+            response.timings_ms.annotate = Some(millis(t.elapsed()));
+        }
+        response.timings_ms.total = millis(start.elapsed());
+        Ok(response)
+    }
+
+    /// The pipeline on an already decoded, upright image.
+    pub fn detect_rgb(&self, rgb: &RgbImage, options: &DetectOptions) -> Result<Response> {
+        self.run(rgb, rgb.dimensions(), &options.resolve(&self.manifest)?)
+    }
+
+    /// `rgb` holds the pixels of an image of size `image` (smaller after a reduced-scale decode).
+    fn run(&self, rgb: &RgbImage, image: (u32, u32), options: &Resolved) -> Result<Response> {
+        let t0 = Instant::now();
+        let (input, geometry) = self.preprocessor.run_scaled(rgb, image)?;
+        let t1 = Instant::now();
+        let outputs = self.engine.run(input)?;
+        let t2 = Instant::now();
+        let detections = self.postprocess(&outputs, &geometry, options)?;
+        let t3 = Instant::now();
+        Ok(Response {
+            model: self.model_ref(),
+            image: ImageSize {
+                width: geometry.image_width,
+                height: geometry.image_height,
+            },
+            detections,
+            timings_ms: Timings {
+                decode: 0.0,
+                preprocess: millis(t1 - t0),
+                inference: millis(t2 - t1),
+                postprocess: millis(t3 - t2),
+                annotate: None,
+                total: millis(t3 - t0),
+            },
+            annotated: None,
+        })
+    }
+
+    /// The manifest's pre-processing, as `detect` runs it.
+    pub fn preprocessor(&self) -> &Preprocessor {
+        &self.preprocessor
+    }
+
+    /// The model input for an image, and where the image sits in it.
+    pub fn preprocess(&self, rgb: &RgbImage) -> Result<(Tensor, Geometry)> {
+        self.preprocessor.run(rgb)
+    }
+
+    /// Raw model outputs, in model order, for an input tensor (parity checks, debugging).
+    pub fn infer(&self, input: Tensor) -> Result<Vec<TValue>> {
+        Ok(self.engine.run(input)?.into_vec())
+    }
+
+    /// Raw outputs (from [`Detector::infer`]) to detections in image pixels: the manifest's decoder, the
+    /// threshold and class filter, NMS, and the mapping back through `geometry`.
+    pub fn decode_outputs(
+        &self,
+        outputs: &[TValue],
+        geometry: &Geometry,
+        options: &DetectOptions,
+    ) -> Result<Vec<Detection>> {
+        if outputs.len() != self.engine.outputs().len() {
+            return Err(Error::Internal(format!(
+                "{} outputs given, the model has {}",
+                outputs.len(),
+                self.engine.outputs().len()
+            )));
+        }
+        self.postprocess(outputs, geometry, &options.resolve(&self.manifest)?)
+    }
+
+    fn postprocess(
+        &self,
+        outputs: &[TValue],
+        geometry: &Geometry,
+        options: &Resolved,
+    ) -> Result<Vec<Detection>> {
+        let params = Params {
+            score_threshold: options.score_threshold,
+            class_mask: options.class_mask.as_deref(),
+            input_width: self.manifest.input.width,
+            input_height: self.manifest.input.height,
+        };
+        let candidates = self.head.candidates(outputs, &params)?;
+        let kept = nms(candidates, options.iou_threshold, options.max_detections);
+        Ok(kept
+            .into_iter()
+            .map(|c| self.to_detection(c, geometry))
+            .collect())
+    }
+
+    fn to_detection(&self, c: Candidate, g: &Geometry) -> Detection {
+        let (x_min, y_min) = g.to_image(c.bbox[0], c.bbox[1]);
+        let (x_max, y_max) = g.to_image(c.bbox[2], c.bbox[3]);
+        Detection {
+            label: self.manifest.labels[c.class_id].clone(),
+            class_id: c.class_id,
+            score: c.score,
+            bbox: BoundingBox {
+                x_min: round2(x_min),
+                y_min: round2(y_min),
+                x_max: round2(x_max),
+                y_max: round2(y_max),
+            },
+        }
+    }
+}
+
+/// The message of an InvalidModel error without its "invalid model: " prefix, for re-wrapping.
+fn strip(e: &Error) -> String {
+    match e {
+        Error::InvalidModel(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn round2(v: f32) -> f32 {
+    (v * 100.0).round() / 100.0
+}

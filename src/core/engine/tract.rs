@@ -1,0 +1,135 @@
+//! The tract backend: ONNX bytes to an optimized plan for a fixed input shape, and running it (on
+//! tract's own thread pool when the `multithread` feature and more than one thread are asked for).
+//!
+//! The steps are public so the plan-build bench and the operator profile take the very route the
+//! detector takes.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+
+use super::outputs::OutputFacts;
+use super::rewrites::rewrite_resizes;
+use super::weight_fold::parse_and_fold;
+use super::winograd::rewrite_convolutions;
+use super::{input_index, RunConfig};
+use crate::core::error::{Error, Result};
+
+/// An optimized, runnable tract model.
+pub type Plan = Arc<TypedRunnableModel>;
+
+fn invalid(stage: &str, e: TractError) -> Error {
+    Error::InvalidModel(format!("{stage}: {e:#}"))
+}
+
+/// Parses the model, folds its weight dequantization and fixes the input fed (the one named
+/// `input_name`, else the first) to `input_shape`, in float32.
+pub fn inference_model(
+    onnx: &[u8],
+    input_name: Option<&str>,
+    input_shape: &[usize],
+) -> Result<InferenceModel> {
+    let proto = parse_and_fold(onnx)?;
+    let mut model = tract_onnx::onnx()
+        .model_for_proto_model(&proto)
+        .map_err(|e| invalid("not a loadable ONNX model", e))?;
+    let inputs = model.input_outlets().map_err(|e| invalid("inputs", e))?;
+    let names: Vec<String> = inputs
+        .iter()
+        .map(|o| model.node(o.node).name.clone())
+        .collect();
+    let index = input_index(&names, input_name)?;
+    model
+        .set_input_fact(index, f32::fact(input_shape).into())
+        .map_err(|e| invalid("input shape", e))?;
+    Ok(model)
+}
+
+/// [`inference_model`] with every shape and type inferred: what the heads are checked against.
+pub fn typed_model(
+    onnx: &[u8],
+    input_name: Option<&str>,
+    input_shape: &[usize],
+) -> Result<TypedModel> {
+    inference_model(onnx, input_name, input_shape)?
+        .into_typed()
+        .map_err(|e| invalid("type inference", e))
+}
+
+/// Declutters a typed model, rewrites the operators tract runs slowly (`rewrites.rs`, and with
+/// `winograd` the 3x3 convolutions, `winograd.rs`), optimizes and plans it.
+pub fn plan(typed: TypedModel, winograd: bool) -> Result<Plan> {
+    let mut model = typed
+        .into_decluttered()
+        .map_err(|e| invalid("optimization", e))?;
+    rewrite_resizes(&mut model).map_err(|e| invalid("rewriting resizes", e))?;
+    if winograd {
+        rewrite_convolutions(&mut model).map_err(|e| invalid("rewriting convolutions", e))?;
+    }
+    model.optimize().map_err(|e| invalid("optimization", e))?;
+    model.into_runnable().map_err(|e| invalid("planning", e))
+}
+
+/// Names, shapes and types of a typed model's outputs.
+fn output_facts(typed: &TypedModel) -> Result<OutputFacts> {
+    let mut facts = OutputFacts::default();
+    for &o in typed.output_outlets().map_err(|e| invalid("outputs", e))? {
+        let name = typed
+            .outlet_label(o)
+            .map(str::to_string)
+            .unwrap_or_else(|| typed.node(o.node).name.clone());
+        let fact = typed.outlet_fact(o).map_err(|e| invalid("outputs", e))?;
+        facts.shapes.push(
+            fact.shape
+                .iter()
+                .map(|d| d.to_i64().ok().and_then(|v| usize::try_from(v).ok()))
+                .collect(),
+        );
+        facts.types.push(fact.datum_type);
+        facts.names.push(name);
+    }
+    Ok(facts)
+}
+
+/// A planned model and, when it runs on more than one thread, its own pool for tract's matrix products
+/// (no process-global executor).
+pub struct Runner {
+    plan: Plan,
+    #[cfg(feature = "multithread")]
+    pool: Option<tract_linalg::multithread::Executor>,
+}
+
+impl Runner {
+    pub fn load(
+        config: &RunConfig,
+        onnx: &[u8],
+        input_name: Option<&str>,
+        input_shape: &[usize],
+    ) -> Result<(Runner, OutputFacts)> {
+        let typed = typed_model(onnx, input_name, input_shape)?;
+        let outputs = output_facts(&typed)?;
+        let runner = Runner {
+            plan: plan(typed, config.winograd)?,
+            #[cfg(feature = "multithread")]
+            pool: (config.threads > 1).then(|| {
+                tract_linalg::multithread::Executor::multithread_with_name(
+                    config.threads,
+                    "detector",
+                )
+            }),
+        };
+        Ok((runner, outputs))
+    }
+
+    pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
+        let run = || self.plan.run(tvec!(input.into()));
+        #[cfg(feature = "multithread")]
+        let outputs = match &self.pool {
+            Some(pool) => tract_linalg::multithread::multithread_tract_scope(pool.clone(), run),
+            None => run(),
+        };
+        #[cfg(not(feature = "multithread"))]
+        let outputs = run();
+        outputs.map_err(|e| Error::Inference(format!("{e:#}")))
+    }
+}

@@ -1,0 +1,209 @@
+//! The model manifest: everything the pipeline needs to know about a detector besides its weights.
+//!
+//! Pre-processing, output decoding, labels and default thresholds live here rather than in code, so the
+//! embedded model and a user's own export travel the same path. The format is TOML; `model/README.md`
+//! documents every key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::core::error::{Error, Result};
+use crate::core::heads::HeadSpec;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Reported in every response as `model.name`.
+    pub name: String,
+    /// Reported in every response as `model.version`.
+    pub version: String,
+    /// The ONNX file, relative to the manifest; used when the manifest is embedded at build time.
+    #[serde(default)]
+    pub file: Option<String>,
+    pub input: InputSpec,
+    /// The model's detection head: the `[decoder]` table.
+    #[serde(rename = "decoder")]
+    pub head: HeadSpec,
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// One label per class index of the model's class dimension.
+    pub labels: Vec<String>,
+    /// Free-form provenance (source, licence, sha256...), reported by `GET /model`.
+    #[serde(default)]
+    pub provenance: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// The ONNX input to feed; defaults to the model's first input.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    #[serde(default)]
+    pub layout: Layout,
+    /// Channel order the model expects.
+    pub color: ColorOrder,
+    /// Multiplier applied to 0..255 pixel values before mean and std (1/255 for 0..1 models).
+    #[serde(default = "one")]
+    pub scale: f32,
+    /// Per input channel, in the model's channel order: `v = (pixel * scale - mean) / std`.
+    #[serde(default)]
+    pub mean: [f32; 3],
+    #[serde(default = "ones")]
+    pub std: [f32; 3],
+    pub resize: ResizeMode,
+    /// Value (0..255, before normalisation) of the letterbox padding.
+    #[serde(default)]
+    pub pad_value: u8,
+    #[serde(default)]
+    pub filter: Filter,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+fn ones() -> [f32; 3] {
+    [1.0; 3]
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    #[default]
+    Nchw,
+    Nhwc,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorOrder {
+    Rgb,
+    Bgr,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Keep the aspect ratio, centre the image, pad both sides (NanoDet).
+    LetterboxCenter,
+    /// Keep the aspect ratio, paste at the top-left corner, pad right and bottom (YOLOX).
+    LetterboxTopLeft,
+    /// Scale each axis independently to the input size (PicoDet).
+    Stretch,
+}
+
+/// Resampling filter. Downscaling filters are area-aware (anti-aliased), as PIL's are.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Filter {
+    Nearest,
+    #[default]
+    Bilinear,
+    Bicubic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    pub score_threshold: f32,
+    pub iou_threshold: f32,
+    pub max_detections: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            score_threshold: 0.35,
+            iou_threshold: 0.6,
+            max_detections: 100,
+        }
+    }
+}
+
+impl Manifest {
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|e| Error::InvalidModel(format!("manifest: {e}")))?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Checks what can be checked without the model; shapes are checked against the model at load.
+    fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::InvalidModel(format!("manifest: {msg}")));
+        let i = &self.input;
+        if !(1..=4096).contains(&i.width) || !(1..=4096).contains(&i.height) {
+            return bad(format!(
+                "input size {}x{} is outside 1..=4096",
+                i.width, i.height
+            ));
+        }
+        if !i.scale.is_finite() || i.scale <= 0.0 {
+            return bad(format!("input.scale must be positive, got {}", i.scale));
+        }
+        if i.mean.iter().any(|m| !m.is_finite())
+            || i.std.iter().any(|s| !s.is_finite() || *s <= 0.0)
+        {
+            return bad("input.mean must be finite and input.std positive".into());
+        }
+        if self.labels.is_empty() {
+            return bad("labels is empty".into());
+        }
+        let d = &self.defaults;
+        if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.iou_threshold) {
+            return bad("defaults: thresholds must be within 0..=1".into());
+        }
+        if d.max_detections == 0 {
+            return bad("defaults.max_detections must be at least 1".into());
+        }
+        self.head.check().or_else(bad)
+    }
+
+    /// Index of a label, as used by the class filter.
+    pub fn class_id(&self, label: &str) -> Option<usize> {
+        self.labels.iter().position(|l| l == label)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EMBEDDED: &str = include_str!("../../model/nanodet-g-416.toml");
+
+    #[test]
+    fn embedded_manifest_parses() {
+        let m = Manifest::from_toml(EMBEDDED).unwrap();
+        assert_eq!(m.labels.len(), 80);
+        assert_eq!(m.class_id("person"), Some(0));
+        assert_eq!(m.class_id("toothbrush"), Some(79));
+        assert_eq!((m.input.width, m.input.height), (416, 416));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected_with_the_reason() {
+        let typo = EMBEDDED.replacen("reg_max", "regmax", 1);
+        let err = Manifest::from_toml(&typo).unwrap_err().to_string();
+        assert!(err.contains("regmax"), "{err}");
+
+        let bad_std = EMBEDDED.replacen("std = [57.375", "std = [0.0", 1);
+        let err = Manifest::from_toml(&bad_std).unwrap_err().to_string();
+        assert!(err.contains("std"), "{err}");
+
+        let both = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\noutput = 0", 1);
+        let err = Manifest::from_toml(&both).unwrap_err().to_string();
+        assert!(err.contains("either `output`"), "{err}");
+
+        let offset = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
+        let err = Manifest::from_toml(&offset).unwrap_err().to_string();
+        assert!(err.contains("cell_offset"), "{err}");
+
+        let mismatched = EMBEDDED.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
+        let err = Manifest::from_toml(&mismatched).unwrap_err().to_string();
+        assert!(err.contains("2 strides"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! The detection core: image bytes and options in, detections (or a typed error) out. Nothing in this
+//! folder knows about AWS: the adapters in `src/aws/` and the binaries call it, never the reverse.
+
+pub mod annotate;
+pub mod detector;
+pub mod embedded;
+pub mod engine;
+pub mod error;
+pub mod error_code;
+pub mod heads;
+pub mod image_decode;
+pub mod manifest;
+pub mod memory;
+pub mod nms;
+pub mod options;
+pub mod preprocess;
+pub mod response;

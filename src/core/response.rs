@@ -1,0 +1,70 @@
+//! The public response body (see README, "Response"): the Lambda and the CLI emit exactly this.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::core::annotate::AnnotatedImage;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Response {
+    pub model: ModelRef,
+    pub image: ImageSize,
+    pub detections: Vec<Detection>,
+    pub timings_ms: Timings,
+    /// The annotated picture, when the options asked for one. Never serialized here: each front end
+    /// delivers it its own way (the response body, base64 in `annotated_image`, a file).
+    #[serde(skip)]
+    pub annotated: Option<AnnotatedImage>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ModelRef {
+    pub name: String,
+    pub version: String,
+    pub input_width: u32,
+    pub input_height: u32,
+}
+
+/// Size of the upright image (after EXIF orientation): the frame boxes refer to.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ImageSize {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Detection {
+    pub label: String,
+    pub class_id: usize,
+    pub score: f32,
+    #[serde(rename = "box")]
+    pub bbox: BoundingBox,
+}
+
+/// Pixels of the upright image; `x_max`/`y_max` are exclusive edges (a full-image box is `0, 0, w, h`).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct BoundingBox {
+    pub x_min: f32,
+    pub y_min: f32,
+    pub x_max: f32,
+    pub y_max: f32,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+pub struct Timings {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub postprocess: f64,
+    /// Drawing and encoding the annotated picture; only when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotate: Option<f64>,
+    pub total: f64,
+}
+
+/// A duration in milliseconds, rounded to the microsecond: how every reported duration is written
+/// (`timings_ms`, the log line, the init line).
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
