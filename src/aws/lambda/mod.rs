@@ -6,12 +6,12 @@
 //! invocation writes one log line (stderr) and its metric records (stdout, see [`crate::aws::metrics`]);
 //! [`App::handle_recorded`] returns them instead, for tests and the local runner.
 
-mod batch;
 mod body;
 mod cors;
 mod error;
 mod events;
 mod log;
+mod object_answer;
 mod objects;
 mod reply;
 
