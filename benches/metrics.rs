@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use object_detector::aws::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
+use object_detector::core::response::ModelRef;
 use object_detector::{DetectOptions, Detector};
 
 fn metrics(per_class: bool) -> Metrics {
@@ -20,8 +21,12 @@ fn metrics(per_class: bool) -> Metrics {
             per_class,
             ..MetricsConfig::default()
         },
-        "nanodet-g-416",
-        "0.x-legacy+int8w.1",
+        &ModelRef {
+            name: "nanodet-g-416".into(),
+            version: "0.x-legacy+int8w.1".into(),
+            input_width: 416,
+            input_height: 416,
+        },
         80.0,
         Some(FunctionId {
             name: "object-detector-DetectorFunction-AbCdEf123456".into(),

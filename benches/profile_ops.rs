@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use object_detector::core::detector::ModelSource;
 use object_detector::core::engine::tract;
 use object_detector::core::image_decode::decode;
-use object_detector::settings::ModelSource;
-use object_detector::{DecodeLimits, Detector, Settings};
+use object_detector::{DecodeLimits, Settings};
 use tract_onnx::prelude::*;
 
 const RUNS: usize = 11;
@@ -23,7 +23,7 @@ fn main() -> TractResult<()> {
         .find(|a| !a.starts_with("--"))
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/coffee.jpg").into());
     let settings = Settings::from_env()?;
-    let detector = Detector::from_settings(&settings)?;
+    let detector = settings.detector()?;
     let onnx_bytes = match &settings.model {
         ModelSource::Files { model, .. } => std::fs::read(model)?,
         ModelSource::Embedded => object_detector::core::embedded::MODEL.to_vec(),

@@ -8,9 +8,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::aws::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
-use crate::aws::lambda::AllowedOrigins;
+use crate::aws::lambda::{self, AllowedOrigins};
 use crate::aws::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
 use crate::aws::s3::S3Config;
+use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
 use crate::core::image_decode::DecodeLimits;
@@ -134,15 +135,6 @@ pub const VARIABLES: &[Variable] = &[
     },
 ];
 
-/// Where the model comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ModelSource {
-    /// The model compiled into the binary.
-    Embedded,
-    /// `MODEL_PATH` and `MODEL_MANIFEST`.
-    Files { model: PathBuf, manifest: PathBuf },
-}
-
 /// Everything the environment configures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -166,6 +158,21 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The detector the settings name: the model, its backend and threads, the decode limits.
+    pub fn detector(&self) -> Result<Detector> {
+        Ok(Detector::load(&self.model, self.run.clone())?.with_limits(self.limits))
+    }
+
+    /// The Lambda adapter's configuration, beside the detector.
+    pub fn lambda_config(&self) -> lambda::Config {
+        lambda::Config {
+            cors_allow_origin: self.cors_allow_origin.clone(),
+            metrics: self.metrics_enabled.then(|| self.metrics.clone()),
+            function: self.function.clone(),
+            batch: self.batch.clone(),
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Settings> {
         Settings::from_lookup(|name| std::env::var_os(name))

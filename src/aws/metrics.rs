@@ -17,9 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::core::detector::Detector;
 use crate::core::error_code::ErrorCode;
-use crate::core::response::{millis, Response, Timings};
+use crate::core::response::{ModelRef, Response, Timings};
 
 /// The CloudWatch units these metrics use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -172,15 +171,14 @@ pub struct Metrics {
 const MAX_DIMENSION_VALUE: usize = 250;
 
 impl Metrics {
-    /// `model_name`/`model_version` from the active manifest; `model_load_ms` its plan build time.
+    /// The records of the active model (`Detector::model_ref`) whose plan took `model_load_ms` to build.
     pub fn new(
         config: MetricsConfig,
-        model_name: &str,
-        model_version: &str,
+        model: &ModelRef,
         model_load_ms: f64,
         function: Option<FunctionId>,
     ) -> Metrics {
-        let model: String = format!("{model_name}@{model_version}")
+        let model: String = format!("{}@{}", model.name, model.version)
             .chars()
             .take(MAX_DIMENSION_VALUE)
             .collect();
@@ -190,22 +188,6 @@ impl Metrics {
             function,
             model_load_ms,
         }
-    }
-
-    /// The records of `detector`'s model: its manifest's name and version, its plan build time.
-    pub fn for_detector(
-        config: MetricsConfig,
-        detector: &Detector,
-        function: Option<FunctionId>,
-    ) -> Metrics {
-        let m = detector.manifest();
-        Metrics::new(
-            config,
-            &m.name,
-            &m.version,
-            millis(detector.plan_build_time()),
-            function,
-        )
     }
 
     /// The `Model` dimension value.
@@ -385,14 +367,22 @@ mod tests {
     use super::*;
     use crate::core::response::Timings;
 
+    fn model(name: &str, version: &str) -> ModelRef {
+        ModelRef {
+            name: name.into(),
+            version: version.into(),
+            input_width: 416,
+            input_height: 416,
+        }
+    }
+
     fn metrics(per_class: bool, function: bool) -> Metrics {
         Metrics::new(
             MetricsConfig {
                 namespace: "Test".into(),
                 per_class,
             },
-            "m",
-            "1",
+            &model("m", "1"),
             80.5,
             function.then(|| FunctionId {
                 name: "fn".into(),
@@ -620,7 +610,7 @@ mod tests {
     #[test]
     fn the_model_dimension_is_bounded() {
         let long = "n".repeat(5000);
-        let m = Metrics::new(MetricsConfig::default(), &long, "1", 0.0, None);
+        let m = Metrics::new(MetricsConfig::default(), &model(&long, "1"), 0.0, None);
         assert_eq!(m.model().chars().count(), MAX_DIMENSION_VALUE);
     }
 }

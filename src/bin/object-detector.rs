@@ -9,13 +9,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
-use object_detector::aws::lambda::{App, Config, Handled, Invocation};
+use object_detector::aws::lambda::{App, Handled, Invocation};
 use object_detector::core::response::millis;
-use object_detector::{Detector, Settings};
+use object_detector::Settings;
 use serde_json::{json, Value};
 
 fn build(settings: &Settings) -> object_detector::Result<App> {
-    let detector = Detector::from_settings(settings)?;
+    let detector = settings.detector()?;
     let m = detector.manifest();
     eprintln!(
         "{}",
@@ -29,7 +29,7 @@ fn build(settings: &Settings) -> object_detector::Result<App> {
             "threads": detector.run_config().threads,
         })
     );
-    App::new(Arc::new(detector), Config::from_settings(settings))
+    App::new(Arc::new(detector), settings.lambda_config())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -2,7 +2,7 @@
 //!
 //! A [`Detector`] owns the optimized tract plan; build it once per process and share it by reference.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -22,7 +22,6 @@ use crate::core::preprocess::{Geometry, Preprocessor};
 use crate::core::response::{
     millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings,
 };
-use crate::settings::{ModelSource, Settings};
 
 #[derive(Debug)]
 pub struct Detector {
@@ -34,16 +33,44 @@ pub struct Detector {
     plan_build: Duration,
 }
 
+/// Where the model comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The model compiled into the binary.
+    Embedded,
+    /// A model and its manifest from files (`MODEL_PATH` and `MODEL_MANIFEST`: a Lambda layer, EFS,
+    /// a user's export).
+    Files { model: PathBuf, manifest: PathBuf },
+}
+
 impl Detector {
-    /// The model embedded at build time.
+    /// The model embedded at build time, with tract on one thread.
     pub fn embedded() -> Result<Detector> {
-        Detector::new(embedded::MODEL, Manifest::from_toml(embedded::MANIFEST)?)
+        Detector::load(&ModelSource::Embedded, RunConfig::default())
     }
 
-    /// A model and manifest from files (a Lambda layer, EFS, a user's export).
+    /// A model and manifest from files, with tract on one thread.
     pub fn from_files(model: &Path, manifest: &Path) -> Result<Detector> {
-        let (onnx, manifest) = Detector::read_files(model, manifest)?;
-        Detector::new(&onnx, manifest)
+        let source = ModelSource::Files {
+            model: model.to_path_buf(),
+            manifest: manifest.to_path_buf(),
+        };
+        Detector::load(&source, RunConfig::default())
+    }
+
+    /// The model `source` names, on the backend and thread count of `config`.
+    pub fn load(source: &ModelSource, config: RunConfig) -> Result<Detector> {
+        match source {
+            ModelSource::Embedded => Detector::with_config(
+                config,
+                embedded::MODEL,
+                Manifest::from_toml(embedded::MANIFEST)?,
+            ),
+            ModelSource::Files { model, manifest } => {
+                let (onnx, manifest) = Detector::read_files(model, manifest)?;
+                Detector::with_config(config, &onnx, manifest)
+            }
+        }
     }
 
     fn read_files(model: &Path, manifest: &Path) -> Result<(Vec<u8>, Manifest)> {
@@ -55,22 +82,6 @@ impl Detector {
         let manifest = Manifest::from_toml(&text)
             .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest.display(), strip(&e))))?;
         Ok((read(model)?, manifest))
-    }
-
-    /// The model, backend, threads and limits the settings name.
-    pub fn from_settings(settings: &Settings) -> Result<Detector> {
-        let detector = match &settings.model {
-            ModelSource::Embedded => Detector::with_config(
-                settings.run.clone(),
-                embedded::MODEL,
-                Manifest::from_toml(embedded::MANIFEST)?,
-            ),
-            ModelSource::Files { model, manifest } => {
-                let (onnx, manifest) = Detector::read_files(model, manifest)?;
-                Detector::with_config(settings.run.clone(), &onnx, manifest)
-            }
-        }?;
-        Ok(detector.with_limits(settings.limits))
     }
 
     /// Loads, validates against the manifest and plans the model with tract on one thread. This is the

@@ -29,7 +29,6 @@ use crate::core::detector::Detector;
 use crate::core::image_decode::SUPPORTED_FORMATS;
 use crate::core::options::{DetectOptions, Format};
 use crate::core::response::millis;
-use crate::settings::Settings;
 use reply::Reply;
 
 pub use cors::AllowedOrigins;
@@ -48,17 +47,6 @@ pub struct Config {
     pub function: Option<FunctionId>,
     /// The batch path, for object events.
     pub batch: BatchConfig,
-}
-
-impl Config {
-    pub fn from_settings(settings: &Settings) -> Config {
-        Config {
-            cors_allow_origin: settings.cors_allow_origin.clone(),
-            metrics: settings.metrics_enabled.then(|| settings.metrics.clone()),
-            function: settings.function.clone(),
-            batch: settings.batch.clone(),
-        }
-    }
 }
 
 /// What the runtime says about one invocation.
@@ -133,7 +121,9 @@ impl App {
         } = config;
         let batch = Batch::new(Arc::clone(&detector), batch)?;
         let model_info = model_info(&detector);
-        let metrics = metrics.map(|metrics| Metrics::for_detector(metrics, &detector, function));
+        let model_load_ms = millis(detector.plan_build_time());
+        let metrics = metrics
+            .map(|metrics| Metrics::new(metrics, &detector.model_ref(), model_load_ms, function));
         Ok(App {
             detector,
             cors: cors_allow_origin,

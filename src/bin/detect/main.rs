@@ -137,11 +137,10 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let (settings, detector) =
-        match Settings::from_env().and_then(|s| Ok((Detector::from_settings(&s)?, s))) {
-            Ok((d, s)) => (s, d),
-            Err(e) => return usage_error(&e.to_string()),
-        };
+    let (settings, detector) = match Settings::from_env().and_then(|s| Ok((s.detector()?, s))) {
+        Ok((d, s)) => (s, d),
+        Err(e) => return usage_error(&e.to_string()),
+    };
     // Validate options against the model's labels before touching any file.
     if let Err(e) = options.resolve(detector.manifest()) {
         return usage_error(&e.to_string());
@@ -163,9 +162,14 @@ fn main() -> ExitCode {
     }
     // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
     // still come from the environment.
-    let metrics = args
-        .metrics
-        .then(|| Metrics::for_detector(settings.metrics.clone(), &detector, None));
+    let metrics = args.metrics.then(|| {
+        Metrics::new(
+            settings.metrics.clone(),
+            &detector.model_ref(),
+            millis(detector.plan_build_time()),
+            None,
+        )
+    });
 
     let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
     let mut out: Box<dyn Write> = match &args.output {
