@@ -17,7 +17,7 @@ use image::RgbImage;
 
 use crate::core::error::{Error, Result};
 use crate::core::preprocess::resize;
-use crate::core::response::Detection;
+use crate::core::response::{AnnotatedImage, Detection, Encoding};
 
 /// DejaVu Sans Bold cut to printable ASCII (model/font/, reproduced by tools/make_font.sh).
 const FONT: &[u8] = include_bytes!("../../model/font/dejavu-sans-bold.ascii.ttf");
@@ -26,30 +26,6 @@ fn font() -> &'static FontRef<'static> {
     static PARSED: OnceLock<FontRef<'static>> = OnceLock::new();
     // The font is compiled in and parsed by a unit test: this cannot fail at run time.
     PARSED.get_or_init(|| FontRef::try_from_slice(FONT).expect("the embedded font parses"))
-}
-
-/// How the annotated picture is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    Jpeg,
-    Png,
-}
-
-impl Encoding {
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Encoding::Jpeg => "image/jpeg",
-            Encoding::Png => "image/png",
-        }
-    }
-
-    /// The file extension the CLI writes.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Encoding::Jpeg => "jpg",
-            Encoding::Png => "png",
-        }
-    }
 }
 
 /// What to draw and how to encode it.
@@ -63,15 +39,6 @@ pub struct Spec {
     /// The largest encoded size allowed; past it the encoder stops and the answer is
     /// `response_too_large` (Lambda's 6 MB response limit, less base64 and the rest of the response).
     pub max_bytes: Option<usize>,
-}
-
-/// The encoded picture.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnotatedImage {
-    pub bytes: Vec<u8>,
-    pub encoding: Encoding,
-    pub width: u32,
-    pub height: u32,
 }
 
 /// The picture's size for an upright image of size `image`: scaled down, never up, so its longer side

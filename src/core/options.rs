@@ -1,9 +1,10 @@
 //! Per-request options: what a caller may tune, their ranges, and their parsing from text (query strings,
 //! form fields, CLI flags), so every front end validates them the same way.
 
-use crate::core::annotate::{Encoding, Spec};
+use crate::core::annotate::Spec;
 use crate::core::error::{quote, Error, Result};
 use crate::core::manifest::Manifest;
+use crate::core::response::Encoding;
 
 /// Upper bound of `max_detections`, whatever the model's default.
 pub const MAX_DETECTIONS_LIMIT: usize = 1000;

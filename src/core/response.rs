@@ -4,8 +4,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::core::annotate::AnnotatedImage;
-
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Response {
     pub model: ModelRef,
@@ -67,4 +65,37 @@ pub struct Timings {
 /// (`timings_ms`, the log line, the init line).
 pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// The encoded picture.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotatedImage {
+    pub bytes: Vec<u8>,
+    pub encoding: Encoding,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// How the annotated picture is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Jpeg,
+    Png,
+}
+
+impl Encoding {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Jpeg => "image/jpeg",
+            Encoding::Png => "image/png",
+        }
+    }
+
+    /// The file extension the CLI writes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Encoding::Jpeg => "jpg",
+            Encoding::Png => "png",
+        }
+    }
 }
