@@ -3,7 +3,6 @@
 
 use serde_json::{json, Value};
 
-use super::reply::Reply;
 use crate::core::error::{bounded, quote};
 use crate::core::error_code::ErrorCode;
 
@@ -86,12 +85,6 @@ impl ApiError {
 
     pub fn body(&self) -> Value {
         json!({"error": {"code": self.code, "message": self.message}})
-    }
-
-    pub(crate) fn into_reply(self) -> Reply {
-        let mut reply = Reply::json(self.status(), self.body().to_string());
-        reply.error = Some((self.code, self.message));
-        reply
     }
 }
 

@@ -270,12 +270,12 @@ impl App {
                 origin = request.header("origin").map(str::to_string);
                 self.route(&request, entry).await
             }
-            Err(e) => e.into_reply(),
+            Err(e) => Reply::from(e),
         };
         entry.status = Some(reply.status);
-        if let Some((code, message)) = &reply.error {
-            entry.error_code = Some(*code);
-            entry.error = Some(message.clone());
+        if let Some(e) = &reply.error {
+            entry.error_code = Some(e.code);
+            entry.error = Some(e.message.clone());
         }
         events::respond(kind, reply, self.cors.as_ref(), origin.as_deref())
     }
@@ -283,7 +283,7 @@ impl App {
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
         let route = match events::route(request) {
             Some(r) => r,
-            None => return ApiError::not_found(&request.path).into_reply(),
+            None => return Reply::from(ApiError::not_found(&request.path)),
         };
         entry.route = Some(route.name());
         let method = request.method.as_str();
@@ -295,7 +295,7 @@ impl App {
             Route::Model | Route::Health => method == "GET" || method == "HEAD",
         };
         if !allowed {
-            let mut reply = ApiError::method_not_allowed(method, route.allow()).into_reply();
+            let mut reply = Reply::from(ApiError::method_not_allowed(method, route.allow()));
             reply.allow = Some(route.allow());
             return reply;
         }
@@ -305,7 +305,7 @@ impl App {
             Route::Detect => self
                 .detect_http(request, entry)
                 .await
-                .unwrap_or_else(ApiError::into_reply),
+                .unwrap_or_else(Reply::from),
         }
     }
 

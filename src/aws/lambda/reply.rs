@@ -7,7 +7,6 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::error::ApiError;
-use crate::core::error_code::ErrorCode;
 use crate::core::options::Format;
 use crate::core::response::Response;
 
@@ -36,8 +35,8 @@ pub(crate) struct Reply {
     pub allow: Option<&'static str>,
     /// Headers of this answer beside the content type, CORS and `Allow`.
     pub headers: Vec<(&'static str, String)>,
-    /// The error code and message, for the log line.
-    pub error: Option<(ErrorCode, String)>,
+    /// The error answered, for the log line.
+    pub error: Option<ApiError>,
 }
 
 impl Reply {
@@ -60,6 +59,15 @@ impl Reply {
             headers: Vec::new(),
             error: None,
         }
+    }
+}
+
+/// An error's answer: its status and `{"error": {"code", "message"}}`.
+impl From<ApiError> for Reply {
+    fn from(e: ApiError) -> Reply {
+        let mut reply = Reply::json(e.status(), e.body().to_string());
+        reply.error = Some(e);
+        reply
     }
 }
 
