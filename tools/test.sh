@@ -27,6 +27,10 @@ done
 hadolint Dockerfile
 python tools/check_template.py template.yaml README.md
 
+step "layers: core -> nothing of aws or settings, aws -> core, settings -> both; no circle (tools/check_layers.py)"
+python tools/check_layers.py --self-test
+python tools/check_layers.py
+
 step "format and lints (every feature), dependency licences, bans and sources (deny.toml)"
 cargo fmt --check
 cargo deny --log-level error check licenses bans sources
