@@ -215,10 +215,9 @@ impl Settings {
             .transpose()?;
         let backend = match text("DETECTOR_BACKEND")? {
             None => Backend::Tract,
-            Some(v) => Backend::from_name(&v).ok_or_else(|| {
-                Error::Backend(format!(
-                    "DETECTOR_BACKEND={v:?} is not a backend; use `tract` or `onnxruntime`"
-                ))
+            Some(v) => Backend::from_name(&v).ok_or_else(|| Error::Setting {
+                variable: "DETECTOR_BACKEND",
+                detail: format!("{v:?} is not a backend; use `tract` or `onnxruntime`"),
             })?,
         };
         let run = RunConfig {
@@ -232,9 +231,10 @@ impl Settings {
                 Some(v) => match v.trim().parse::<usize>() {
                     Ok(n) if (1..=256).contains(&n) => n,
                     _ => {
-                        return Err(Error::Backend(format!(
-                            "DETECTOR_THREADS={v:?} is not a thread count from 1 to 256"
-                        )))
+                        return Err(Error::Setting {
+                            variable: "DETECTOR_THREADS",
+                            detail: format!("{v:?} is not a thread count from 1 to 256"),
+                        })
                     }
                 },
             },
@@ -312,11 +312,18 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
             }
         },
     };
+    let s3_endpoint = text("AWS_ENDPOINT_URL_S3")?;
+    let endpoint_variable = match (&s3_endpoint, text("AWS_REGION")?) {
+        (Some(_), _) => "AWS_ENDPOINT_URL_S3",
+        (None, _) if text("AWS_ENDPOINT_URL")?.is_some() => "AWS_ENDPOINT_URL",
+        (None, Some(_)) => "AWS_REGION",
+        (None, None) => "AWS_DEFAULT_REGION",
+    };
     let credentials = match (text("AWS_ACCESS_KEY_ID")?, text("AWS_SECRET_ACCESS_KEY")?) {
         (Some(key), Some(secret)) => Some((key, secret, text("AWS_SESSION_TOKEN")?)),
         _ => None,
     };
-    Ok(BatchConfig {
+    let config = BatchConfig {
         output: Output {
             bucket: text("OUTPUT_BUCKET")?,
             prefix: text("OUTPUT_PREFIX")?.unwrap_or(defaults.output.prefix),
@@ -330,7 +337,7 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
         options,
         annotate,
         s3: S3Config {
-            endpoint: match text("AWS_ENDPOINT_URL_S3")? {
+            endpoint: match s3_endpoint {
                 Some(url) => Some(url),
                 None => text("AWS_ENDPOINT_URL")?,
             },
@@ -341,7 +348,15 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
             force_path_style: switch("S3_FORCE_PATH_STYLE", text("S3_FORCE_PATH_STYLE")?, false)?,
             credentials,
         },
-    })
+    };
+    config
+        .s3
+        .endpoint_url()
+        .map_err(|detail| Error::Setting {
+            variable: endpoint_variable,
+            detail,
+        })?;
+    Ok(config)
 }
 
 /// `DETECT_OPTIONS`: a JSON object of the API's options; `format` is not one (results are JSON, and
@@ -531,9 +546,15 @@ mod tests {
             assert!(!e.is_client_error());
             e.to_string()
         };
-        assert!(err(Some("cuda"), None).contains("`tract` or `onnxruntime`"));
+        // A value the variable cannot take is a bad setting; a backend this build lacks is not.
+        let invalid = |b, t| {
+            let e = run(b, t).unwrap_err();
+            assert_eq!(e.code(), "invalid_setting", "{e}");
+            e.to_string()
+        };
+        assert!(invalid(Some("cuda"), None).contains("`tract` or `onnxruntime`"));
         for t in ["0", "-1", "two", "257", "1.5"] {
-            assert!(err(None, Some(t)).contains("DETECTOR_THREADS"), "{t}");
+            assert!(invalid(None, Some(t)).contains("DETECTOR_THREADS"), "{t}");
         }
         if cfg!(feature = "onnxruntime") {
             let c = run(Some("ort"), Some("3")).unwrap();
@@ -700,6 +721,12 @@ mod tests {
             ("ANNOTATE", "json", "`jpeg` or `png`"),
             ("MAX_OBJECT_BYTES", "0", "MAX_OBJECT_BYTES"),
             ("S3_FORCE_PATH_STYLE", "maybe", "on"),
+            // An endpoint the client cannot use is refused at start-up, not by every object later.
+            ("AWS_ENDPOINT_URL_S3", "127.0.0.1:5000", "AWS_ENDPOINT_URL_S3"),
+            ("AWS_ENDPOINT_URL_S3", "htp//127.0.0.1:5000", "AWS_ENDPOINT_URL_S3"),
+            ("AWS_ENDPOINT_URL_S3", "ftp://127.0.0.1:5000", "http(s)"),
+            ("AWS_ENDPOINT_URL", "localhost", "AWS_ENDPOINT_URL"),
+            ("AWS_REGION", "eu west 1", "AWS_REGION"),
         ] {
             let e = parse(&[(variable, value)])
                 .err()

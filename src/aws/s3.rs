@@ -58,6 +58,26 @@ impl std::fmt::Debug for S3Config {
     }
 }
 
+impl S3Config {
+    /// The URL requests go to: the endpoint set, or AWS's regional one. Settings call it at start-up,
+    /// so a mistyped endpoint stops the function there instead of failing every object later.
+    pub fn endpoint_url(&self) -> Result<url::Url, String> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region));
+        let url: url::Url = endpoint
+            .parse()
+            .map_err(|e| format!("the S3 endpoint {endpoint:?} is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "the S3 endpoint {url} is not an http(s) URL with a host"
+            ));
+        }
+        Ok(url)
+    }
+}
+
 impl Default for S3Config {
     fn default() -> S3Config {
         S3Config {
@@ -138,18 +158,7 @@ pub struct S3Client {
 impl S3Client {
     pub fn new(config: &S3Config) -> Result<S3Client, String> {
         let aws_endpoint = config.endpoint.is_none();
-        let endpoint = config
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", config.region));
-        let endpoint: url::Url = endpoint
-            .parse()
-            .map_err(|e| format!("the S3 endpoint {endpoint:?} is not a URL: {e}"))?;
-        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
-            return Err(format!(
-                "the S3 endpoint {endpoint} is not an http(s) URL with a host"
-            ));
-        }
+        let endpoint = config.endpoint_url()?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.enforce_http(false);
