@@ -349,13 +349,10 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
             credentials,
         },
     };
-    config
-        .s3
-        .endpoint_url()
-        .map_err(|detail| Error::Setting {
-            variable: endpoint_variable,
-            detail,
-        })?;
+    config.s3.endpoint_url().map_err(|detail| Error::Setting {
+        variable: endpoint_variable,
+        detail,
+    })?;
     Ok(config)
 }
 
@@ -722,8 +719,16 @@ mod tests {
             ("MAX_OBJECT_BYTES", "0", "MAX_OBJECT_BYTES"),
             ("S3_FORCE_PATH_STYLE", "maybe", "on"),
             // An endpoint the client cannot use is refused at start-up, not by every object later.
-            ("AWS_ENDPOINT_URL_S3", "127.0.0.1:5000", "AWS_ENDPOINT_URL_S3"),
-            ("AWS_ENDPOINT_URL_S3", "htp//127.0.0.1:5000", "AWS_ENDPOINT_URL_S3"),
+            (
+                "AWS_ENDPOINT_URL_S3",
+                "127.0.0.1:5000",
+                "AWS_ENDPOINT_URL_S3",
+            ),
+            (
+                "AWS_ENDPOINT_URL_S3",
+                "htp//127.0.0.1:5000",
+                "AWS_ENDPOINT_URL_S3",
+            ),
             ("AWS_ENDPOINT_URL_S3", "ftp://127.0.0.1:5000", "http(s)"),
             ("AWS_ENDPOINT_URL", "localhost", "AWS_ENDPOINT_URL"),
             ("AWS_REGION", "eu west 1", "AWS_REGION"),

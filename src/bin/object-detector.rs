@@ -123,11 +123,11 @@ async fn local(app: &App, files: &[String]) -> ExitCode {
                 failed |= status.is_some_and(|s| s >= 400);
             }
             Err(e) => {
-                eprintln!("{file}: function error {}", e.code);
+                eprintln!("{file}: function error {}", e.code());
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"errorType": e.code, "errorMessage": e.message})
+                        &json!({"errorType": e.code(), "errorMessage": e.message()})
                     )
                     .unwrap_or_default()
                 );

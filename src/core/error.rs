@@ -136,6 +136,76 @@ pub fn bounded(text: &str, max: usize) -> String {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The longest message a [`Failure`] carries, in characters: a backstop behind the quoting rules.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// An error as every front door reports it: a stable code and a message for people, at most
+/// [`MAX_MESSAGE`] characters. The API's `{"error": {"code", "message"}}`, a batch result's `error`, an
+/// object's log line, a function error and the CLI's error line are each made of one. The fields are
+/// read through [`Failure::code`] and [`Failure::message`]: a message changes only through
+/// [`Failure::new`], which caps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Failure {
+    /// A failure whose message is cut to [`MAX_MESSAGE`] characters, whatever went into it.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        let message = message.into();
+        Failure {
+            code,
+            message: match message.chars().nth(MAX_MESSAGE) {
+                None => message,
+                Some(_) => bounded(&message, MAX_MESSAGE),
+            },
+        }
+    }
+
+    /// A fault of the service itself (`internal_error`).
+    pub fn internal(message: impl Into<String>) -> Failure {
+        Failure::new(ErrorCode::InternalError, message)
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The code's HTTP status, from the one table.
+    pub fn status(&self) -> u16 {
+        self.code.http_status()
+    }
+
+    pub fn into_message(self) -> String {
+        self.message
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<&Error> for Failure {
+    fn from(e: &Error) -> Failure {
+        Failure::new(e.code(), e.to_string())
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::from(&e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +224,25 @@ mod tests {
         assert!(text.starts_with("invalid parameter `x\\ny"), "{text}");
         assert_eq!(bounded("short", 16), "short");
         assert_eq!(bounded("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn a_failure_message_is_capped_however_it_is_made() {
+        let long = "x".repeat(10_000);
+        let made = Failure::new(ErrorCode::InvalidImage, long.clone());
+        assert_eq!(
+            made.message().chars().count(),
+            MAX_MESSAGE + 1,
+            "the cap and its `…`"
+        );
+        let converted = Failure::from(Error::InvalidImage {
+            format: "PNG",
+            detail: long,
+        });
+        assert_eq!(converted.message().chars().count(), MAX_MESSAGE + 1);
+        assert_eq!(converted.code(), ErrorCode::InvalidImage);
+        assert_eq!(converted.status(), 422);
+        let short = Failure::new(ErrorCode::NotFound, "no route");
+        assert_eq!(short.to_string(), "not_found: no route");
     }
 }

@@ -218,15 +218,15 @@ fn s3_out_of_reach_retries_exactly_the_messages_it_touched() {
     // S3 invoking the function directly: a function error, so Lambda's async retries take over.
     let direct = run(&app, s3_notification("photos", "a.jpg"));
     let e = direct.result.expect_err("a function error");
-    assert_eq!(e.code, ErrorCode::StorageUnavailable);
-    assert!(e.message.contains("1 of 1 objects"), "{}", e.message);
+    assert_eq!(e.code(), ErrorCode::StorageUnavailable);
+    assert!(e.message().contains("1 of 1 objects"), "{}", e.message());
     // A Distributed Map item batch, the same way (the state machine's Retry takes over).
     let batch = run(
         &app,
         json!({"BatchInput": {"bucket": "photos"}, "Items": [{"Key": "a.jpg", "Size": 10}]}),
     );
     assert_eq!(
-        batch.result.expect_err("a function error").code,
+        batch.result.expect_err("a function error").code(),
         ErrorCode::StorageUnavailable
     );
 }
@@ -244,8 +244,12 @@ fn objects_over_the_size_cap_need_no_request_to_be_refused() {
     let e = handled
         .result
         .expect_err("the error result could not be written");
-    assert_eq!(e.code, ErrorCode::StorageUnavailable);
-    assert!(e.message.contains("writing the result"), "{}", e.message);
+    assert_eq!(e.code(), ErrorCode::StorageUnavailable);
+    assert!(
+        e.message().contains("writing the result"),
+        "{}",
+        e.message()
+    );
 }
 
 #[test]
@@ -254,16 +258,16 @@ fn a_malformed_object_event_is_a_function_error_naming_what_is_missing() {
     let e = run(&app, json!({"Records": [{"s3": {}}]}))
         .result
         .expect_err("a function error");
-    assert_eq!(e.code, ErrorCode::InvalidEvent);
+    assert_eq!(e.code(), ErrorCode::InvalidEvent);
     assert!(
-        e.message.contains("malformed s3 event") && e.message.contains("s3.object.key"),
+        e.message().contains("malformed s3 event") && e.message().contains("s3.object.key"),
         "{}",
-        e.message
+        e.message()
     );
     let e = run(&app, json!({"Items": [{"Key": "a.jpg"}]}))
         .result
         .expect_err("no bucket");
-    assert!(e.message.contains("BatchInput.bucket"), "{}", e.message);
+    assert!(e.message().contains("BatchInput.bucket"), "{}", e.message());
 }
 
 #[test]

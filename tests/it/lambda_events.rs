@@ -35,7 +35,7 @@ fn event(name: &str) -> Value {
 fn handle(
     app: &App,
     event: Value,
-) -> Result<Box<serde_json::value::RawValue>, object_detector::aws::lambda::ApiError> {
+) -> Result<Box<serde_json::value::RawValue>, object_detector::core::error::Failure> {
     let invocation = Invocation {
         request_id: "test-request",
         trace_id: None,
@@ -46,7 +46,7 @@ fn handle(
 }
 
 /// Runs an event; returns the response object.
-fn run(app: &App, event: Value) -> Result<Value, object_detector::aws::lambda::ApiError> {
+fn run(app: &App, event: Value) -> Result<Value, object_detector::core::error::Failure> {
     handle(app, event).map(|raw| serde_json::from_str(raw.get()).unwrap())
 }
 
@@ -299,8 +299,8 @@ fn error_answers_quote_only_a_short_prefix_of_what_the_client_sent() {
         keys.insert(format!("{i}{long}"), json!(1));
     }
     let err = run(&app, Value::Object(keys)).unwrap_err();
-    assert_eq!(err.code, "invalid_event");
-    assert!(err.message.len() < 1500, "{} bytes", err.message.len());
+    assert_eq!(err.code(), "invalid_event");
+    assert!(err.message().len() < 1500, "{} bytes", err.message().len());
 }
 
 /// Found by fuzzing (fuzz/fuzz_targets/http_request.rs): a body flagged base64 whose text has a
@@ -323,7 +323,7 @@ fn base64_text_with_multibyte_characters_is_invalid_base64_not_a_crash() {
             "{text:?}"
         );
         let err = run(&app, json!({ "image": text })).unwrap_err();
-        assert_eq!(err.code, "invalid_base64", "{text:?}");
+        assert_eq!(err.code(), "invalid_base64", "{text:?}");
     }
 }
 
@@ -702,14 +702,14 @@ fn unknown_events_and_bad_direct_invocations_are_function_errors() {
         ),
     ] {
         let err = run(&app, event.clone()).unwrap_err();
-        assert_eq!(err.code, code, "{event}");
+        assert_eq!(err.code(), code, "{event}");
         if code == "invalid_event" {
             assert!(
-                err.message.contains("API Gateway")
-                    && err.message.contains("direct invocation")
-                    && err.message.contains("S3 objects"),
+                err.message().contains("API Gateway")
+                    && err.message().contains("direct invocation")
+                    && err.message().contains("S3 objects"),
                 "{}",
-                err.message
+                err.message()
             );
         }
     }
@@ -822,8 +822,8 @@ fn json_clients_get_the_picture_beside_the_detections() {
     let mut direct = event("direct-invoke.json");
     direct["format"] = json!("png");
     let err = handle(&app, direct).unwrap_err();
-    assert_eq!(err.code, "invalid_parameter");
-    assert!(err.message.contains("annotate"), "{}", err.message);
+    assert_eq!(err.code(), "invalid_parameter");
+    assert!(err.message().contains("annotate"), "{}", err.message());
 
     // Bad values are a 400 like any option.
     for query in [

@@ -6,9 +6,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::error::ApiError;
 use super::events::Request;
-use crate::core::error::{bounded, quote};
+use crate::core::error::{bounded, quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::options::DetectOptions;
 
@@ -29,15 +28,15 @@ const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIEN
 
 /// Base64 as clients send it: an optional `data:...;base64,` prefix, the standard or URL-safe alphabet,
 /// with or without padding, with line breaks.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
+pub fn decode_base64(text: &str) -> Result<Vec<u8>, Failure> {
     let mut s = text.trim();
     // `get`, not `[..5]`: the text may have a multi-byte character there.
     if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
-        let comma = s.find(',').ok_or_else(|| {
-            ApiError::new(ErrorCode::InvalidBase64, "a data: URL without a comma")
-        })?;
+        let comma = s
+            .find(',')
+            .ok_or_else(|| Failure::new(ErrorCode::InvalidBase64, "a data: URL without a comma"))?;
         if !s[..comma].to_ascii_lowercase().ends_with(";base64") {
-            return Err(ApiError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidBase64,
                 "a data: URL must be base64-encoded (data:image/jpeg;base64,...)",
             ));
@@ -51,7 +50,7 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
         &STANDARD
     };
     engine.decode(&cleaned).map_err(|e| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::InvalidBase64,
             format!("the image is not valid base64: {e}"),
         )
@@ -59,9 +58,9 @@ pub fn decode_base64(text: &str) -> Result<Vec<u8>, ApiError> {
 }
 
 /// A JSON request: `{"image": "<base64>", "score_threshold": ..., "classes": [...]}`.
-pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), Failure> {
     let Value::Object(map) = v else {
-        return Err(ApiError::new(
+        return Err(Failure::new(
             ErrorCode::InvalidJson,
             "the JSON body must be an object with an `image` field",
         ));
@@ -73,7 +72,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
             image = Some(match value {
                 Value::String(s) => decode_base64(&s)?,
                 _ => {
-                    return Err(ApiError::new(
+                    return Err(Failure::new(
                         ErrorCode::InvalidBase64,
                         "`image` must be a base64 string",
                     ))
@@ -82,7 +81,7 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
             continue;
         }
         if !DetectOptions::NAMES.contains(&key.as_str()) {
-            return Err(ApiError::from(&DetectOptions::unknown(
+            return Err(Failure::from(&DetectOptions::unknown(
                 "field",
                 &key,
                 &["image"],
@@ -90,10 +89,10 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
         }
         options
             .set_json(&key, value)
-            .map_err(|e| ApiError::from(&e))?;
+            .map_err(|e| Failure::from(&e))?;
     }
     let image = image.ok_or_else(|| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::MissingImage,
             "the JSON body has no `image` field (base64)",
         )
@@ -101,9 +100,9 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), ApiError> {
     Ok((image, options))
 }
 
-fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), Failure> {
     let v: Value = serde_json::from_slice(raw).map_err(|e| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::InvalidJson,
             format!("the body is not valid JSON: {e}"),
         )
@@ -116,14 +115,14 @@ fn looks_like_json(raw: &[u8]) -> bool {
 }
 
 /// The image and options of an HTTP request, by its content type.
-pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Failure> {
     let raw = match &request.body {
         None => Vec::new(),
         Some(b) if request.is_base64 => decode_base64(b)?,
         Some(b) => b.as_bytes().to_vec(),
     };
     if raw.is_empty() {
-        return Err(ApiError::new(
+        return Err(Failure::new(
             ErrorCode::EmptyBody,
             "the request has no body: send the image bytes, JSON {\"image\": \"<base64>\"} or a multipart form",
         ));
@@ -147,7 +146,7 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
         Some(_) if crate::core::image_decode::sniff(&raw).is_ok() => {
             Ok((raw, DetectOptions::default()))
         }
-        Some(m) => Err(ApiError::new(
+        Some(m) => Err(Failure::new(
             ErrorCode::UnsupportedMediaType,
             format!(
                 "Content-Type {} is not accepted; send one of: {ACCEPTED_MEDIA_TYPES}",
@@ -158,9 +157,9 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Ap
 }
 
 /// `multipart/form-data` (curl -F, browser forms): an `image` file field plus optional option fields.
-async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectOptions), ApiError> {
+async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectOptions), Failure> {
     let invalid = |e: multer::Error| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::InvalidMultipart,
             format!("malformed multipart body: {}", bounded(&e.to_string(), 200)),
         )
@@ -175,7 +174,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
     let mut seen = Vec::new();
     while let Some(field) = form.next_field().await.map_err(invalid)? {
         if seen.len() == MAX_FORM_FIELDS {
-            return Err(ApiError::new(
+            return Err(Failure::new(
                 ErrorCode::InvalidMultipart,
                 format!("more than {MAX_FORM_FIELDS} form fields"),
             ));
@@ -184,7 +183,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         seen.push(name.clone());
         if name == "image" {
             if image.is_some() {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     ErrorCode::InvalidMultipart,
                     "one `image` field per request",
                 ));
@@ -192,9 +191,9 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
             image = Some(field.bytes().await.map_err(invalid)?.to_vec());
         } else if DetectOptions::NAMES.contains(&name.as_str()) {
             let text = field.text().await.map_err(invalid)?;
-            options.set(&name, &text).map_err(|e| ApiError::from(&e))?;
+            options.set(&name, &text).map_err(|e| Failure::from(&e))?;
         } else {
-            return Err(ApiError::from(&DetectOptions::unknown(
+            return Err(Failure::from(&DetectOptions::unknown(
                 "form field",
                 &name,
                 &["image"],
@@ -202,7 +201,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         }
     }
     let image = image.ok_or_else(|| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::MissingImage,
             format!(
                 "the form has no `image` file field (fields: {})",
@@ -218,9 +217,9 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
 }
 
 /// Options from the query string; unknown names are refused so a typo is not silently ignored.
-pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, ApiError> {
+pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, Failure> {
     if query.len() > MAX_QUERY_PARAMETERS {
-        return Err(ApiError::new(
+        return Err(Failure::new(
             ErrorCode::InvalidParameter,
             format!(
                 "{} query parameters; at most {MAX_QUERY_PARAMETERS}",
@@ -234,9 +233,9 @@ pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, A
         if k == "classes" {
             classes.push(v.clone());
         } else if DetectOptions::NAMES.contains(&k.as_str()) {
-            options.set(k, v).map_err(|e| ApiError::from(&e))?;
+            options.set(k, v).map_err(|e| Failure::from(&e))?;
         } else {
-            return Err(ApiError::from(&DetectOptions::unknown(
+            return Err(Failure::from(&DetectOptions::unknown(
                 "query parameter",
                 k,
                 &[],
@@ -246,22 +245,27 @@ pub fn options_from_query(query: &[(String, String)]) -> Result<DetectOptions, A
     if !classes.is_empty() {
         options
             .set("classes", &classes.join(","))
-            .map_err(|e| ApiError::from(&e))?;
+            .map_err(|e| Failure::from(&e))?;
     }
     Ok(options)
 }
 
 /// Binary sent through a text-only integration arrives with U+FFFD replacement characters where bytes
 /// were not UTF-8: say how to fix it rather than only "not an image".
-pub fn explain_mangled_binary(message: String, bytes: &[u8]) -> String {
+/// The new message is made by [`Failure::new`], so it keeps the cap.
+pub fn explain_mangled_binary(failure: Failure, bytes: &[u8]) -> Failure {
     let head = &bytes[..bytes.len().min(16)];
     if head.windows(3).any(|w| w == [0xEF, 0xBF, 0xBD]) {
-        format!(
-            "{message}. The body looks like binary data passed as text: on an API Gateway REST API, add the \
-             image types (or */*) to binaryMediaTypes, or send JSON with a base64 `image`"
+        Failure::new(
+            failure.code(),
+            format!(
+                "{}. The body looks like binary data passed as text: on an API Gateway REST API, add the \
+                 image types (or */*) to binaryMediaTypes, or send JSON with a base64 `image`",
+                failure.message()
+            ),
         )
     } else {
-        message
+        failure
     }
 }
 
@@ -269,6 +273,19 @@ pub fn explain_mangled_binary(message: String, bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_mangled_binary_hint_keeps_the_message_cap() {
+        use crate::core::error::MAX_MESSAGE;
+        let mangled = b"\xEF\xBF\xBDPNG\r\n";
+        let long = Failure::new(ErrorCode::InvalidImage, "x".repeat(MAX_MESSAGE));
+        let explained = explain_mangled_binary(long, mangled);
+        assert_eq!(
+            explained.message().chars().count(),
+            MAX_MESSAGE + 1,
+            "cut, with its `…`"
+        );
+    }
 
     #[test]
     fn base64_in_every_form_clients_send() {
@@ -291,7 +308,7 @@ mod tests {
             "/9j/4C*",
         ] {
             assert_eq!(
-                decode_base64(bad).unwrap_err().code,
+                decode_base64(bad).unwrap_err().code(),
                 "invalid_base64",
                 "{bad:?}"
             );
@@ -329,7 +346,7 @@ mod tests {
             (json!(["aGk="]), "invalid_json"),
         ];
         for (v, code) in cases {
-            assert_eq!(from_json_value(v.clone()).unwrap_err().code, code, "{v}");
+            assert_eq!(from_json_value(v.clone()).unwrap_err().code(), code, "{v}");
         }
     }
 
@@ -350,12 +367,12 @@ mod tests {
         assert_eq!(o.classes.unwrap(), vec!["cat", "dog", "person"]);
         assert_eq!(o.max_detections, Some(5));
         let e = options_from_query(&q(&[("threshold", "0.5")])).unwrap_err();
-        assert_eq!(e.code, "invalid_parameter");
-        assert!(e.message.contains("threshold"));
+        assert_eq!(e.code(), "invalid_parameter");
+        assert!(e.message().contains("threshold"));
         assert_eq!(
             options_from_query(&q(&[("score_threshold", "x")]))
                 .unwrap_err()
-                .code,
+                .code(),
             "invalid_parameter"
         );
     }
@@ -363,7 +380,10 @@ mod tests {
     #[test]
     fn mangled_binary_gets_a_hint() {
         let mangled = "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}JFIF".as_bytes();
-        assert!(explain_mangled_binary("x".into(), mangled).contains("binaryMediaTypes"));
-        assert_eq!(explain_mangled_binary("x".into(), b"plain text"), "x");
+        let x = Failure::new(ErrorCode::NotAnImage, "x");
+        assert!(explain_mangled_binary(x.clone(), mangled)
+            .message()
+            .contains("binaryMediaTypes"));
+        assert_eq!(explain_mangled_binary(x.clone(), b"plain text"), x);
     }
 }

@@ -1,79 +1,46 @@
-//! The adapter's error: a stable code (with its HTTP status, from the one table in
-//! `src/core/error_code.rs`) and a message for people.
+//! The adapter's errors: the core's [`Failure`] (a stable code, with its HTTP status from the one table
+//! in `src/core/error_code.rs`, and a capped message), the ones only the adapter raises (no route, a
+//! method a route does not take, an event of no known shape), and a failure as a Lambda function error.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-use crate::core::error::{bounded, quote};
+use crate::core::error::quote;
 use crate::core::error_code::ErrorCode;
 
-/// The longest message an error answer carries, in characters: a backstop behind the quoting rules.
-pub const MAX_MESSAGE: usize = 1024;
+pub use crate::core::error::Failure;
 
-/// An error answered to the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: String,
+/// No route for the path.
+pub fn not_found(path: &str) -> Failure {
+    Failure::new(
+        ErrorCode::NotFound,
+        format!(
+            "no route for {}; routes: POST /detect, GET /model, GET /health",
+            quote(path)
+        ),
+    )
 }
 
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
-    }
+/// A route's method it does not take.
+pub fn method_not_allowed(method: &str, allow: &str) -> Failure {
+    Failure::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{} is not allowed here; allowed: {allow}", quote(method)),
+    )
 }
 
-impl std::error::Error for ApiError {}
-
-impl ApiError {
-    /// An error whose message is cut to [`MAX_MESSAGE`] characters, whatever went into it.
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        let message = message.into();
-        ApiError {
-            code,
-            message: match message.chars().nth(MAX_MESSAGE) {
-                None => message,
-                Some(_) => bounded(&message, MAX_MESSAGE),
-            },
+/// An event of no shape the function knows.
+pub fn invalid_event(event: &Value) -> Failure {
+    let seen = match event {
+        Value::Object(m) => {
+            let keys: Vec<String> = m.keys().take(12).map(|k| quote(k)).collect();
+            format!("an object with keys [{}]", keys.join(", "))
         }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.code.http_status()
-    }
-
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        ApiError::new(ErrorCode::InternalError, message)
-    }
-
-    pub fn not_found(path: &str) -> ApiError {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!(
-                "no route for {}; routes: POST /detect, GET /model, GET /health",
-                quote(path)
-            ),
-        )
-    }
-
-    pub fn method_not_allowed(method: &str, allow: &str) -> ApiError {
-        ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            format!("{} is not allowed here; allowed: {allow}", quote(method)),
-        )
-    }
-
-    pub fn invalid_event(event: &Value) -> ApiError {
-        let seen = match event {
-            Value::Object(m) => {
-                let keys: Vec<String> = m.keys().take(12).map(|k| quote(k)).collect();
-                format!("an object with keys [{}]", keys.join(", "))
-            }
-            Value::Null => "null".to_string(),
-            Value::Array(_) => "an array".to_string(),
-            Value::String(_) => "a string".to_string(),
-            other => format!("{other}"),
-        };
-        ApiError::new(
+        Value::Null => "null".to_string(),
+        Value::Array(_) => "an array".to_string(),
+        Value::String(_) => "a string".to_string(),
+        other => format!("{other}"),
+    };
+    Failure::new(
             ErrorCode::InvalidEvent,
             format!(
                 "unrecognised event: expected an API Gateway REST (v1) or HTTP API (v1/v2) proxy event, a Lambda \
@@ -81,26 +48,15 @@ impl ApiError {
                  ...options}}, or an event naming S3 objects (S3, SQS, EventBridge, {{\"bucket\", \"keys\"}}); got {seen}"
             ),
         )
-    }
-
-    pub fn body(&self) -> Value {
-        json!({"error": {"code": self.code, "message": self.message}})
-    }
-}
-
-impl From<&crate::Error> for ApiError {
-    fn from(e: &crate::Error) -> ApiError {
-        ApiError::new(e.code(), e.to_string())
-    }
 }
 
 /// Direct invocations fail as Lambda function errors: `errorType` is the stable code, so Step Functions
 /// can `Catch` on it.
-impl From<ApiError> for lambda_runtime::Diagnostic {
-    fn from(e: ApiError) -> lambda_runtime::Diagnostic {
+impl From<Failure> for lambda_runtime::Diagnostic {
+    fn from(e: Failure) -> lambda_runtime::Diagnostic {
         lambda_runtime::Diagnostic {
-            error_type: e.code.as_str().to_string(),
-            error_message: e.message,
+            error_type: e.code().as_str().to_string(),
+            error_message: e.into_message(),
         }
     }
 }
@@ -158,7 +114,7 @@ mod tests {
             (E::Internal("x".into()), 500),
         ];
         for (e, status) in cases {
-            assert_eq!(ApiError::from(&e).status(), status, "{e}");
+            assert_eq!(Failure::from(&e).status(), status, "{e}");
             assert_eq!(e.is_client_error(), status < 500, "{e}");
         }
     }

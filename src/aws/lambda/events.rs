@@ -17,10 +17,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::cors::AllowedOrigins;
-use super::error::ApiError;
 use super::objects::ObjectSource;
 use super::reply::{Body as ReplyBody, Reply};
 use super::Route;
+use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 
 /// The invocation sources this function answers.
@@ -131,9 +131,9 @@ impl Request {
     }
 }
 
-fn typed<T: DeserializeOwned>(kind: HttpKind, event: Value) -> Result<T, ApiError> {
+fn typed<T: DeserializeOwned>(kind: HttpKind, event: Value) -> Result<T, Failure> {
     serde_json::from_value(event).map_err(|e| {
-        ApiError::new(
+        Failure::new(
             ErrorCode::InvalidEvent,
             format!(
                 "malformed {} event: {}",
@@ -144,7 +144,7 @@ fn typed<T: DeserializeOwned>(kind: HttpKind, event: Value) -> Result<T, ApiErro
     })
 }
 
-pub fn parse(kind: HttpKind, event: Value) -> Result<Request, ApiError> {
+pub fn parse(kind: HttpKind, event: Value) -> Result<Request, Failure> {
     Ok(match kind {
         HttpKind::RestApi | HttpKind::HttpApiV1 => {
             let e: ApiGatewayProxyRequest = typed(kind, event)?;

@@ -31,8 +31,8 @@ use crate::core::options::{DetectOptions, Format};
 use crate::core::response::millis;
 use reply::Reply;
 
+pub use crate::core::error::Failure;
 pub use cors::AllowedOrigins;
-pub use error::ApiError;
 pub use events::{EventKind, HttpKind};
 pub use objects::{ObjectRef, ObjectSource};
 
@@ -60,7 +60,7 @@ pub struct Invocation<'a> {
 /// An invocation's answer, with what it logs.
 #[derive(Debug)]
 pub struct Handled {
-    pub result: Result<Box<RawValue>, ApiError>,
+    pub result: Result<Box<RawValue>, Failure>,
     /// The JSON log line.
     pub log_line: String,
     /// Object events: one JSON log line per object, written before [`Handled::log_line`].
@@ -142,7 +142,7 @@ impl App {
         &self,
         event: Value,
         invocation: Invocation<'_>,
-    ) -> Result<Box<RawValue>, ApiError> {
+    ) -> Result<Box<RawValue>, Failure> {
         let handled = self.handle_recorded(event, invocation).await;
         // Write errors (a closed stream) lose a line, never the answer.
         let mut err = std::io::stderr().lock();
@@ -174,7 +174,7 @@ impl App {
             Some(EventKind::Direct) => self.direct(event, &mut entry).await,
             Some(EventKind::Http(kind)) => {
                 let response = self.http(kind, event, &mut entry).await;
-                to_raw_value(&response).map_err(|e| ApiError::internal(e.to_string()))
+                to_raw_value(&response).map_err(|e| Failure::internal(e.to_string()))
             }
             Some(EventKind::Objects(source)) => {
                 let processed = self.objects(source, event, &mut entry).await;
@@ -182,12 +182,12 @@ impl App {
                 reports = processed.reports;
                 processed.result
             }
-            None => Err(ApiError::invalid_event(&event)),
+            None => Err(error::invalid_event(&event)),
         };
         if let Err(e) = &result {
             entry.status = Some(e.status());
-            entry.error_code = Some(e.code);
-            entry.error = Some(e.message.clone());
+            entry.error_code = Some(e.code());
+            entry.error = Some(e.message().to_string());
         }
         let detection = kind == Some(EventKind::Direct)
             || (entry.route == Some(Route::Detect.name())
@@ -240,15 +240,11 @@ impl App {
     }
 
     /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
-    async fn direct(
-        &self,
-        event: Value,
-        entry: &mut log::Entry,
-    ) -> Result<Box<RawValue>, ApiError> {
+    async fn direct(&self, event: Value, entry: &mut log::Entry) -> Result<Box<RawValue>, Failure> {
         let (bytes, options) = body::from_json_value(event)?;
         entry.bytes = Some(bytes.len());
         if matches!(options.format, Some(Format::Jpeg | Format::Png)) {
-            return Err(ApiError::from(&crate::Error::InvalidParameter {
+            return Err(Failure::from(&crate::Error::InvalidParameter {
                 name: "format".into(),
                 detail: "a direct invocation answers JSON; ask for `annotate: true` to get the \
                          picture as base64 `annotated_image`"
@@ -258,7 +254,7 @@ impl App {
         let response = self.detect(&bytes, &options, entry)?;
         entry.status = Some(200);
         RawValue::from_string(reply::json_body(&response)?)
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| Failure::internal(e.to_string()))
     }
 
     async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
@@ -274,8 +270,8 @@ impl App {
         };
         entry.status = Some(reply.status);
         if let Some(e) = &reply.error {
-            entry.error_code = Some(e.code);
-            entry.error = Some(e.message.clone());
+            entry.error_code = Some(e.code());
+            entry.error = Some(e.message().to_string());
         }
         events::respond(kind, reply, self.cors.as_ref(), origin.as_deref())
     }
@@ -283,7 +279,7 @@ impl App {
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
         let route = match events::route(request) {
             Some(r) => r,
-            None => return Reply::from(ApiError::not_found(&request.path)),
+            None => return Reply::from(error::not_found(&request.path)),
         };
         entry.route = Some(route.name());
         let method = request.method.as_str();
@@ -295,7 +291,7 @@ impl App {
             Route::Model | Route::Health => method == "GET" || method == "HEAD",
         };
         if !allowed {
-            let mut reply = Reply::from(ApiError::method_not_allowed(method, route.allow()));
+            let mut reply = Reply::from(error::method_not_allowed(method, route.allow()));
             reply.allow = Some(route.allow());
             return reply;
         }
@@ -313,7 +309,7 @@ impl App {
         &self,
         request: &events::Request,
         entry: &mut log::Entry,
-    ) -> Result<Reply, ApiError> {
+    ) -> Result<Reply, Failure> {
         let query = body::options_from_query(&request.query)?;
         let (bytes, options) = body::from_http(request).await?;
         entry.bytes = Some(bytes.len());
@@ -333,19 +329,15 @@ impl App {
         bytes: &[u8],
         options: &DetectOptions,
         entry: &mut log::Entry,
-    ) -> Result<crate::Response, ApiError> {
+    ) -> Result<crate::Response, Failure> {
         let response = self
             .detector
             .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
-            .map_err(|e| {
-                let mut api = ApiError::from(&e);
-                if matches!(
-                    e,
-                    crate::Error::InvalidImage { .. } | crate::Error::NotAnImage
-                ) {
-                    api.message = body::explain_mangled_binary(api.message, bytes);
+            .map_err(|e| match e {
+                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage => {
+                    body::explain_mangled_binary(Failure::from(e), bytes)
                 }
-                api
+                e => Failure::from(e),
             })?;
         entry.image = Some((response.image.width, response.image.height));
         entry.detections = Some(response.detections.len());

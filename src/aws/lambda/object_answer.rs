@@ -12,15 +12,15 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
 use super::log::{Entry, ObjectCounts, ObjectEntry};
 use super::objects::{self, Content, ObjectSource, Unit};
 use crate::aws::batch::{Outcome, Report};
+use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 
 /// What an object event did: the answer, one log line per object, and the reports for the metrics.
 pub struct Processed {
-    pub result: Result<Box<RawValue>, ApiError>,
+    pub result: Result<Box<RawValue>, Failure>,
     pub object_lines: Vec<String>,
     pub reports: Vec<Report>,
 }
@@ -77,11 +77,11 @@ impl super::App {
         entry.objects = Some(counts);
         let result = match (source, notes.first(), first_retry) {
             (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
-            (_, Some(why), _) => Err(ApiError::new(
+            (_, Some(why), _) => Err(Failure::new(
                 ErrorCode::InvalidEvent,
                 format!("malformed {} event: {why}", source.name()),
             )),
-            (_, None, Some((code, message))) => Err(ApiError::new(
+            (_, None, Some((code, message))) => Err(Failure::new(
                 code,
                 format!(
                     "{} of {} objects must be retried; first: {message}",
@@ -107,13 +107,13 @@ impl super::App {
 }
 
 /// The partial batch response; a message to retry without an id fails the whole batch instead.
-fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, ApiError> {
+fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, Failure> {
     let mut failures = Vec::new();
     for (unit, _) in units.iter().zip(retry).filter(|(_, &r)| r) {
         match &unit.message_id {
             Some(id) => failures.push(json!({"itemIdentifier": id})),
             None => {
-                return Err(ApiError::new(
+                return Err(Failure::new(
                     ErrorCode::InvalidEvent,
                     "an SQS record to retry has no `messageId`: the whole batch is retried",
                 ))
@@ -125,7 +125,7 @@ fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, ApiError>
 
 /// What became of each object, for direct S3 and EventBridge invocations and object batches: its
 /// bucket and key beside the outcome's fields, as its log line has them.
-fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, ApiError> {
+fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, Failure> {
     #[derive(Serialize)]
     struct ObjectResult<'a> {
         bucket: &'a str,
@@ -150,8 +150,8 @@ fn summary(reports: &[Report], counts: ObjectCounts) -> Result<Box<RawValue>, Ap
     }))
 }
 
-fn raw(v: &Value) -> Result<Box<RawValue>, ApiError> {
-    serde_json::value::to_raw_value(v).map_err(|e| ApiError::internal(e.to_string()))
+fn raw(v: &Value) -> Result<Box<RawValue>, Failure> {
+    serde_json::value::to_raw_value(v).map_err(|e| Failure::internal(e.to_string()))
 }
 
 #[cfg(test)]

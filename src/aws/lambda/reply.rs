@@ -6,7 +6,7 @@
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::error::ApiError;
+use crate::core::error::Failure;
 use crate::core::options::Format;
 use crate::core::response::Response;
 
@@ -36,7 +36,7 @@ pub(crate) struct Reply {
     /// Headers of this answer beside the content type, CORS and `Allow`.
     pub headers: Vec<(&'static str, String)>,
     /// The error answered, for the log line.
-    pub error: Option<ApiError>,
+    pub error: Option<Failure>,
 }
 
 impl Reply {
@@ -63,9 +63,10 @@ impl Reply {
 }
 
 /// An error's answer: its status and `{"error": {"code", "message"}}`.
-impl From<ApiError> for Reply {
-    fn from(e: ApiError) -> Reply {
-        let mut reply = Reply::json(e.status(), e.body().to_string());
+impl From<Failure> for Reply {
+    fn from(e: Failure) -> Reply {
+        let body = serde_json::json!({"error": {"code": e.code(), "message": e.message()}});
+        let mut reply = Reply::json(e.status(), body.to_string());
         reply.error = Some(e);
         reply
     }
@@ -93,7 +94,7 @@ pub fn format_from_accept(accept: Option<&str>) -> Option<Format> {
 }
 
 /// The JSON response: the detections, and the picture as base64 `annotated_image` when there is one.
-pub fn json_body(response: &Response) -> Result<String, ApiError> {
+pub fn json_body(response: &Response) -> Result<String, Failure> {
     #[derive(Serialize)]
     struct WithPicture<'a> {
         #[serde(flatten)]
@@ -107,16 +108,16 @@ pub fn json_body(response: &Response) -> Result<String, ApiError> {
             annotated_image: base64::engine::general_purpose::STANDARD.encode(&picture.bytes),
         }),
     };
-    text.map_err(|e| ApiError::internal(e.to_string()))
+    text.map_err(|e| Failure::internal(e.to_string()))
 }
 
 /// The answer to a detection, in `format`.
-pub fn detection(mut response: Response, format: Format) -> Result<Reply, ApiError> {
+pub fn detection(mut response: Response, format: Format) -> Result<Reply, Failure> {
     if format == Format::Json {
         return Ok(Reply::json(200, json_body(&response)?));
     }
     let Some(picture) = response.annotated.take() else {
-        return Err(ApiError::internal("the picture asked for was not drawn"));
+        return Err(Failure::internal("the picture asked for was not drawn"));
     };
     let mut labels: Vec<&str> = Vec::new();
     for d in &response.detections {
