@@ -2,8 +2,8 @@
 //! contract: clients branch on it, so it never changes once released), the HTTP status the HTTP front
 //! doors answer it with, and when it happens. README's error table is checked against this one.
 //!
-//! The core's [`crate::Error`] and [`crate::core::error::Failure`] (what every front door reports) carry an [`ErrorCode`]; the
-//! CLI prints it. A code that is not in this table cannot be written.
+//! The core's [`crate::Error`] and [`crate::core::error::Failure`] (what every front door reports)
+//! carry an [`ErrorCode`]; the CLI prints it. A code that is not in this table cannot be written.
 
 use serde::{Serialize, Serializer};
 
