@@ -6,6 +6,8 @@
 //! fetched and the previous results written, on the runtime. Inference runs one image at a time, on
 //! a blocking thread, so the runtime keeps moving bytes meanwhile.
 
+mod document;
+mod outcome;
 mod output;
 
 use std::sync::{Arc, OnceLock};
@@ -13,16 +15,17 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::aws::metrics::Detected;
-use crate::aws::s3::{self, S3Client, S3Config, S3Error};
+use crate::aws::s3::{S3Client, S3Config, S3Error};
 use crate::core::detector::Detector;
 use crate::core::error_code::ErrorCode;
 use crate::core::options::{DetectOptions, Format};
 use crate::core::response::{millis, Response};
 
+use document::{json_bytes, Source};
+pub use outcome::{Outcome, Report};
 pub use output::{Output, RESULT_SUFFIX};
 
 /// Default `MAX_OBJECT_BYTES`: 50 MiB.
@@ -69,81 +72,6 @@ pub struct ObjectRef {
     pub etag: Option<String>,
     /// The size the event reports; the object's own size is checked when it is fetched.
     pub size: Option<u64>,
-}
-
-/// What became of one object. Serialized as the fields the object's log line and the invocation's
-/// summary share: `outcome` (`detected`, `failed`, `skipped`, `retry`) and what goes with it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Outcome {
-    /// Detected; the result (and picture) written.
-    Detected {
-        result_key: String,
-        detections: usize,
-    },
-    /// A final failure: the error result is written (when its key can be) and the object is done.
-    Failed {
-        #[serde(skip_serializing_if = "Option::is_none")]
-        result_key: Option<String>,
-        #[serde(rename = "error_code")]
-        code: ErrorCode,
-        #[serde(rename = "error")]
-        message: String,
-    },
-    /// Not processed: one of this function's outputs, or outside `INPUT_PREFIX`.
-    Skipped { reason: &'static str },
-    /// A transient failure: nothing written; the caller retries the object.
-    Retry {
-        #[serde(rename = "error_code")]
-        code: ErrorCode,
-        #[serde(rename = "error")]
-        message: String,
-    },
-}
-
-impl Outcome {
-    /// The same outcome with its result key cut to `max_key` characters and its message to
-    /// `max_message`, for a log line.
-    pub fn bounded(&self, max_key: usize, max_message: usize) -> Outcome {
-        let cut = crate::core::error::bounded;
-        match self {
-            Outcome::Detected {
-                result_key,
-                detections,
-            } => Outcome::Detected {
-                result_key: cut(result_key, max_key),
-                detections: *detections,
-            },
-            Outcome::Failed {
-                result_key,
-                code,
-                message,
-            } => Outcome::Failed {
-                result_key: result_key.as_deref().map(|k| cut(k, max_key)),
-                code: *code,
-                message: cut(message, max_message),
-            },
-            Outcome::Skipped { reason } => Outcome::Skipped { reason },
-            Outcome::Retry { code, message } => Outcome::Retry {
-                code: *code,
-                message: cut(message, max_message),
-            },
-        }
-    }
-}
-
-/// One object's outcome, with where its time went.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub object: ObjectRef,
-    pub outcome: Outcome,
-    /// What the metrics need of the detection, when it ran.
-    pub detected: Option<Detected>,
-    /// Fetching, detecting (without the wait for the plan) and writing, in milliseconds.
-    pub fetch_ms: f64,
-    pub detect_ms: f64,
-    pub write_ms: f64,
-    pub total_ms: f64,
 }
 
 /// The batch processor: the warm detector, the S3 client (made on first use, so the HTTP function
@@ -375,75 +303,6 @@ impl Batch {
             Err(e) => write_failed(e),
         }
     }
-}
-
-/// The object a result describes, as fetched.
-struct Source<'a> {
-    object: &'a ObjectRef,
-    etag: Option<&'a str>,
-    version_id: Option<&'a str>,
-    /// The bytes fetched; the event's figure when the object was not fetched.
-    size: Option<u64>,
-}
-
-impl<'a> Source<'a> {
-    /// As the event names it, for an object that was not fetched.
-    fn notified(object: &'a ObjectRef) -> Self {
-        Source {
-            object,
-            etag: object.etag.as_deref(),
-            version_id: object.version_id.as_deref(),
-            size: object.size,
-        }
-    }
-
-    /// As S3 answered the GET, the event's figures where the answer has none.
-    fn fetched(object: &'a ObjectRef, fetched: &'a s3::Object) -> Self {
-        Source {
-            object,
-            etag: fetched.etag.as_deref().or(object.etag.as_deref()),
-            version_id: fetched
-                .version_id
-                .as_deref()
-                .or(object.version_id.as_deref()),
-            size: Some(fetched.bytes.len() as u64),
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "bucket": self.object.bucket,
-            "key": self.object.key,
-            "version_id": self.version_id,
-            "etag": self.etag,
-            "size": self.size,
-        })
-    }
-
-    /// The API's response body, written as the API writes it (f32 scores and boxes in their shortest
-    /// form), plus `annotated_key` when a picture was written, and `source`.
-    fn result(&self, response: &Response, annotated_key: Option<&str>) -> Bytes {
-        #[derive(Serialize)]
-        struct Document<'a> {
-            #[serde(flatten)]
-            response: &'a Response,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            annotated_key: Option<&'a str>,
-            source: Value,
-        }
-        Bytes::from(
-            serde_json::to_vec(&Document {
-                response,
-                annotated_key,
-                source: self.json(),
-            })
-            .unwrap_or_default(),
-        )
-    }
-}
-
-fn json_bytes(document: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(document).unwrap_or_default())
 }
 
 fn retry(code: ErrorCode, message: String) -> Outcome {
