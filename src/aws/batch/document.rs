@@ -54,7 +54,11 @@ impl<'a> Source<'a> {
 
     /// The API's response body, written as the API writes it (f32 scores and boxes in their shortest
     /// form), plus `annotated_key` when a picture was written, and `source`.
-    pub fn result(&self, response: &Response, annotated_key: Option<&str>) -> Bytes {
+    pub fn result(
+        &self,
+        response: &Response,
+        annotated_key: Option<&str>,
+    ) -> serde_json::Result<Bytes> {
         #[derive(Serialize)]
         struct Document<'a> {
             #[serde(flatten)]
@@ -63,17 +67,32 @@ impl<'a> Source<'a> {
             annotated_key: Option<&'a str>,
             source: Value,
         }
-        Bytes::from(
-            serde_json::to_vec(&Document {
-                response,
-                annotated_key,
-                source: self.json(),
-            })
-            .unwrap_or_default(),
-        )
+        let document = Document {
+            response,
+            annotated_key,
+            source: self.json(),
+        };
+        json_bytes(&document)
     }
 }
 
-pub(super) fn json_bytes(document: &Value) -> Bytes {
-    Bytes::from(serde_json::to_vec(document).unwrap_or_default())
+/// `value` as JSON; an error where serde_json refuses it (never an empty document).
+fn json_bytes(value: &impl Serialize) -> serde_json::Result<Bytes> {
+    serde_json::to_vec(value).map(Bytes::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_document_serde_json_refuses_is_an_error_not_an_empty_body() {
+        // Map keys that are not strings are one thing serde_json refuses.
+        let mut refused = BTreeMap::new();
+        refused.insert((1, 2), "a tuple key");
+        assert!(json_bytes(&refused).is_err());
+        let body = json_bytes(&serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(&body[..], br#"{"a":1}"#);
+    }
 }

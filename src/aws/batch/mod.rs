@@ -18,13 +18,14 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
 use crate::aws::metrics::Detected;
-use crate::aws::s3::{S3Client, S3Config, S3Error};
+use crate::aws::s3::{self, S3Client, S3Config, S3Error};
 use crate::core::detector::Detector;
+use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 use crate::core::options::{DetectOptions, Format};
 use crate::core::response::{millis, Response};
 
-use document::{json_bytes, Source};
+use document::Source;
 pub use outcome::{Outcome, Report};
 pub use output::{Output, RESULT_SUFFIX};
 
@@ -108,146 +109,131 @@ impl Batch {
         &self.config
     }
 
-    fn s3(&self) -> Result<&S3Client, String> {
+    fn s3(&self) -> Result<&S3Client, Failure> {
         self.s3
             .get_or_init(|| S3Client::new(&self.config.s3))
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|e| Failure::new(ErrorCode::StorageUnavailable, e.clone()))
     }
 
     /// Processes objects, several in flight, reporting in their order.
     pub async fn process(&self, objects: Vec<ObjectRef>) -> Vec<Report> {
         stream::iter(objects)
-            .map(|object| self.one(object))
+            .map(|object| self.process_object(object))
             .buffered(IN_FLIGHT)
             .collect()
             .await
     }
 
-    async fn one(&self, object: ObjectRef) -> Report {
+    /// One object through the stages: the loop guard and the input prefix, the fetch, the detection,
+    /// the writes. Each stage that runs puts its time in `times`.
+    async fn process_object(&self, object: ObjectRef) -> Report {
         let start = Instant::now();
-        let mut report = Report {
-            object,
-            outcome: Outcome::Skipped { reason: "" },
-            detected: None,
-            fetch_ms: 0.0,
-            detect_ms: 0.0,
-            write_ms: 0.0,
-            total_ms: 0.0,
+        let mut times = StageTimes::default();
+        let (outcome, detected) = match self.skip_reason(&object) {
+            Some(reason) => (Outcome::Skipped { reason }, None),
+            None => match self.s3() {
+                Ok(s3) => self.fetch_detect_write(s3, &object, &mut times).await,
+                Err(error) => (Outcome::Retry { error }, None),
+            },
         };
-        report.outcome = self.run(&mut report).await;
-        report.total_ms = millis(start.elapsed());
-        report
+        Report {
+            object,
+            outcome,
+            detected,
+            fetch_ms: times.fetch_ms,
+            detect_ms: times.detect_ms,
+            write_ms: times.write_ms,
+            total_ms: millis(start.elapsed()),
+        }
     }
 
-    async fn run(&self, report: &mut Report) -> Outcome {
-        let object = report.object.clone();
-        let output = &self.config.output;
-        if output.is_output(&object.bucket, &object.key) {
-            return Outcome::Skipped {
-                reason: "written by this function (under OUTPUT_PREFIX)",
-            };
+    /// Why an object is not processed: it is one of this function's outputs, or outside
+    /// `INPUT_PREFIX`.
+    fn skip_reason(&self, object: &ObjectRef) -> Option<&'static str> {
+        if self.config.output.is_output(&object.bucket, &object.key) {
+            return Some("written by this function (under OUTPUT_PREFIX)");
         }
-        if let Some(prefix) = &self.config.input_prefix {
-            if !object.key.starts_with(prefix.as_str()) {
-                return Outcome::Skipped {
-                    reason: "outside INPUT_PREFIX",
-                };
+        match &self.config.input_prefix {
+            Some(prefix) if !object.key.starts_with(prefix.as_str()) => {
+                Some("outside INPUT_PREFIX")
             }
+            _ => None,
         }
-        let s3 = match self.s3() {
-            Ok(s3) => s3,
-            Err(e) => return retry(ErrorCode::StorageUnavailable, e),
-        };
-        let limit = self.config.max_object_bytes;
-        let fetched = match object.size.filter(|&size| size > limit) {
-            Some(size) => Err(S3Error::TooLarge { size, limit }),
-            None => {
-                let t = Instant::now();
-                let got = s3
-                    .get(
-                        &object.bucket,
-                        &object.key,
-                        object.version_id.as_deref(),
-                        limit,
-                    )
-                    .await;
-                report.fetch_ms = millis(t.elapsed());
-                got
-            }
-        };
+    }
+
+    async fn fetch_detect_write(
+        &self,
+        s3: &S3Client,
+        object: &ObjectRef,
+        times: &mut StageTimes,
+    ) -> (Outcome, Option<Detected>) {
+        let (fetched, fetch_ms) = self.fetch(s3, object).await;
+        times.fetch_ms = fetch_ms;
         let fetched = match fetched {
             Ok(fetched) => fetched,
-            Err(e) if e.is_transient() => return retry(e.code(), e.to_string()),
+            Err(e) if e.is_transient() => return (retry(e.code(), e.to_string()), None),
             // The result's own key has the same segments: nothing can be written for it.
             Err(e @ S3Error::UnaddressableKey) => {
-                return Outcome::Failed {
-                    result_key: None,
-                    code: e.code(),
-                    message: e.to_string(),
-                }
+                let error = Failure::new(e.code(), e.to_string());
+                return (
+                    Outcome::Failed {
+                        result_key: None,
+                        error,
+                    },
+                    None,
+                );
             }
             Err(e) => {
-                let source = Source::notified(&object);
-                return self
-                    .fail(s3, report, &source, e.code(), e.to_string())
-                    .await;
+                let error = Failure::new(e.code(), e.to_string());
+                let source = Source::notified(object);
+                let (outcome, write_ms) = self.write_failure(s3, &source, error).await;
+                times.write_ms = write_ms;
+                return (outcome, None);
             }
         };
-        let source = Source::fetched(&object, &fetched);
-        let detected = self.detect(fetched.bytes.clone(), report).await;
-        let mut response = match detected {
+        let source = Source::fetched(object, &fetched);
+        let (detected, detect_ms) = self.detect(fetched.bytes.clone()).await;
+        times.detect_ms = detect_ms;
+        let response = match detected {
             Ok(response) => response,
-            Err((code, message)) if !code.is_client_error() => return retry(code, message),
-            Err((code, message)) => return self.fail(s3, report, &source, code, message).await,
-        };
-        let bucket = output.bucket_for(&object.bucket);
-        let t = Instant::now();
-        let mut annotated_key = None;
-        if let Some(picture) = response.annotated.take() {
-            let picture_key = output.picture_key(&object.key, picture.encoding.extension());
-            if let Err(e) = s3
-                .put(
-                    bucket,
-                    &picture_key,
-                    Bytes::from(picture.bytes),
-                    picture.encoding.content_type(),
-                )
-                .await
-            {
-                report.write_ms = millis(t.elapsed());
-                return write_failed(e);
+            Err(error) if !error.code().is_client_error() => {
+                return (Outcome::Retry { error }, None)
             }
-            annotated_key = Some(picture_key);
-        }
-        let result_key = output.result_key(&object.key);
-        let written = s3
-            .put(
-                bucket,
-                &result_key,
-                source.result(&response, annotated_key.as_deref()),
-                "application/json",
-            )
-            .await;
-        report.write_ms = millis(t.elapsed());
-        if let Err(e) = written {
-            return write_failed(e);
-        }
-        let detections = response.detections.len();
-        report.detected = Some(Detected::of(&response));
-        Outcome::Detected {
-            result_key,
-            detections,
-        }
+            Err(error) => {
+                let (outcome, write_ms) = self.write_failure(s3, &source, error).await;
+                times.write_ms = write_ms;
+                return (outcome, None);
+            }
+        };
+        let detected = Detected::of(&response);
+        let (outcome, write_ms) = self.write_result(s3, &source, response).await;
+        times.write_ms = write_ms;
+        let detected = matches!(outcome, Outcome::Detected { .. }).then_some(detected);
+        (outcome, detected)
     }
 
-    /// Runs the detector on a blocking thread, one image at a time; `detect_ms` is the time with the
+    /// Reads the object, refused from the event's size when that is over `MAX_OBJECT_BYTES`.
+    async fn fetch(&self, s3: &S3Client, object: &ObjectRef) -> (Result<s3::Object, S3Error>, f64) {
+        let limit = self.config.max_object_bytes;
+        if let Some(size) = object.size.filter(|&size| size > limit) {
+            return (Err(S3Error::TooLarge { size, limit }), 0.0);
+        }
+        let start = Instant::now();
+        let got = s3
+            .get(
+                &object.bucket,
+                &object.key,
+                object.version_id.as_deref(),
+                limit,
+            )
+            .await;
+        (got, millis(start.elapsed()))
+    }
+
+    /// Runs the detector on a blocking thread, one image at a time; the time is the time with the
     /// plan, not the wait for it.
-    async fn detect(
-        &self,
-        bytes: Bytes,
-        report: &mut Report,
-    ) -> Result<Response, (ErrorCode, String)> {
+    async fn detect(&self, bytes: Bytes) -> (Result<Response, Failure>, f64) {
         let _plan = self.plan.lock().await;
         let start = Instant::now();
         let detector = Arc::clone(&self.detector);
@@ -256,72 +242,119 @@ impl Batch {
             options.format = self.config.annotate;
         }
         let detected = tokio::task::spawn_blocking(move || detector.detect(&bytes, &options)).await;
-        report.detect_ms = millis(start.elapsed());
-        detected
-            .map_err(|e| {
-                (
-                    ErrorCode::InternalError,
-                    format!("the detection task failed: {e}"),
+        let result = match detected {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(e)) => Err(Failure::from(e)),
+            Err(e) => Err(Failure::internal(format!("the detection task failed: {e}"))),
+        };
+        (result, millis(start.elapsed()))
+    }
+
+    /// Writes the picture (when there is one), then the result that names it.
+    async fn write_result(
+        &self,
+        s3: &S3Client,
+        source: &Source<'_>,
+        mut response: Response,
+    ) -> (Outcome, f64) {
+        let output = &self.config.output;
+        let bucket = output.bucket_for(&source.object.bucket);
+        let start = Instant::now();
+        let mut annotated_key = None;
+        if let Some(picture) = response.annotated.take() {
+            let picture_key = output.picture_key(&source.object.key, picture.encoding.extension());
+            let content_type = picture.encoding.content_type();
+            let written = s3
+                .put(
+                    bucket,
+                    &picture_key,
+                    Bytes::from(picture.bytes),
+                    content_type,
                 )
-            })?
-            .map_err(|e| (e.code(), e.to_string()))
+                .await;
+            if let Err(e) = written {
+                return (write_failed(e), millis(start.elapsed()));
+            }
+            annotated_key = Some(picture_key);
+        }
+        // A result that cannot be serialized is a fault of this function: nothing is written (an
+        // empty result would read as success), and the object is retried like any 5xx.
+        let body = match source.result(&response, annotated_key.as_deref()) {
+            Ok(body) => body,
+            Err(e) => {
+                let error = Failure::internal(format!("serializing the result: {e}"));
+                return (Outcome::Retry { error }, millis(start.elapsed()));
+            }
+        };
+        let result_key = output.result_key(&source.object.key);
+        let written = s3.put(bucket, &result_key, body, "application/json").await;
+        let outcome = match written {
+            Ok(()) => Outcome::Detected {
+                result_key,
+                detections: response.detections.len(),
+            },
+            Err(e) => write_failed(e),
+        };
+        (outcome, millis(start.elapsed()))
     }
 
     /// Writes the error result of a final failure; a failure to write it is retried like any write.
-    async fn fail(
+    async fn write_failure(
         &self,
         s3: &S3Client,
-        report: &mut Report,
         source: &Source<'_>,
-        code: ErrorCode,
-        message: String,
-    ) -> Outcome {
-        let message = crate::core::error::bounded(&message, 1024);
+        error: Failure,
+    ) -> (Outcome, f64) {
         let document = json!({
             "model": self.detector.model_ref(),
-            "error": {"code": code, "message": message},
+            "error": {"code": error.code(), "message": error.message()},
             "source": source.json(),
         });
         let result_key = self.config.output.result_key(&source.object.key);
         let bucket = self.config.output.bucket_for(&source.object.bucket);
-        let t = Instant::now();
+        let start = Instant::now();
         let written = s3
             .put(
                 bucket,
                 &result_key,
-                json_bytes(&document),
+                Bytes::from(document.to_string()),
                 "application/json",
             )
             .await;
-        report.write_ms = millis(t.elapsed());
-        match written {
+        let outcome = match written {
             Ok(()) => Outcome::Failed {
                 result_key: Some(result_key),
-                code,
-                message,
+                error,
             },
             Err(e) => write_failed(e),
-        }
+        };
+        (outcome, millis(start.elapsed()))
     }
+}
+
+/// Where one object's time went, stage by stage, in milliseconds; zero for a stage that did not run.
+#[derive(Debug, Default)]
+struct StageTimes {
+    fetch_ms: f64,
+    detect_ms: f64,
+    write_ms: f64,
 }
 
 fn retry(code: ErrorCode, message: String) -> Outcome {
     Outcome::Retry {
-        code,
-        message: crate::core::error::bounded(&message, 1024),
+        error: Failure::new(code, message),
     }
 }
 
 /// A result that could not be written: retried when S3 may take it later; final otherwise.
 fn write_failed(e: S3Error) -> Outcome {
-    let message = format!("writing the result: {e}");
+    let error = Failure::new(e.code(), format!("writing the result: {e}"));
     if e.is_transient() {
-        retry(e.code(), message)
+        Outcome::Retry { error }
     } else {
         Outcome::Failed {
             result_key: None,
-            code: e.code(),
-            message,
+            error,
         }
     }
 }

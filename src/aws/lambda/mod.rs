@@ -23,7 +23,7 @@ use std::time::Instant;
 use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
-use crate::aws::batch::{Batch, BatchConfig, Outcome};
+use crate::aws::batch::{Batch, BatchConfig};
 use crate::aws::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
 use crate::core::detector::Detector;
 use crate::core::image_decode::SUPPORTED_FORMATS;
@@ -199,10 +199,7 @@ impl App {
             // One record per object that reached the detector or failed; skipped ones count in the
             // log line only.
             for report in &reports {
-                let error = match &report.outcome {
-                    Outcome::Failed { code, .. } | Outcome::Retry { code, .. } => Some(*code),
-                    Outcome::Detected { .. } | Outcome::Skipped { .. } => None,
-                };
+                let error = report.outcome.error().map(Failure::code);
                 if report.detected.is_some() || error.is_some() {
                     observations.push(Observation {
                         latency_ms: Some(report.total_ms),

@@ -45,16 +45,16 @@ impl super::App {
         let reports = self.batch.process(all).await;
         let mut counts = ObjectCounts::default();
         let mut retry_unit = vec![false; units.len()];
-        let mut first_retry: Option<(ErrorCode, String)> = None;
+        let mut first_retry: Option<&Failure> = None;
         for (report, &owner) in reports.iter().zip(&owners) {
             match &report.outcome {
                 Outcome::Detected { .. } => counts.detected += 1,
                 Outcome::Failed { .. } => counts.failed += 1,
                 Outcome::Skipped { .. } => counts.skipped += 1,
-                Outcome::Retry { code, message } => {
+                Outcome::Retry { error } => {
                     counts.retried += 1;
                     retry_unit[owner] = true;
-                    first_retry.get_or_insert((*code, message.clone()));
+                    first_retry.get_or_insert(error);
                 }
             }
         }
@@ -81,12 +81,13 @@ impl super::App {
                 ErrorCode::InvalidEvent,
                 format!("malformed {} event: {why}", source.name()),
             )),
-            (_, None, Some((code, message))) => Err(Failure::new(
-                code,
+            (_, None, Some(first)) => Err(Failure::new(
+                first.code(),
                 format!(
-                    "{} of {} objects must be retried; first: {message}",
+                    "{} of {} objects must be retried; first: {}",
                     counts.retried,
-                    reports.len()
+                    reports.len(),
+                    first.message()
                 ),
             )),
             (_, None, None) => summary(&reports, counts),
@@ -191,8 +192,7 @@ mod tests {
                 "b.txt",
                 Outcome::Failed {
                     result_key: Some("detections/b.txt.json".into()),
-                    code: ErrorCode::NotAnImage,
-                    message: "the bytes are not an image".into(),
+                    error: Failure::new(ErrorCode::NotAnImage, "the bytes are not an image"),
                 },
             ),
             report(
