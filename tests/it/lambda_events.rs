@@ -31,7 +31,7 @@ fn event(name: &str) -> Value {
 }
 
 /// Runs an event; returns the raw response payload (its log line and metric records are checked in
-/// metrics.rs).
+/// metrics.rs). Every HTTP-shaped answer's status is the one its log line records.
 fn handle(
     app: &App,
     event: Value,
@@ -40,9 +40,15 @@ fn handle(
         request_id: "test-request",
         trace_id: None,
     };
-    runtime()
-        .block_on(app.handle_recorded(event, invocation))
-        .result
+    let handled = runtime().block_on(app.handle_recorded(event, invocation));
+    if let Ok(raw) = &handled.result {
+        let answer: Value = serde_json::from_str(raw.get()).unwrap();
+        if let Some(status) = answer.get("statusCode") {
+            let log: Value = serde_json::from_str(&handled.log_line).unwrap();
+            assert_eq!(&log["status"], status, "{}", handled.log_line);
+        }
+    }
+    handled.result
 }
 
 /// Runs an event; returns the response object.

@@ -292,13 +292,15 @@ fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -
     h
 }
 
-/// The response in the shape the event came in.
+/// The response in the shape the event came in. Fails only where the event type's serializer does
+/// (a header value that is not UTF-8, which text headers never are): the caller answers that as a
+/// 500 of its own and logs the status it sends.
 pub fn respond(
     kind: HttpKind,
     reply: Reply,
     cors: Option<&AllowedOrigins>,
     origin: Option<&str>,
-) -> Value {
+) -> Result<Value, Failure> {
     let headers = headers(&reply, cors, origin);
     // A picture travels base64-encoded, flagged so the front door sends the bytes.
     let (body, base64) = match reply.body {
@@ -341,7 +343,12 @@ pub fn respond(
             serde_json::to_value(r)
         }
     };
-    value.unwrap_or_else(|e| serde_json::json!({"statusCode": 500, "body": e.to_string()}))
+    value.map_err(|e| {
+        Failure::internal(format!(
+            "writing the {} response: {e}",
+            EventKind::Http(kind).name()
+        ))
+    })
 }
 
 #[cfg(test)]

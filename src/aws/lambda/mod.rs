@@ -265,12 +265,25 @@ impl App {
             }
             Err(e) => Reply::from(e),
         };
-        entry.status = Some(reply.status);
-        if let Some(e) = &reply.error {
+        let (status, error) = (reply.status, reply.error.clone());
+        let (value, status, error) =
+            match events::respond(kind, reply, self.cors.as_ref(), origin.as_deref()) {
+                Ok(value) => (value, status, error),
+                // The answer could not be written in the event's shape: a 500 of our own, logged as
+                // what is sent. Its reply is JSON with one header; if even that fails, the bare status.
+                Err(failure) => {
+                    let fallback = Reply::from(failure.clone());
+                    let value = events::respond(kind, fallback, None, None)
+                        .unwrap_or_else(|_| json!({"statusCode": failure.status()}));
+                    (value, failure.status(), Some(failure))
+                }
+            };
+        entry.status = Some(status);
+        if let Some(e) = error {
             entry.error_code = Some(e.code());
-            entry.error = Some(e.message().to_string());
+            entry.error = Some(e.into_message());
         }
-        events::respond(kind, reply, self.cors.as_ref(), origin.as_deref())
+        value
     }
 
     async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
