@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use object_detector::aws::lambda::{App, Handled, Invocation};
+use object_detector::core::error::chain;
 use object_detector::core::response::millis;
 use object_detector::Settings;
 use serde_json::{json, Value};
@@ -44,7 +45,7 @@ async fn main() -> ExitCode {
             // together with this line in the function's log.
             eprintln!(
                 "{}",
-                json!({"level": "ERROR", "message": "init failed", "code": e.code(), "error": e.to_string()})
+                json!({"level": "ERROR", "message": "init failed", "code": e.code(), "error": chain(&e)})
             );
             return ExitCode::from(2);
         }

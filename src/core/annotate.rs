@@ -347,24 +347,24 @@ pub fn encode(canvas: &RgbImage, spec: &Spec) -> Result<Vec<u8>> {
         cap,
         over: false,
     };
-    let result: std::result::Result<(), String> = match spec.encoding {
+    let result: std::result::Result<(), crate::core::error::Cause> = match spec.encoding {
         Encoding::Jpeg => {
             let (ew, eh) = (
                 u16::try_from(w)
-                    .map_err(|_| Error::Internal(format!("{w} px is too wide for JPEG")))?,
+                    .map_err(|_| Error::internal(format!("{w} px is too wide for JPEG")))?,
                 u16::try_from(h)
-                    .map_err(|_| Error::Internal(format!("{h} px is too tall for JPEG")))?,
+                    .map_err(|_| Error::internal(format!("{h} px is too tall for JPEG")))?,
             );
             jpeg_encoder::Encoder::new(&mut out, spec.jpeg_quality)
                 .encode(canvas.as_raw(), ew, eh, jpeg_encoder::ColorType::Rgb)
-                .map_err(|e| e.to_string())
+                .map_err(Into::into)
         }
         Encoding::Png => {
             use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
             use image::ImageEncoder;
             PngEncoder::new_with_quality(&mut out, CompressionType::Fast, PngFilter::Adaptive)
                 .write_image(canvas.as_raw(), w, h, image::ExtendedColorType::Rgb8)
-                .map_err(|e| e.to_string())
+                .map_err(Into::into)
         }
     };
     // The flag, not only the result: an encoder may swallow a failed write (png writes its last chunk
@@ -378,7 +378,7 @@ pub fn encode(canvas: &RgbImage, spec: &Spec) -> Result<Vec<u8>> {
             ),
         });
     }
-    result.map_err(|e| Error::Internal(format!("encoding the annotated image: {e}")))?;
+    result.map_err(|e| Error::internal("encoding the annotated image").caused_by(e))?;
     Ok(out.bytes)
 }
 

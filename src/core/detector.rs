@@ -75,12 +75,11 @@ impl Detector {
 
     fn read_files(model: &Path, manifest: &Path) -> Result<(Vec<u8>, Manifest)> {
         let read = |p: &Path| {
-            std::fs::read(p).map_err(|e| Error::InvalidModel(format!("{}: {e}", p.display())))
+            std::fs::read(p).map_err(|e| Error::invalid_model(p.display().to_string()).caused_by(e))
         };
         let text = String::from_utf8(read(manifest)?)
-            .map_err(|_| Error::InvalidModel(format!("{}: not UTF-8 text", manifest.display())))?;
-        let manifest = Manifest::from_toml(&text)
-            .map_err(|e| Error::InvalidModel(format!("{}: {}", manifest.display(), strip(&e))))?;
+            .map_err(|_| Error::invalid_model(format!("{}: not UTF-8 text", manifest.display())))?;
+        let manifest = Manifest::from_toml(&text).map_err(|e| e.in_context(manifest.display()))?;
         Ok((read(model)?, manifest))
     }
 
@@ -257,7 +256,7 @@ impl Detector {
         options: &DetectOptions,
     ) -> Result<Vec<Detection>> {
         if outputs.len() != self.engine.outputs().len() {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "{} outputs given, the model has {}",
                 outputs.len(),
                 self.engine.outputs().len()
@@ -304,13 +303,6 @@ impl Detector {
 }
 
 /// The message of an InvalidModel error without its "invalid model: " prefix, for re-wrapping.
-fn strip(e: &Error) -> String {
-    match e {
-        Error::InvalidModel(m) => m.clone(),
-        other => other.to_string(),
-    }
-}
-
 fn round2(v: f32) -> f32 {
     (v * 100.0).round() / 100.0
 }

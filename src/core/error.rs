@@ -54,12 +54,20 @@ pub enum Error {
     InvalidParameter { name: String, detail: String },
 
     /// The model or its manifest is unusable: raised at start-up only.
-    #[error("invalid model: {0}")]
-    InvalidModel(String),
+    #[error("invalid model: {what}")]
+    InvalidModel {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// The configured inference backend cannot run in this build or process (start-up only).
-    #[error("backend unavailable: {0}")]
-    Backend(String),
+    #[error("backend unavailable: {what}")]
+    Backend {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// An environment variable with a value it cannot take (start-up only).
     #[error("{variable}: {detail}")]
@@ -69,12 +77,36 @@ pub enum Error {
     },
 
     /// The model failed while running a plan that loaded and validated: a bug, not bad input.
-    #[error("inference failed: {0}")]
-    Inference(String),
+    #[error("inference failed: {what}")]
+    Inference {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 
     /// Any other fault of the service (a resize or tensor build that cannot fail on a valid image).
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {what}")]
+    Internal {
+        what: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+/// Another library's error behind one of ours (tract's, ONNX Runtime's, an I/O error, an encoder's),
+/// kept as the error's [`std::error::Error::source`]; [`chain`] reports both.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `e` and every error behind it, joined by `: `: how an error is reported ([`Failure`] carries this).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
 }
 
 impl Error {
@@ -90,17 +122,75 @@ impl Error {
             Error::ImageTooLarge { .. } => ErrorCode::ImageTooLarge,
             Error::ResponseTooLarge { .. } => ErrorCode::ResponseTooLarge,
             Error::InvalidParameter { .. } => ErrorCode::InvalidParameter,
-            Error::InvalidModel(_) => ErrorCode::InvalidModel,
-            Error::Backend(_) => ErrorCode::BackendUnavailable,
+            Error::InvalidModel { .. } => ErrorCode::InvalidModel,
+            Error::Backend { .. } => ErrorCode::BackendUnavailable,
             Error::Setting { .. } => ErrorCode::InvalidSetting,
-            Error::Inference(_) => ErrorCode::InferenceFailed,
-            Error::Internal(_) => ErrorCode::InternalError,
+            Error::Inference { .. } => ErrorCode::InferenceFailed,
+            Error::Internal { .. } => ErrorCode::InternalError,
         }
     }
 
     /// True when the caller's input caused the error (a 4xx), false for faults of the service itself.
     pub fn is_client_error(&self) -> bool {
         self.code().is_client_error()
+    }
+
+    /// The model or its manifest is unusable.
+    pub fn invalid_model(what: impl Into<String>) -> Error {
+        Error::InvalidModel {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// The configured backend cannot run.
+    pub fn backend(what: impl Into<String>) -> Error {
+        Error::Backend {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// A plan that loaded failed while running.
+    pub fn inference(what: impl Into<String>) -> Error {
+        Error::Inference {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// Any other fault of the service.
+    pub fn internal(what: impl Into<String>) -> Error {
+        Error::Internal {
+            what: what.into(),
+            cause: None,
+        }
+    }
+
+    /// The same error, caused by `cause`; for the variants that keep a cause (the model, backend,
+    /// inference and internal ones), others are returned as they are.
+    pub fn caused_by(mut self, cause: impl Into<Cause>) -> Error {
+        if let Error::InvalidModel { cause: slot, .. }
+        | Error::Backend { cause: slot, .. }
+        | Error::Inference { cause: slot, .. }
+        | Error::Internal { cause: slot, .. } = &mut self
+        {
+            *slot = Some(cause.into());
+        }
+        self
+    }
+
+    /// The same error with `prefix: ` before what it says (a file's path before what is wrong in
+    /// it); for the variants that keep a cause, others are returned as they are.
+    pub fn in_context(mut self, prefix: impl std::fmt::Display) -> Error {
+        if let Error::InvalidModel { what, .. }
+        | Error::Backend { what, .. }
+        | Error::Inference { what, .. }
+        | Error::Internal { what, .. } = &mut self
+        {
+            *what = format!("{prefix}: {what}");
+        }
+        self
     }
 
     pub(crate) fn parameter(name: &str, detail: impl Into<String>) -> Self {
@@ -195,8 +285,9 @@ impl std::fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 impl From<&Error> for Failure {
+    /// The message is the error with its causes ([`chain`]).
     fn from(e: &Error) -> Failure {
-        Failure::new(e.code(), e.to_string())
+        Failure::new(e.code(), chain(e))
     }
 }
 

@@ -127,14 +127,14 @@ impl Default for Defaults {
 impl Manifest {
     pub fn from_toml(text: &str) -> Result<Self> {
         let manifest: Manifest =
-            toml::from_str(text).map_err(|e| Error::InvalidModel(format!("manifest: {e}")))?;
+            toml::from_str(text).map_err(|e| Error::invalid_model("manifest").caused_by(e))?;
         manifest.validate()?;
         Ok(manifest)
     }
 
     /// Checks what can be checked without the model; shapes are checked against the model at load.
     fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(Error::InvalidModel(format!("manifest: {msg}")));
+        let bad = |msg: String| Err(Error::invalid_model(format!("manifest: {msg}")));
         let i = &self.input;
         if !(1..=4096).contains(&i.width) || !(1..=4096).contains(&i.height) {
             return bad(format!(
@@ -186,24 +186,26 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_rejected_with_the_reason() {
+        // What is reported: the error with its cause (the TOML parser's words).
+        use crate::core::error::chain;
         let typo = EMBEDDED.replacen("reg_max", "regmax", 1);
-        let err = Manifest::from_toml(&typo).unwrap_err().to_string();
+        let err = chain(&Manifest::from_toml(&typo).unwrap_err());
         assert!(err.contains("regmax"), "{err}");
 
         let bad_std = EMBEDDED.replacen("std = [57.375", "std = [0.0", 1);
-        let err = Manifest::from_toml(&bad_std).unwrap_err().to_string();
+        let err = chain(&Manifest::from_toml(&bad_std).unwrap_err());
         assert!(err.contains("std"), "{err}");
 
         let both = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\noutput = 0", 1);
-        let err = Manifest::from_toml(&both).unwrap_err().to_string();
+        let err = chain(&Manifest::from_toml(&both).unwrap_err());
         assert!(err.contains("either `output`"), "{err}");
 
         let offset = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
-        let err = Manifest::from_toml(&offset).unwrap_err().to_string();
+        let err = chain(&Manifest::from_toml(&offset).unwrap_err());
         assert!(err.contains("cell_offset"), "{err}");
 
         let mismatched = EMBEDDED.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
-        let err = Manifest::from_toml(&mismatched).unwrap_err().to_string();
+        let err = chain(&Manifest::from_toml(&mismatched).unwrap_err());
         assert!(err.contains("2 strides"), "{err}");
     }
 }

@@ -6,7 +6,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::RgbImage;
 use tract_onnx::prelude::{tract_ndarray, Tensor};
 
-use crate::core::error::{Error, Result};
+use crate::core::error::{Cause, Error, Result};
 use crate::core::manifest::{ColorOrder, Filter, InputSpec, Layout, ResizeMode};
 
 /// Where the image sits inside the model input: `x_in = x_img * scale_x + offset_x`.
@@ -79,14 +79,14 @@ impl Geometry {
 /// shrink).
 pub fn resize(rgb: &RgbImage, width: u32, height: u32, algorithm: ResizeAlg) -> Result<RgbImage> {
     let (w, h) = rgb.dimensions();
-    let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("resize: {e}"));
-    let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(&e))?;
+    let fail = |e: Cause| Error::internal("resize").caused_by(e);
+    let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).map_err(|e| fail(e.into()))?;
     let mut dst = FirImage::new(width, height, PixelType::U8x3);
     Resizer::new()
         .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(algorithm))
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| fail(e.into()))?;
     RgbImage::from_raw(width, height, dst.into_vec())
-        .ok_or_else(|| Error::Internal("resize: buffer size".into()))
+        .ok_or_else(|| Error::internal("resize: buffer size"))
 }
 
 /// Turns images into input tensors for one model; built once per model.
@@ -165,7 +165,7 @@ impl Preprocessor {
             };
         let data = self.normalise(pixels, &geometry);
         let tensor = tract_ndarray::Array4::from_shape_vec(self.input_shape(), data)
-            .map_err(|e| Error::Internal(format!("input tensor: {e}")))?
+            .map_err(|e| Error::internal("input tensor").caused_by(e))?
             .into();
         Ok((tensor, geometry))
     }

@@ -159,6 +159,32 @@ mod onnxruntime {
 }
 
 #[test]
+fn a_model_that_does_not_load_keeps_what_caused_it() {
+    use object_detector::core::error::Failure;
+    use std::error::Error as _;
+    // A missing file: the I/O error itself is the source.
+    let e = Detector::from_files(
+        std::path::Path::new("tests/models/nope.onnx"),
+        std::path::Path::new("tests/models/yolox.toml"),
+    )
+    .unwrap_err();
+    let io = e
+        .source()
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .unwrap_or_else(|| panic!("no I/O error behind {e:?}"));
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    // Bytes tract cannot read: tract's error is kept, and reported after ours.
+    let manifest = Manifest::from_toml(embedded::MANIFEST).unwrap();
+    let e = Detector::new(b"not onnx at all", manifest).unwrap_err();
+    let cause = e.source().expect("tract's error");
+    let reported = Failure::from(&e);
+    assert_eq!(
+        reported.message(),
+        format!("{e}: {}", object_detector::core::error::chain(cause))
+    );
+}
+
+#[test]
 fn tract_with_winograd_convolutions_finds_what_its_own_find() {
     let detector = embedded_with(RunConfig {
         winograd: true,

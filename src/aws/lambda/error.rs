@@ -101,9 +101,9 @@ mod tests {
                 },
                 400,
             ),
-            (E::Inference("x".into()), 500),
-            (E::InvalidModel("x".into()), 500),
-            (E::Backend("x".into()), 500),
+            (E::inference("x"), 500),
+            (E::invalid_model("x"), 500),
+            (E::backend("x"), 500),
             (
                 E::Setting {
                     variable: "MAX_IMAGE_PIXELS",
@@ -111,7 +111,7 @@ mod tests {
                 },
                 500,
             ),
-            (E::Internal("x".into()), 500),
+            (E::internal("x"), 500),
         ];
         for (e, status) in cases {
             assert_eq!(Failure::from(&e).status(), status, "{e}");

@@ -31,6 +31,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
 use object_detector::aws::metrics::{Detected, Metrics, Observation};
+use object_detector::core::error::chain;
 use object_detector::core::options::Format;
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
@@ -139,7 +140,7 @@ fn main() -> ExitCode {
     };
     let (settings, detector) = match Settings::from_env().and_then(|s| Ok((s.detector()?, s))) {
         Ok((d, s)) => (s, d),
-        Err(e) => return usage_error(&e.to_string()),
+        Err(e) => return usage_error(&chain(&e)),
     };
     // Validate options against the model's labels before touching any file.
     if let Err(e) = options.resolve(detector.manifest()) {

@@ -98,16 +98,16 @@ impl RunConfig {
     /// Refuses what this build cannot do, with the cargo feature that would.
     pub fn check(&self) -> Result<()> {
         if !self.backend.available() {
-            return Err(Error::Backend(format!(
+            return Err(Error::backend(format!(
                 "DETECTOR_BACKEND={}: this build has no ONNX Runtime backend; build with `--features onnxruntime`",
                 self.backend.name()
             )));
         }
         if self.threads == 0 {
-            return Err(Error::Backend("at least one thread is needed".into()));
+            return Err(Error::backend("at least one thread is needed"));
         }
         if self.threads > 1 && !self.backend.multithreaded() {
-            return Err(Error::Backend(format!(
+            return Err(Error::backend(format!(
                 "DETECTOR_THREADS={}: this build runs tract on one thread; build it with the `multithread` feature (a default one)",
                 self.threads
             )));

@@ -45,10 +45,10 @@ impl std::fmt::Debug for Engine {
 /// first.
 fn input_index(inputs: &[String], wanted: Option<&str>) -> Result<usize> {
     match wanted {
-        None if inputs.is_empty() => Err(Error::InvalidModel("the model has no input".into())),
+        None if inputs.is_empty() => Err(Error::invalid_model("the model has no input")),
         None => Ok(0),
         Some(wanted) => inputs.iter().position(|n| n == wanted).ok_or_else(|| {
-            Error::InvalidModel(format!(
+            Error::invalid_model(format!(
                 "the model has no input `{wanted}`; its inputs are {inputs:?}"
             ))
         }),
@@ -85,9 +85,7 @@ impl Engine {
             // RunConfig::check has refused it already; an error, not a panic, all the same.
             #[cfg(not(feature = "onnxruntime"))]
             Backend::OnnxRuntime => {
-                return Err(Error::Backend(
-                    "this build has no ONNX Runtime backend".into(),
-                ))
+                return Err(Error::backend("this build has no ONNX Runtime backend"))
             }
         };
         Ok(Engine {

@@ -12,7 +12,7 @@ use tract_onnx::prelude::*;
 use super::outputs::OutputFacts;
 use super::weight_fold::parse_and_fold;
 use super::{input_index, RunConfig};
-use crate::core::error::{Error, Result};
+use crate::core::error::{Cause, Error, Result};
 
 pub struct Session {
     // `ort::Session::run` takes `&mut self`; one inference at a time per process is what Lambda and
@@ -22,12 +22,12 @@ pub struct Session {
     input_shape: Vec<usize>,
 }
 
-fn backend(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Backend(format!("onnxruntime: {what}: {e}"))
+fn backend(what: &str, e: impl Into<Cause>) -> Error {
+    Error::backend(format!("onnxruntime: {what}")).caused_by(e)
 }
 
-fn invalid(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::InvalidModel(format!("onnxruntime: {what}: {e}"))
+fn invalid(what: &str, e: impl Into<Cause>) -> Error {
+    Error::invalid_model(format!("onnxruntime: {what}")).caused_by(e)
 }
 
 /// The library and ONNX Runtime environment, set up once per process (ONNX Runtime allows one
@@ -52,7 +52,7 @@ fn environment(library: Option<&Path>) -> Result<ort::environment::Environment> 
                 .map_err(|e| format!("onnxruntime: environment: {e}"))
         })
         .clone()
-        .map_err(Error::Backend)
+        .map_err(Error::backend)
 }
 
 fn datum_type(t: TensorElementType) -> Option<DatumType> {
@@ -80,7 +80,8 @@ impl Session {
         // once, not twice, at the peak.
         let bytes = parse_and_fold(onnx)?.encode_to_vec();
         let env = environment(config.onnxruntime_library.as_deref())?;
-        let options = |e: ort::Error<_>| backend("session options", e);
+        // The error holds the builder, which is not Send: its message is the cause.
+        let options = |e: ort::Error<_>| backend("session options", e.to_string());
         let builder = ort::session::Session::builder(&env).map_err(|e| backend("session", e))?;
         let builder = builder
             .with_optimization_level(GraphOptimizationLevel::All)
@@ -101,7 +102,7 @@ impl Session {
             .collect();
         let input = names[input_index(&names, input_name)?].clone();
         if names.len() > 1 {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::invalid_model(format!(
                 "the onnxruntime backend feeds one input; the model has {names:?}"
             )));
         }
@@ -115,7 +116,7 @@ impl Session {
                     .zip(input_shape)
                     .all(|(&d, &want)| d < 0 || d as usize == want);
             if *ty != TensorElementType::Float32 || !fits {
-                return Err(Error::InvalidModel(format!(
+                return Err(Error::invalid_model(format!(
                     "input `{input}` is {ty:?} {:?}; the manifest feeds float32 {input_shape:?}",
                     shape.iter().collect::<Vec<_>>()
                 )));
@@ -125,13 +126,13 @@ impl Session {
         let mut facts = OutputFacts::default();
         for o in session.outputs() {
             let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
-                return Err(Error::InvalidModel(format!(
+                return Err(Error::invalid_model(format!(
                     "output `{}` is not a tensor",
                     o.name()
                 )));
             };
             let dt = datum_type(*ty).ok_or_else(|| {
-                Error::InvalidModel(format!(
+                Error::invalid_model(format!(
                     "output `{}` holds {ty:?}, which no decoder reads",
                     o.name()
                 ))
@@ -168,27 +169,28 @@ impl Session {
         let data = input
             .try_as_plain_ram()
             .and_then(|r| r.as_slice::<f32>())
-            .map_err(|e| Error::Inference(format!("input: {e}")))?;
+            .map_err(|e| Error::inference("input").caused_by(e))?;
         if input.shape() != self.input_shape.as_slice() {
-            return Err(Error::Inference(format!(
+            return Err(Error::inference(format!(
                 "input shape {:?}, the session was built for {:?}",
                 input.shape(),
                 self.input_shape
             )));
         }
         let value = TensorRef::from_array_view((input.shape(), data))
-            .map_err(|e| Error::Inference(format!("input: {e}")))?;
+            .map_err(|e| Error::inference("input").caused_by(e))?;
         let mut session = self
             .session
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let outputs = session
             .run(ort::inputs![self.input_name.as_str() => value])
-            .map_err(|e| Error::Inference(format!("onnxruntime: {e}")))?;
+            .map_err(|e| Error::inference("onnxruntime").caused_by(e))?;
         outputs
             .into_iter()
             .map(|(name, value)| {
-                to_tract(&value).map_err(|e| Error::Inference(format!("output `{name}`: {e}")))
+                to_tract(&value)
+                    .map_err(|e| Error::inference(format!("output `{name}`")).caused_by(e))
             })
             .collect()
     }

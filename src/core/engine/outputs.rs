@@ -53,7 +53,7 @@ impl OutputFacts {
             OutputRef::Index(_) => None,
         }
         .ok_or_else(|| {
-            Error::InvalidModel(format!(
+            Error::invalid_model(format!(
                 "{r} does not exist; the model outputs are {:?}",
                 self.names
             ))
@@ -76,7 +76,7 @@ impl OutputFacts {
 
     /// The load-time error for an output that is not what a head needs.
     pub fn mismatch(&self, i: usize, need: impl std::fmt::Display) -> Error {
-        Error::InvalidModel(format!("output {}: {need}", self.describe(i)))
+        Error::invalid_model(format!("output {}: {need}", self.describe(i)))
     }
 
     /// The shape, when the input size fixes every dimension.

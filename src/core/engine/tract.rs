@@ -19,7 +19,7 @@ use crate::core::error::{Error, Result};
 pub type Plan = Arc<TypedRunnableModel>;
 
 fn invalid(stage: &str, e: TractError) -> Error {
-    Error::InvalidModel(format!("{stage}: {e:#}"))
+    Error::invalid_model(stage).caused_by(e)
 }
 
 /// Parses the model, folds its weight dequantization and fixes the input fed (the one named
@@ -130,6 +130,6 @@ impl Runner {
         };
         #[cfg(not(feature = "multithread"))]
         let outputs = run();
-        outputs.map_err(|e| Error::Inference(format!("{e:#}")))
+        outputs.map_err(|e| Error::inference("running the plan").caused_by(e))
     }
 }

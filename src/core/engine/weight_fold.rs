@@ -158,7 +158,7 @@ fn drop_unread_initializers(graph: &mut GraphProto) {
 pub(super) fn parse_and_fold(onnx: &[u8]) -> Result<ModelProto> {
     let mut proto = tract_onnx::onnx()
         .proto_model_for_read(&mut Cursor::new(onnx))
-        .map_err(|e| Error::InvalidModel(format!("not a loadable ONNX model: {e:#}")))?;
+        .map_err(|e| Error::invalid_model("not a loadable ONNX model").caused_by(e))?;
     fold_weight_dequantization(&mut proto);
     Ok(proto)
 }

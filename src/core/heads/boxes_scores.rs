@@ -96,7 +96,7 @@ impl Family for BoxesScoresSpec {
         ];
         let known: Vec<usize> = n.iter().flatten().copied().collect();
         if known.windows(2).any(|w| w[0] != w[1]) {
-            return Err(Error::InvalidModel(format!(
+            return Err(Error::invalid_model(format!(
                 "boxes, scores and classes have different row counts: {}, {}, {}",
                 facts.describe(b),
                 facts.describe(s),

@@ -120,8 +120,8 @@ impl Params<'_> {
 fn values(outputs: &[TValue], i: usize) -> Result<Cow<'_, [f32]>> {
     let t = outputs
         .get(i)
-        .ok_or_else(|| Error::Inference(format!("output #{i} is missing")))?;
-    f32_values(t).map_err(|e| Error::Inference(format!("output #{i}: {e:#}")))
+        .ok_or_else(|| Error::inference(format!("output #{i} is missing")))?;
+    f32_values(t).map_err(|e| Error::inference(format!("output #{i}")).caused_by(e))
 }
 
 #[cfg(test)]
