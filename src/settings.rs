@@ -349,9 +349,9 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
             credentials,
         },
     };
-    config.s3.endpoint_url().map_err(|detail| Error::Setting {
+    config.s3.endpoint_url().map_err(|e| Error::Setting {
         variable: endpoint_variable,
-        detail,
+        detail: e.to_string(),
     })?;
     Ok(config)
 }

@@ -61,18 +61,18 @@ impl std::fmt::Debug for S3Config {
 impl S3Config {
     /// The URL requests go to: the endpoint set, or AWS's regional one. Settings call it at start-up,
     /// so a mistyped endpoint stops the function there instead of failing every object later.
-    pub fn endpoint_url(&self) -> Result<url::Url, String> {
+    pub fn endpoint_url(&self) -> Result<url::Url, S3Error> {
         let endpoint = self
             .endpoint
             .clone()
             .unwrap_or_else(|| format!("https://s3.{}.amazonaws.com", self.region));
-        let url: url::Url = endpoint
-            .parse()
-            .map_err(|e| format!("the S3 endpoint {endpoint:?} is not a URL: {e}"))?;
+        let url: url::Url = endpoint.parse().map_err(|e| {
+            S3Error::Endpoint(format!("the S3 endpoint {endpoint:?} is not a URL: {e}"))
+        })?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(format!(
+            return Err(S3Error::Endpoint(format!(
                 "the S3 endpoint {url} is not an http(s) URL with a host"
-            ));
+            )));
         }
         Ok(url)
     }
@@ -109,6 +109,9 @@ pub enum S3Error {
         code: String,
         message: String,
     },
+    /// The endpoint is not an http(s) URL with a host (start-up refuses it; see `S3Config::endpoint_url`).
+    #[error("{0}")]
+    Endpoint(String),
     /// S3 failed, throttled, timed out or could not be reached: worth retrying.
     #[error("S3 unavailable: {0}")]
     Unavailable(String),
@@ -121,9 +124,9 @@ impl S3Error {
         match self {
             S3Error::NotFound { .. } => ErrorCode::ObjectNotFound,
             S3Error::TooLarge { .. } => ErrorCode::ObjectTooLarge,
-            S3Error::Refused { status: 403, .. } | S3Error::Unavailable(_) => {
-                ErrorCode::StorageUnavailable
-            }
+            S3Error::Refused { status: 403, .. }
+            | S3Error::Unavailable(_)
+            | S3Error::Endpoint(_) => ErrorCode::StorageUnavailable,
             S3Error::Refused { .. } | S3Error::UnaddressableKey => ErrorCode::ObjectUnreadable,
         }
     }
@@ -156,7 +159,7 @@ pub struct S3Client {
 }
 
 impl S3Client {
-    pub fn new(config: &S3Config) -> Result<S3Client, String> {
+    pub fn new(config: &S3Config) -> Result<S3Client, S3Error> {
         let aws_endpoint = config.endpoint.is_none();
         let endpoint = config.endpoint_url()?;
         let mut http = HttpConnector::new();

@@ -1,6 +1,7 @@
 //! The one error type of the detection core. Each variant has a stable [`ErrorCode`]; the code's HTTP
 //! status lives in that table, and only the Lambda adapter uses it.
 
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::error_code::ErrorCode;
@@ -233,8 +234,8 @@ pub const MAX_MESSAGE: usize = 1024;
 /// [`MAX_MESSAGE`] characters. The API's `{"error": {"code", "message"}}`, a batch result's `error`, an
 /// object's log line, a function error and the CLI's error line are each made of one. The fields are
 /// read through [`Failure::code`] and [`Failure::message`]: a message changes only through
-/// [`Failure::new`], which caps it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// [`Failure::new`], which caps it. Serialized as `{"code": ..., "message": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
     code: ErrorCode,
     message: String,

@@ -80,7 +80,7 @@ pub struct ObjectRef {
 pub struct Batch {
     detector: Arc<Detector>,
     config: BatchConfig,
-    s3: OnceLock<Result<S3Client, String>>,
+    s3: OnceLock<Result<S3Client, S3Error>>,
     plan: tokio::sync::Mutex<()>,
 }
 
@@ -113,7 +113,7 @@ impl Batch {
         self.s3
             .get_or_init(|| S3Client::new(&self.config.s3))
             .as_ref()
-            .map_err(|e| Failure::new(ErrorCode::StorageUnavailable, e.clone()))
+            .map_err(|e| Failure::new(e.code(), e.to_string()))
     }
 
     /// Processes objects, several in flight, reporting in their order.
@@ -307,7 +307,7 @@ impl Batch {
     ) -> (Outcome, f64) {
         let document = json!({
             "model": self.detector.model_ref(),
-            "error": {"code": error.code(), "message": error.message()},
+            "error": error,
             "source": source.json(),
         });
         let result_key = self.config.output.result_key(&source.object.key);

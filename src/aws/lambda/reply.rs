@@ -65,7 +65,7 @@ impl Reply {
 /// An error's answer: its status and `{"error": {"code", "message"}}`.
 impl From<Failure> for Reply {
     fn from(e: Failure) -> Reply {
-        let body = serde_json::json!({"error": {"code": e.code(), "message": e.message()}});
+        let body = serde_json::json!({ "error": e });
         let mut reply = Reply::json(e.status(), body.to_string());
         reply.error = Some(e);
         reply

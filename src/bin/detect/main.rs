@@ -31,7 +31,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
 use object_detector::aws::metrics::{Detected, Metrics, Observation};
-use object_detector::core::error::chain;
+use object_detector::core::error::{chain, Failure};
 use object_detector::core::options::Format;
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
@@ -103,13 +103,7 @@ struct Line<'a> {
 #[derive(Serialize)]
 struct ErrorLine<'a> {
     file: &'a str,
-    error: ErrorBody,
-}
-
-#[derive(Serialize)]
-struct ErrorBody {
-    code: ErrorCode,
-    message: String,
+    error: &'a Failure,
 }
 
 fn options(args: &Args) -> object_detector::Result<DetectOptions> {
@@ -320,17 +314,16 @@ impl Job<'_> {
         let start = Instant::now();
         let file = input.name();
         let result = read(input)
-            .map_err(|e| (ErrorCode::FileNotReadable, e))
             .and_then(|bytes| {
                 self.detector
                     .detect(&bytes, self.options)
-                    .map_err(|e| (e.code(), e.to_string()))
+                    .map_err(Failure::from)
             })
             .and_then(|response| {
                 let written = match (picture, &response.annotated) {
                     (Some(path), Some(image)) => {
                         std::fs::write(path, &image.bytes).map_err(|e| {
-                            (
+                            Failure::new(
                                 ErrorCode::FileNotWritable,
                                 format!("{}: {e}", path.display()),
                             )
@@ -347,13 +340,7 @@ impl Job<'_> {
                 response,
                 annotated: *written,
             }),
-            Err((code, message)) => serde_json::to_string(&ErrorLine {
-                file: &file,
-                error: ErrorBody {
-                    code: *code,
-                    message: message.clone(),
-                },
-            }),
+            Err(error) => serde_json::to_string(&ErrorLine { file: &file, error }),
         }
         .expect("response types always serialize");
         let records = match self.metrics {
@@ -362,7 +349,7 @@ impl Job<'_> {
                 latency_ms: Some(millis(start.elapsed())),
                 cold_start,
                 detected: result.as_ref().ok().map(|(r, _)| Detected::of(r)),
-                error: result.as_ref().err().map(|(code, _)| *code),
+                error: result.as_ref().err().map(Failure::code),
                 request_id: None,
             }),
         };
@@ -374,17 +361,22 @@ impl Job<'_> {
     }
 }
 
-fn read(input: &Input) -> Result<Vec<u8>, String> {
+fn read(input: &Input) -> Result<Vec<u8>, Failure> {
+    let unreadable = |message: String| Failure::new(ErrorCode::FileNotReadable, message);
     match input {
         Input::Stdin => {
             let mut buf = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut buf)
-                .map_err(|e| format!("-: {e}"))?;
+                .map_err(|e| unreadable(format!("-: {e}")))?;
             Ok(buf)
         }
-        Input::File(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display())),
-        Input::Unreadable { path, error } => Err(format!("{}: {error}", path.display())),
+        Input::File(path) => {
+            std::fs::read(path).map_err(|e| unreadable(format!("{}: {e}", path.display())))
+        }
+        Input::Unreadable { path, error } => {
+            Err(unreadable(format!("{}: {error}", path.display())))
+        }
     }
 }
 
