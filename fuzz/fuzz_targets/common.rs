@@ -94,10 +94,10 @@ pub fn handle(event: Value) {
             }
         }
         Err(e) => {
-            assert!(ErrorCode::ALL.contains(&e.code));
+            assert!(ErrorCode::ALL.contains(&e.code()));
             // S3 unreachable is the one 5xx an object event may meet here (see `app`).
             assert!(
-                e.code.is_client_error() || e.code == ErrorCode::StorageUnavailable,
+                e.code().is_client_error() || e.code() == ErrorCode::StorageUnavailable,
                 "a client's event failed with {e}"
             );
         }
