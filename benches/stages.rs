@@ -16,6 +16,7 @@ use image::imageops::FilterType;
 use object_detector::core::annotate;
 use object_detector::core::image_decode::{decode, decode_at_least};
 use object_detector::core::options::Format;
+use object_detector::core::response::Encoding;
 use object_detector::{DecodeLimits, DetectOptions, Detector};
 
 struct Photo {
@@ -72,7 +73,7 @@ fn stages(c: &mut Criterion) {
     let limits = DecodeLimits::default();
     let options = DetectOptions::default();
     let annotated = DetectOptions {
-        format: Some(Format::Jpeg),
+        format: Some(Format::Picture(Encoding::Jpeg)),
         ..DetectOptions::default()
     };
     let photos = photos();

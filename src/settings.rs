@@ -15,7 +15,8 @@ use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
 use crate::core::image_decode::DecodeLimits;
-use crate::core::options::{DetectOptions, Format};
+use crate::core::options::DetectOptions;
+use crate::core::response::Encoding;
 
 /// One environment variable, as README's configuration table shows it.
 #[derive(Debug, Clone, Copy)]
@@ -302,15 +303,10 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
     };
     let annotate = match text("ANNOTATE")? {
         None => None,
-        Some(v) => match Format::from_name(&v) {
-            Some(f @ (Format::Jpeg | Format::Png)) => Some(f),
-            _ => {
-                return Err(Error::Setting {
-                    variable: "ANNOTATE",
-                    detail: format!("expected `jpeg` or `png`, got {v:?}"),
-                })
-            }
-        },
+        Some(v) => Some(Encoding::from_name(&v).ok_or_else(|| Error::Setting {
+            variable: "ANNOTATE",
+            detail: format!("expected `jpeg` or `png`, got {v:?}"),
+        })?),
     };
     let s3_endpoint = text("AWS_ENDPOINT_URL_S3")?;
     let endpoint_variable = match (&s3_endpoint, text("AWS_REGION")?) {
@@ -685,7 +681,7 @@ mod tests {
         assert_eq!(s.max_object_bytes, 1000);
         assert_eq!(s.options.score_threshold, Some(0.5));
         assert_eq!(s.options.classes, Some(vec!["person".into(), "dog".into()]));
-        assert_eq!(s.annotate, Some(Format::Jpeg));
+        assert_eq!(s.annotate, Some(Encoding::Jpeg));
         assert_eq!(
             s.s3.endpoint.as_deref(),
             Some("http://127.0.0.1:5000"),

@@ -17,13 +17,12 @@ pub const ANNOTATE_MAX_SIDE_DEFAULT: u32 = 1280;
 pub const ANNOTATE_MAX_SIDE_RANGE: std::ops::RangeInclusive<u32> = 64..=4096;
 pub const JPEG_QUALITY_DEFAULT: u32 = 85;
 
-/// What a response carries: the JSON detections, or the annotated picture itself.
+/// What a response carries: the JSON detections, or the annotated picture itself in an [`Encoding`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
     #[default]
     Json,
-    Jpeg,
-    Png,
+    Picture(Encoding),
 }
 
 impl Format {
@@ -32,9 +31,7 @@ impl Format {
     pub fn from_name(name: &str) -> Option<Format> {
         match name.trim().to_ascii_lowercase().as_str() {
             "json" => Some(Format::Json),
-            "jpeg" | "jpg" => Some(Format::Jpeg),
-            "png" => Some(Format::Png),
-            _ => None,
+            other => Encoding::from_name(other).map(Format::Picture),
         }
     }
 
@@ -42,8 +39,7 @@ impl Format {
     pub fn encoding(self) -> Option<Encoding> {
         match self {
             Format::Json => None,
-            Format::Jpeg => Some(Encoding::Jpeg),
-            Format::Png => Some(Encoding::Png),
+            Format::Picture(encoding) => Some(encoding),
         }
     }
 }
@@ -438,7 +434,7 @@ mod tests {
             o.resolve(&m)
         };
         let png = resolve(&[("format", "PNG"), ("annotate_max_side", "640")]).unwrap();
-        assert_eq!(png.format, Format::Png);
+        assert_eq!(png.format, Format::Picture(Encoding::Png));
         let spec = png.annotation.unwrap();
         assert_eq!(
             (spec.encoding, spec.max_side, spec.jpeg_quality),

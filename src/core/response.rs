@@ -84,6 +84,15 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// `jpeg` (or `jpg`) and `png`, any case.
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Some(Encoding::Jpeg),
+            "png" => Some(Encoding::Png),
+            _ => None,
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Encoding::Jpeg => "image/jpeg",

@@ -4,6 +4,7 @@
 use image::{DynamicImage, ImageFormat, RgbImage};
 use object_detector::core::annotate::{class_colour, PixelBox, Style};
 use object_detector::core::options::Format;
+use object_detector::core::response::Encoding;
 use object_detector::{DetectOptions, Response};
 
 use crate::common::{encode, int8, jpeg_rotated_with_exif_6, read};
@@ -21,7 +22,7 @@ fn annotated(bytes: &[u8], options: DetectOptions) -> (Response, RgbImage) {
 
 fn png(max_side: Option<u32>) -> DetectOptions {
     DetectOptions {
-        format: Some(Format::Png),
+        format: Some(Format::Picture(Encoding::Png)),
         annotate_max_side: max_side,
         ..Default::default()
     }
@@ -101,7 +102,7 @@ fn an_exif_rotated_photo_is_annotated_upright() {
 fn jpeg_pictures_and_their_quality() {
     let bytes = read("tests/images/coffee.jpg");
     let options = |q| DetectOptions {
-        format: Some(Format::Jpeg),
+        format: Some(Format::Picture(Encoding::Jpeg)),
         jpeg_quality: Some(q),
         ..Default::default()
     };

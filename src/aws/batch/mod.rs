@@ -23,7 +23,7 @@ use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 use crate::core::options::{DetectOptions, Format};
-use crate::core::response::{millis, Response};
+use crate::core::response::{millis, Encoding, Response};
 
 use document::Source;
 pub use outcome::{Outcome, Report};
@@ -46,7 +46,7 @@ pub struct BatchConfig {
     /// `DETECT_OPTIONS`: the API's options for every object.
     pub options: DetectOptions,
     /// `ANNOTATE`: also write the annotated picture beside each result.
-    pub annotate: Option<Format>,
+    pub annotate: Option<Encoding>,
     pub s3: S3Config,
 }
 
@@ -238,8 +238,8 @@ impl Batch {
         let start = Instant::now();
         let detector = Arc::clone(&self.detector);
         let mut options = self.config.options.clone();
-        if self.config.annotate.is_some() {
-            options.format = self.config.annotate;
+        if let Some(encoding) = self.config.annotate {
+            options.format = Some(Format::Picture(encoding));
         }
         let detected = tokio::task::spawn_blocking(move || detector.detect(&bytes, &options)).await;
         let result = match detected {

@@ -240,7 +240,7 @@ impl App {
     async fn direct(&self, event: Value, entry: &mut log::Entry) -> Result<Box<RawValue>, Failure> {
         let (bytes, options) = body::from_json_value(event)?;
         entry.bytes = Some(bytes.len());
-        if matches!(options.format, Some(Format::Jpeg | Format::Png)) {
+        if matches!(options.format, Some(Format::Picture(_))) {
             return Err(Failure::from(&crate::Error::InvalidParameter {
                 name: "format".into(),
                 detail: "a direct invocation answers JSON; ask for `annotate: true` to get the \

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::core::error::Failure;
 use crate::core::options::Format;
+use crate::core::response::Encoding;
 use crate::core::response::Response;
 
 /// Lambda's synchronous response limit (6 MB), less room for the rest of the response (status,
@@ -86,8 +87,8 @@ pub fn format_from_accept(accept: Option<&str>) -> Option<Format> {
         });
         match media.as_str() {
             _ if refused => None,
-            "image/jpeg" | "image/jpg" => Some(Format::Jpeg),
-            "image/png" => Some(Format::Png),
+            "image/jpeg" | "image/jpg" => Some(Format::Picture(Encoding::Jpeg)),
+            "image/png" => Some(Format::Picture(Encoding::Png)),
             _ => None,
         }
     })
@@ -153,13 +154,16 @@ mod tests {
             (Some("*/*"), None),
             (Some("image/*"), None),
             (Some("application/json"), None),
-            (Some("image/jpeg"), Some(Format::Jpeg)),
-            (Some("IMAGE/PNG"), Some(Format::Png)),
+            (Some("image/jpeg"), Some(Format::Picture(Encoding::Jpeg))),
+            (Some("IMAGE/PNG"), Some(Format::Picture(Encoding::Png))),
             (
                 Some("text/html, image/png;q=0.9, */*;q=0.8"),
-                Some(Format::Png),
+                Some(Format::Picture(Encoding::Png)),
             ),
-            (Some("image/png;q=0, image/jpeg"), Some(Format::Jpeg)),
+            (
+                Some("image/png;q=0, image/jpeg"),
+                Some(Format::Picture(Encoding::Jpeg)),
+            ),
             (Some("image/webp, image/avif, image/*"), None),
         ] {
             assert_eq!(format_from_accept(accept), want, "{accept:?}");

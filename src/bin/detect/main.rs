@@ -32,7 +32,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
 use object_detector::aws::metrics::{Detected, Metrics, Observation};
 use object_detector::core::error::{chain, Failure};
-use object_detector::core::options::Format;
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
@@ -186,9 +185,8 @@ fn main() -> ExitCode {
                 used: HashSet::new(),
             };
             // clap admits only the picture formats' names.
-            let extension = Format::from_name(&args.annotate_format)
-                .and_then(Format::encoding)
-                .map_or("jpg", Encoding::extension);
+            let extension =
+                Encoding::from_name(&args.annotate_format).map_or("jpg", Encoding::extension);
             inputs
                 .iter()
                 .map(|input| Some(names.next(&input.name(), extension)))
