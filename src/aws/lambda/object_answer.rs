@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::log::{Entry, ObjectCounts, ObjectEntry};
 use super::objects::{self, Content, ObjectSource, Unit};
-use crate::aws::batch::{Outcome, Report};
+use crate::aws::batch::{Batch, Outcome, Report};
 use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 
@@ -25,85 +25,84 @@ pub struct Processed {
     pub reports: Vec<Report>,
 }
 
-impl super::App {
-    pub(super) async fn objects(
-        &self,
-        source: ObjectSource,
-        event: Value,
-        entry: &mut Entry,
-    ) -> Processed {
-        let units = objects::parse(source, event);
-        // All objects of the event in one stream, so a batch's objects overlap; each remembers its unit.
-        let mut owners = Vec::new();
-        let mut all = Vec::new();
-        for (i, unit) in units.iter().enumerate() {
-            if let Content::Objects(list) = &unit.content {
-                owners.extend(std::iter::repeat_n(i, list.len()));
-                all.extend(list.iter().cloned());
+/// Runs the objects `event` names through `batch` and answers as `source` expects.
+pub(super) async fn answer(
+    batch: &Batch,
+    source: ObjectSource,
+    event: Value,
+    entry: &mut Entry,
+) -> Processed {
+    let units = objects::parse(source, event);
+    // All objects of the event in one stream, so a batch's objects overlap; each remembers its unit.
+    let mut owners = Vec::new();
+    let mut all = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
+        if let Content::Objects(list) = &unit.content {
+            owners.extend(std::iter::repeat_n(i, list.len()));
+            all.extend(list.iter().cloned());
+        }
+    }
+    let reports = batch.process(all).await;
+    let mut counts = ObjectCounts::default();
+    let mut retry_unit = vec![false; units.len()];
+    let mut first_retry: Option<&Failure> = None;
+    for (report, &owner) in reports.iter().zip(&owners) {
+        match &report.outcome {
+            Outcome::Detected { .. } => counts.detected += 1,
+            Outcome::Failed { .. } => counts.failed += 1,
+            Outcome::Skipped { .. } => counts.skipped += 1,
+            Outcome::Retry { error } => {
+                counts.retried += 1;
+                retry_unit[owner] = true;
+                first_retry.get_or_insert(error);
             }
         }
-        let reports = self.batch.process(all).await;
-        let mut counts = ObjectCounts::default();
-        let mut retry_unit = vec![false; units.len()];
-        let mut first_retry: Option<&Failure> = None;
-        for (report, &owner) in reports.iter().zip(&owners) {
-            match &report.outcome {
-                Outcome::Detected { .. } => counts.detected += 1,
-                Outcome::Failed { .. } => counts.failed += 1,
-                Outcome::Skipped { .. } => counts.skipped += 1,
-                Outcome::Retry { error } => {
-                    counts.retried += 1;
-                    retry_unit[owner] = true;
-                    first_retry.get_or_insert(error);
-                }
+    }
+    let mut notes = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
+        match &unit.content {
+            Content::Objects(_) => {}
+            Content::TestEvent | Content::Ignored(_) => counts.ignored += 1,
+            Content::Unreadable(why) => {
+                counts.ignored += 1;
+                retry_unit[i] = true;
+                notes.push(why.clone());
             }
         }
-        let mut notes = Vec::new();
-        for (i, unit) in units.iter().enumerate() {
-            match &unit.content {
-                Content::Objects(_) => {}
-                Content::TestEvent | Content::Ignored(_) => counts.ignored += 1,
-                Content::Unreadable(why) => {
-                    counts.ignored += 1;
-                    retry_unit[i] = true;
-                    notes.push(why.clone());
-                }
-            }
+    }
+    let object_lines = reports
+        .iter()
+        .map(|r| ObjectEntry::line(r, &entry.request_id))
+        .collect();
+    entry.objects = Some(counts);
+    let result = match (source, notes.first(), first_retry) {
+        (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
+        (_, Some(why), _) => Err(Failure::new(
+            ErrorCode::InvalidEvent,
+            format!("malformed {} event: {why}", source.name()),
+        )),
+        (_, None, Some(first)) => Err(Failure::new(
+            first.code(),
+            format!(
+                "{} of {} objects must be retried; first: {}",
+                counts.retried,
+                reports.len(),
+                first.message()
+            ),
+        )),
+        (_, None, None) => summary(&reports, counts),
+    };
+    // An error's status, code and message are recorded by `handle_recorded`, as for every event.
+    if result.is_ok() {
+        entry.status = Some(200);
+        if let Some(why) = notes.first() {
+            entry.error = Some(format!("unreadable message: {why}"));
         }
-        let object_lines = reports
-            .iter()
-            .map(|r| ObjectEntry::line(r, &entry.request_id))
-            .collect();
-        entry.objects = Some(counts);
-        let result = match (source, notes.first(), first_retry) {
-            (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
-            (_, Some(why), _) => Err(Failure::new(
-                ErrorCode::InvalidEvent,
-                format!("malformed {} event: {why}", source.name()),
-            )),
-            (_, None, Some(first)) => Err(Failure::new(
-                first.code(),
-                format!(
-                    "{} of {} objects must be retried; first: {}",
-                    counts.retried,
-                    reports.len(),
-                    first.message()
-                ),
-            )),
-            (_, None, None) => summary(&reports, counts),
-        };
-        // An error's status, code and message are recorded by `handle_recorded`, as for every event.
-        if result.is_ok() {
-            entry.status = Some(200);
-            if let Some(why) = notes.first() {
-                entry.error = Some(format!("unreadable message: {why}"));
-            }
-        }
-        Processed {
-            result,
-            object_lines,
-            reports,
-        }
+    }
+    Processed {
+        result,
+        object_lines,
+        reports,
     }
 }
 

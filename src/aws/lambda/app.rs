@@ -1,0 +1,322 @@
+//! The function: [`App`] holds the warm detector and the configuration, and handles one event at a
+//! time, from dispatch to the answer, its log line and its metric records.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::value::{to_raw_value, RawValue};
+use serde_json::{json, Value};
+
+use super::cors::AllowedOrigins;
+use super::events::{self, EventKind, HttpKind};
+use super::reply::{self, Reply};
+use super::{body, error, log, object_answer, Config, Handled, Invocation, Route};
+use crate::aws::batch::Batch;
+use crate::aws::metrics::{Detected, Metrics, Observation};
+use crate::core::detector::Detector;
+use crate::core::error::Failure;
+use crate::core::image_decode::SUPPORTED_FORMATS;
+use crate::core::options::{DetectOptions, Format};
+use crate::core::response::millis;
+
+/// The function: a warm detector plus configuration, shared by every invocation.
+pub struct App {
+    /// Shared, so other handlers (and tests) can serve from the same warm plan.
+    detector: Arc<Detector>,
+    /// The origins browsers may read answers from.
+    cors: Option<AllowedOrigins>,
+    /// `GET /model` body, serialized once.
+    model_info: String,
+    metrics: Option<Metrics>,
+    /// Object events' processor.
+    batch: Batch,
+    /// No invocation has been handled yet: the next one is the cold start.
+    cold: AtomicBool,
+}
+
+impl App {
+    /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`) or an output location that
+    /// would notify the function of its own results.
+    pub fn new(detector: Arc<Detector>, config: Config) -> crate::Result<App> {
+        let Config {
+            cors_allow_origin,
+            metrics,
+            function,
+            batch,
+        } = config;
+        let batch = Batch::new(Arc::clone(&detector), batch)?;
+        let model_info = model_info(&detector);
+        let model_load_ms = millis(detector.plan_build_time());
+        let metrics = metrics
+            .map(|metrics| Metrics::new(metrics, &detector.model_ref(), model_load_ms, function));
+        Ok(App {
+            detector,
+            cors: cors_allow_origin,
+            model_info,
+            metrics,
+            batch,
+            cold: AtomicBool::new(true),
+        })
+    }
+
+    /// Handles one event, writing its log line to stderr and its metric records to stdout. `Ok` is
+    /// the response payload (serialized JSON, so floats keep their shortest form and fields their
+    /// documented order); `Err` is for direct invocations only, and becomes a Lambda function error
+    /// whose `errorType` is the stable error code.
+    pub async fn handle(
+        &self,
+        event: Value,
+        invocation: Invocation<'_>,
+    ) -> Result<Box<RawValue>, Failure> {
+        let handled = self.handle_recorded(event, invocation).await;
+        // Write errors (a closed stream) lose a line, never the answer.
+        let mut err = std::io::stderr().lock();
+        for line in &handled.object_lines {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = writeln!(err, "{}", handled.log_line);
+        drop(err);
+        if !handled.metric_records.is_empty() {
+            let mut out = std::io::stdout().lock();
+            for record in &handled.metric_records {
+                let _ = writeln!(out, "{record}");
+            }
+            let _ = out.flush();
+        }
+        handled.result
+    }
+
+    /// [`App::handle`], returning the log line and metric records instead of writing them.
+    pub async fn handle_recorded(&self, event: Value, invocation: Invocation<'_>) -> Handled {
+        let start = Instant::now();
+        let cold_start = self.cold.swap(false, Ordering::Relaxed);
+        let mut entry = log::Entry::new(invocation.request_id, invocation.trace_id);
+        let kind = events::classify(&event);
+        entry.event = kind.map(EventKind::name);
+        let mut object_lines = Vec::new();
+        let mut reports = Vec::new();
+        let result = match kind {
+            Some(EventKind::Direct) => self.direct(event, &mut entry).await,
+            Some(EventKind::Http(kind)) => {
+                let response = self.http(kind, event, &mut entry).await;
+                to_raw_value(&response).map_err(|e| Failure::internal(e.to_string()))
+            }
+            Some(EventKind::Objects(source)) => {
+                let processed = object_answer::answer(&self.batch, source, event, &mut entry).await;
+                object_lines = processed.object_lines;
+                reports = processed.reports;
+                processed.result
+            }
+            None => Err(error::invalid_event(&event)),
+        };
+        if let Err(e) = &result {
+            entry.status = Some(e.status());
+            entry.error_code = Some(e.code());
+            entry.error = Some(e.message().to_string());
+        }
+        let detection = kind == Some(EventKind::Direct)
+            || (entry.route == Some(Route::Detect.name())
+                && entry.method.as_deref() != Some("OPTIONS"));
+        entry.duration_ms = millis(start.elapsed());
+        let request_id = Some(invocation.request_id.to_string());
+        let mut observations = Vec::new();
+        if matches!(kind, Some(EventKind::Objects(_))) {
+            // One record per object that reached the detector or failed; skipped ones count in the
+            // log line only.
+            for report in &reports {
+                let error = report.outcome.error().map(Failure::code);
+                if report.detected.is_some() || error.is_some() {
+                    observations.push(Observation {
+                        latency_ms: Some(report.total_ms),
+                        cold_start: false,
+                        detected: report.detected.clone(),
+                        error,
+                        request_id: request_id.clone(),
+                    });
+                }
+            }
+        }
+        if observations.is_empty() {
+            observations.push(Observation {
+                latency_ms: detection.then_some(entry.duration_ms),
+                cold_start: false,
+                detected: entry.detected.take(),
+                error: entry.error_code,
+                request_id,
+            });
+        }
+        observations[0].cold_start = cold_start;
+        let metric_records = match &self.metrics {
+            None => Vec::new(),
+            Some(metrics) => observations
+                .iter()
+                .flat_map(|o| metrics.records(o))
+                .collect(),
+        };
+        Handled {
+            result,
+            log_line: entry.line(),
+            object_lines,
+            metric_records,
+        }
+    }
+
+    /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
+    async fn direct(&self, event: Value, entry: &mut log::Entry) -> Result<Box<RawValue>, Failure> {
+        let (bytes, options) = body::from_json_value(event)?;
+        entry.bytes = Some(bytes.len());
+        if matches!(options.format, Some(Format::Picture(_))) {
+            return Err(Failure::from(&crate::Error::InvalidParameter {
+                name: "format".into(),
+                detail: "a direct invocation answers JSON; ask for `annotate: true` to get the \
+                         picture as base64 `annotated_image`"
+                    .into(),
+            }));
+        }
+        let response = self.detect(&bytes, &options, entry)?;
+        entry.status = Some(200);
+        RawValue::from_string(reply::json_body(&response)?)
+            .map_err(|e| Failure::internal(e.to_string()))
+    }
+
+    async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
+        let mut origin = None;
+        let reply = match events::parse(kind, event) {
+            Ok(request) => {
+                entry.method = Some(request.method.clone());
+                entry.path = Some(request.path.clone());
+                origin = request.header("origin").map(str::to_string);
+                self.route(&request, entry).await
+            }
+            Err(e) => Reply::from(e),
+        };
+        let (status, error) = (reply.status, reply.error.clone());
+        let (value, status, error) =
+            match events::respond(kind, reply, self.cors.as_ref(), origin.as_deref()) {
+                Ok(value) => (value, status, error),
+                // The answer could not be written in the event's shape: a 500 of our own, logged as
+                // what is sent. Its reply is JSON with one header; if even that fails, the bare status.
+                Err(failure) => {
+                    let fallback = Reply::from(failure.clone());
+                    let value = events::respond(kind, fallback, None, None)
+                        .unwrap_or_else(|_| json!({"statusCode": failure.status()}));
+                    (value, failure.status(), Some(failure))
+                }
+            };
+        entry.status = Some(status);
+        if let Some(e) = error {
+            entry.error_code = Some(e.code());
+            entry.error = Some(e.into_message());
+        }
+        value
+    }
+
+    async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
+        let route = match events::route(request) {
+            Some(r) => r,
+            None => return Reply::from(error::not_found(&request.path)),
+        };
+        entry.route = Some(route.name());
+        let method = request.method.as_str();
+        if method == "OPTIONS" {
+            return Reply::no_content(route.allow());
+        }
+        let allowed = match route {
+            Route::Detect => method == "POST",
+            Route::Model | Route::Health => method == "GET" || method == "HEAD",
+        };
+        if !allowed {
+            let mut reply = Reply::from(error::method_not_allowed(method, route.allow()));
+            reply.allow = Some(route.allow());
+            return reply;
+        }
+        match route {
+            Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
+            Route::Model => Reply::json(200, self.model_info.clone()),
+            Route::Detect => self
+                .detect_http(request, entry)
+                .await
+                .unwrap_or_else(Reply::from),
+        }
+    }
+
+    async fn detect_http(
+        &self,
+        request: &events::Request,
+        entry: &mut log::Entry,
+    ) -> Result<Reply, Failure> {
+        let query = body::options_from_query(&request.query)?;
+        let (bytes, options) = body::from_http(request).await?;
+        entry.bytes = Some(bytes.len());
+        // Options in the body win over the query string; the query fills what the body leaves unset;
+        // without a `format`, an Accept header naming an image type asks for the picture.
+        let mut options = options.or(query);
+        if options.format.is_none() {
+            options.format = reply::format_from_accept(request.header("accept"));
+        }
+        let format = options.format.unwrap_or_default();
+        let response = self.detect(&bytes, &options, entry)?;
+        reply::detection(response, format)
+    }
+
+    fn detect(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        entry: &mut log::Entry,
+    ) -> Result<crate::Response, Failure> {
+        let response = self
+            .detector
+            .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
+            .map_err(|e| match e {
+                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage => {
+                    body::explain_mangled_binary(Failure::from(e), bytes)
+                }
+                e => Failure::from(e),
+            })?;
+        entry.image = Some((response.image.width, response.image.height));
+        entry.detections = Some(response.detections.len());
+        entry.timings = Some(response.timings_ms);
+        if self.metrics.is_some() {
+            entry.detected = Some(Detected::of(&response));
+        }
+        Ok(response)
+    }
+}
+
+/// An f32 setting as the decimal it was written as (0.35, not 0.3499999940395355).
+fn short(v: f32) -> f64 {
+    (f64::from(v) * 1e6).round() / 1e6
+}
+
+/// `GET /model`: what the active model is and what it accepts.
+fn model_info(detector: &Detector) -> String {
+    let m = detector.manifest();
+    let limits = detector.limits();
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "input": {
+            "width": m.input.width,
+            "height": m.input.height,
+        },
+        "decoder": m.head.family(),
+        "backend": detector.run_config().backend.name(),
+        "labels": m.labels,
+        "defaults": {
+            "score_threshold": short(m.defaults.score_threshold),
+            "iou_threshold": short(m.defaults.iou_threshold),
+            "max_detections": m.defaults.max_detections,
+        },
+        "limits": {
+            "max_image_pixels": limits.max_pixels,
+            "max_decode_bytes": limits.max_alloc_bytes,
+            "max_detections": crate::core::options::MAX_DETECTIONS_LIMIT,
+        },
+        "formats": SUPPORTED_FORMATS,
+        "provenance": m.provenance,
+    })
+    .to_string()
+}
