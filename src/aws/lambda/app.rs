@@ -11,15 +11,17 @@ use serde_json::{json, Value};
 
 use super::cors::AllowedOrigins;
 use super::events::{self, EventKind, HttpKind};
+use super::record::{Detection, Record};
 use super::reply::{self, Reply};
 use super::{body, error, log, object_answer, Config, Handled, Invocation, Route};
 use crate::aws::batch::Batch;
-use crate::aws::metrics::{Detected, Metrics, Observation};
+use crate::aws::metrics::{Detected, Metrics};
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::image_decode::SUPPORTED_FORMATS;
 use crate::core::options::{DetectOptions, Format};
 use crate::core::response::millis;
+use aws_lambda_events::http::Method;
 
 /// The function: a warm detector plus configuration, shared by every invocation.
 pub struct App {
@@ -92,81 +94,63 @@ impl App {
     pub async fn handle_recorded(&self, event: Value, invocation: Invocation<'_>) -> Handled {
         let start = Instant::now();
         let cold_start = self.cold.swap(false, Ordering::Relaxed);
-        let mut entry = log::Entry::new(invocation.request_id, invocation.trace_id);
-        let kind = events::classify(&event);
-        entry.event = kind.map(EventKind::name);
-        let mut object_lines = Vec::new();
-        let mut reports = Vec::new();
-        let result = match kind {
-            Some(EventKind::Direct) => self.direct(event, &mut entry).await,
-            Some(EventKind::Http(kind)) => {
-                let response = self.http(kind, event, &mut entry).await;
-                to_raw_value(&response).map_err(|e| Failure::internal(e.to_string()))
-            }
-            Some(EventKind::Objects(source)) => {
-                let processed = object_answer::answer(&self.batch, source, event, &mut entry).await;
-                object_lines = processed.object_lines;
-                reports = processed.reports;
-                processed.result
-            }
-            None => Err(error::invalid_event(&event)),
-        };
-        if let Err(e) = &result {
-            entry.status = Some(e.status());
-            entry.error_code = Some(e.code());
-            entry.error = Some(e.message().to_string());
-        }
-        let detection = kind == Some(EventKind::Direct)
-            || (entry.route == Some(Route::Detect.name())
-                && entry.method.as_deref() != Some("OPTIONS"));
-        entry.duration_ms = millis(start.elapsed());
-        let request_id = Some(invocation.request_id.to_string());
-        let mut observations = Vec::new();
-        if matches!(kind, Some(EventKind::Objects(_))) {
-            // One record per object that reached the detector or failed; skipped ones count in the
-            // log line only.
-            for report in &reports {
-                let error = report.outcome.error().map(Failure::code);
-                if report.detected.is_some() || error.is_some() {
-                    observations.push(Observation {
-                        latency_ms: Some(report.total_ms),
-                        cold_start: false,
-                        detected: report.detected.clone(),
-                        error,
-                        request_id: request_id.clone(),
-                    });
-                }
-            }
-        }
-        if observations.is_empty() {
-            observations.push(Observation {
-                latency_ms: detection.then_some(entry.duration_ms),
-                cold_start: false,
-                detected: entry.detected.take(),
-                error: entry.error_code,
-                request_id,
-            });
-        }
-        observations[0].cold_start = cold_start;
+        let (result, mut record) = self.dispatch(event).await;
+        record.duration_ms = millis(start.elapsed());
+        let object_lines = record
+            .objects
+            .iter()
+            .flat_map(|objects| &objects.reports)
+            .map(|report| log::ObjectEntry::line(report, invocation.request_id))
+            .collect();
         let metric_records = match &self.metrics {
             None => Vec::new(),
-            Some(metrics) => observations
+            Some(metrics) => record
+                .observations(cold_start, invocation.request_id)
                 .iter()
                 .flat_map(|o| metrics.records(o))
                 .collect(),
         };
+        let log_line = log::Entry::of(&record, invocation.request_id, invocation.trace_id).line();
         Handled {
             result,
-            log_line: entry.line(),
+            log_line,
             object_lines,
             metric_records,
         }
     }
 
+    /// Answers the event by its shape, with the record of what was done.
+    async fn dispatch(&self, event: Value) -> (Result<Box<RawValue>, Failure>, Record) {
+        let kind = events::classify(&event);
+        let mut record = Record::new(kind);
+        let result = match kind {
+            Some(EventKind::Direct) => self.direct(event, &mut record).await,
+            Some(EventKind::Http(kind)) => {
+                // The HTTP path records the status and error of the reply it sends.
+                let response = self.http(kind, event, &mut record).await;
+                return (
+                    to_raw_value(&response).map_err(|e| Failure::internal(e.to_string())),
+                    record,
+                );
+            }
+            Some(EventKind::Objects(source)) => {
+                let (result, objects) = object_answer::answer(&self.batch, source, event).await;
+                record.objects = Some(objects);
+                result
+            }
+            None => Err(error::invalid_event(&event)),
+        };
+        match &result {
+            Ok(_) => record.answered(200, None),
+            Err(e) => record.answered(e.status(), Some(e.clone())),
+        }
+        (result, record)
+    }
+
     /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
-    async fn direct(&self, event: Value, entry: &mut log::Entry) -> Result<Box<RawValue>, Failure> {
+    async fn direct(&self, event: Value, record: &mut Record) -> Result<Box<RawValue>, Failure> {
         let (bytes, options) = body::from_json_value(event)?;
-        entry.bytes = Some(bytes.len());
+        record.bytes = Some(bytes.len());
         if matches!(options.format, Some(Format::Picture(_))) {
             return Err(Failure::from(&crate::Error::InvalidParameter {
                 name: "format".into(),
@@ -175,60 +159,56 @@ impl App {
                     .into(),
             }));
         }
-        let response = self.detect(&bytes, &options, entry)?;
-        entry.status = Some(200);
+        let response = self.detect(&bytes, &options, record)?;
         RawValue::from_string(reply::json_body(&response)?)
             .map_err(|e| Failure::internal(e.to_string()))
     }
 
-    async fn http(&self, kind: HttpKind, event: Value, entry: &mut log::Entry) -> Value {
+    async fn http(&self, kind: HttpKind, event: Value, record: &mut Record) -> Value {
         let mut origin = None;
         let reply = match events::parse(kind, event) {
             Ok(request) => {
-                entry.method = Some(request.method.clone());
-                entry.path = Some(request.path.clone());
+                record.method = Some(request.method.clone());
+                record.path = Some(request.path.clone());
                 origin = request.header("origin").map(str::to_string);
-                self.route(&request, entry).await
+                self.route(&request, record).await
             }
             Err(e) => Reply::from(e),
         };
         let (status, error) = (reply.status, reply.error.clone());
-        let (value, status, error) =
-            match events::respond(kind, reply, self.cors.as_ref(), origin.as_deref()) {
-                Ok(value) => (value, status, error),
-                // The answer could not be written in the event's shape: a 500 of our own, logged as
-                // what is sent. Its reply is JSON with one header; if even that fails, the bare status.
-                Err(failure) => {
-                    let fallback = Reply::from(failure.clone());
-                    let value = events::respond(kind, fallback, None, None)
-                        .unwrap_or_else(|_| json!({"statusCode": failure.status()}));
-                    (value, failure.status(), Some(failure))
-                }
-            };
-        entry.status = Some(status);
-        if let Some(e) = error {
-            entry.error_code = Some(e.code());
-            entry.error = Some(e.into_message());
+        match events::respond(kind, reply, self.cors.as_ref(), origin.as_deref()) {
+            Ok(value) => {
+                record.answered(status, error);
+                value
+            }
+            // The answer could not be written in the event's shape: a 500 of our own, recorded as
+            // what is sent. Its reply is JSON with one header; if even that fails, the bare status.
+            Err(failure) => {
+                let fallback = Reply::from(failure.clone());
+                let value = events::respond(kind, fallback, None, None)
+                    .unwrap_or_else(|_| json!({"statusCode": failure.status()}));
+                record.answered(failure.status(), Some(failure));
+                value
+            }
         }
-        value
     }
 
-    async fn route(&self, request: &events::Request, entry: &mut log::Entry) -> Reply {
+    async fn route(&self, request: &events::Request, record: &mut Record) -> Reply {
         let route = match events::route(request) {
             Some(r) => r,
             None => return Reply::from(error::not_found(&request.path)),
         };
-        entry.route = Some(route.name());
-        let method = request.method.as_str();
-        if method == "OPTIONS" {
+        record.route = Some(route);
+        let method = &request.method;
+        if method == Method::OPTIONS {
             return Reply::no_content(route.allow());
         }
         let allowed = match route {
-            Route::Detect => method == "POST",
-            Route::Model | Route::Health => method == "GET" || method == "HEAD",
+            Route::Detect => method == Method::POST,
+            Route::Model | Route::Health => method == Method::GET || method == Method::HEAD,
         };
         if !allowed {
-            let mut reply = Reply::from(error::method_not_allowed(method, route.allow()));
+            let mut reply = Reply::from(error::method_not_allowed(method.as_str(), route.allow()));
             reply.allow = Some(route.allow());
             return reply;
         }
@@ -236,7 +216,7 @@ impl App {
             Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
             Route::Model => Reply::json(200, self.model_info.clone()),
             Route::Detect => self
-                .detect_http(request, entry)
+                .detect_http(request, record)
                 .await
                 .unwrap_or_else(Reply::from),
         }
@@ -245,11 +225,11 @@ impl App {
     async fn detect_http(
         &self,
         request: &events::Request,
-        entry: &mut log::Entry,
+        record: &mut Record,
     ) -> Result<Reply, Failure> {
         let query = body::options_from_query(&request.query)?;
         let (bytes, options) = body::from_http(request).await?;
-        entry.bytes = Some(bytes.len());
+        record.bytes = Some(bytes.len());
         // Options in the body win over the query string; the query fills what the body leaves unset;
         // without a `format`, an Accept header naming an image type asks for the picture.
         let mut options = options.or(query);
@@ -257,7 +237,7 @@ impl App {
             options.format = reply::format_from_accept(request.header("accept"));
         }
         let format = options.format.unwrap_or_default();
-        let response = self.detect(&bytes, &options, entry)?;
+        let response = self.detect(&bytes, &options, record)?;
         reply::detection(response, format)
     }
 
@@ -265,7 +245,7 @@ impl App {
         &self,
         bytes: &[u8],
         options: &DetectOptions,
-        entry: &mut log::Entry,
+        record: &mut Record,
     ) -> Result<crate::Response, Failure> {
         let response = self
             .detector
@@ -276,12 +256,10 @@ impl App {
                 }
                 e => Failure::from(e),
             })?;
-        entry.image = Some((response.image.width, response.image.height));
-        entry.detections = Some(response.detections.len());
-        entry.timings = Some(response.timings_ms);
-        if self.metrics.is_some() {
-            entry.detected = Some(Detected::of(&response));
-        }
+        record.detection = Some(Detection {
+            image: (response.image.width, response.image.height),
+            detected: Detected::of(&response),
+        });
         Ok(response)
     }
 }

@@ -11,7 +11,7 @@ use aws_lambda_events::apigw::{
 };
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::http::header::{HeaderMap, HeaderName, HeaderValue};
-use aws_lambda_events::http::StatusCode;
+use aws_lambda_events::http::{Method, StatusCode};
 use aws_lambda_events::query_map::QueryMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -102,7 +102,7 @@ pub fn classify(event: &Value) -> Option<EventKind> {
 /// An HTTP request, whatever event it came in.
 #[derive(Debug, Clone)]
 pub struct Request {
-    pub method: String,
+    pub method: Method,
     pub path: String,
     /// The API Gateway stage, which may prefix the path.
     pub stage: Option<String>,
@@ -153,7 +153,7 @@ pub fn parse(kind: HttpKind, event: Value) -> Result<Request, Failure> {
                 &e.query_string_parameters,
             );
             Request {
-                method: e.http_method.as_str().to_string(),
+                method: e.http_method.clone(),
                 path: e.path.unwrap_or_default(),
                 stage: e.request_context.stage,
                 headers: merge(e.headers, e.multi_value_headers),
@@ -170,7 +170,7 @@ pub fn parse(kind: HttpKind, event: Value) -> Result<Request, Failure> {
                 _ => pairs(e.query_string_parameters.iter()),
             };
             Request {
-                method: e.request_context.http.method.as_str().to_string(),
+                method: e.request_context.http.method.clone(),
                 path: e
                     .raw_path
                     .or(e.request_context.http.path)
@@ -193,7 +193,7 @@ pub fn parse(kind: HttpKind, event: Value) -> Result<Request, Failure> {
             let joined: Vec<String> = raw.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let query = parse_query(&joined.join("&"));
             Request {
-                method: e.http_method.as_str().to_string(),
+                method: e.http_method.clone(),
                 path: e.path.unwrap_or_default(),
                 stage: None,
                 headers: merge(e.headers, e.multi_value_headers),
@@ -387,7 +387,7 @@ mod tests {
 
     fn req(path: &str, stage: Option<&str>) -> Request {
         Request {
-            method: "POST".into(),
+            method: Method::POST,
             path: path.into(),
             stage: stage.map(Into::into),
             headers: HeaderMap::new(),

@@ -7,9 +7,11 @@
 
 use serde::Serialize;
 
+use super::events::EventKind;
+use super::record::{ObjectCounts, Record};
+use super::Route;
 use crate::aws::batch::{Outcome, Report};
-use crate::aws::metrics::Detected;
-use crate::core::error::bounded;
+use crate::core::error::{bounded, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::response::Timings;
 
@@ -39,9 +41,6 @@ pub struct Entry {
     /// Object events: what became of the objects.
     pub objects: Option<ObjectCounts>,
     pub duration_ms: f64,
-    /// What the metrics need of the detection; not logged (the fields above say it).
-    #[serde(skip)]
-    pub detected: Option<Detected>,
 }
 
 impl Entry {
@@ -64,8 +63,36 @@ impl Entry {
             error: None,
             objects: None,
             duration_ms: 0.0,
-            detected: None,
         }
+    }
+
+    /// The entry of what `record` says the invocation did.
+    pub fn of(record: &Record, request_id: &str, trace_id: Option<&str>) -> Entry {
+        let mut entry = Entry::new(request_id, trace_id);
+        entry.event = record.event.map(EventKind::name);
+        entry.method = record.method.as_ref().map(|m| m.as_str().to_string());
+        entry.path = record.path.clone();
+        entry.route = record.route.map(Route::name);
+        entry.status = record.status;
+        entry.bytes = record.bytes;
+        if let Some(d) = &record.detection {
+            entry.image = Some(d.image);
+            entry.detections = Some(d.detected.detections);
+            entry.timings = Some(d.detected.timings);
+        }
+        entry.error_code = record.error.as_ref().map(Failure::code);
+        entry.error = record.error.as_ref().map(|e| e.message().to_string());
+        if let Some(objects) = &record.objects {
+            entry.objects = Some(objects.counts);
+            if entry.error.is_none() {
+                entry.error = objects
+                    .unreadable
+                    .as_ref()
+                    .map(|why| format!("unreadable message: {why}"));
+            }
+        }
+        entry.duration_ms = record.duration_ms;
+        entry
     }
 
     /// The line, with its level from the status and client text cut to its bounds.
@@ -80,17 +107,6 @@ impl Entry {
         self.error = self.error.map(|e| bounded(&e, MAX_ERROR));
         serde_json::to_string(&self).expect("a log entry always serializes")
     }
-}
-
-/// An object event's objects, by outcome.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ObjectCounts {
-    pub detected: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    pub retried: usize,
-    /// Units that named nothing to detect: S3's test event, deletions, unreadable bodies.
-    pub ignored: usize,
 }
 
 /// One line per object of an object event, beside the invocation's line.
@@ -159,7 +175,6 @@ mod tests {
         assert_eq!(v["path"].as_str().unwrap().chars().count(), MAX_PATH + 1);
         assert!(v["path"].as_str().unwrap().ends_with('…'));
         assert_eq!(v["error"].as_str().unwrap().chars().count(), MAX_ERROR + 1);
-        assert!(v.get("detected").is_none());
         for (status, level) in [(200, "INFO"), (404, "WARN"), (500, "ERROR")] {
             let mut e = Entry::new("id", None);
             e.status = Some(status);

@@ -14,6 +14,7 @@ mod events;
 mod log;
 mod object_answer;
 mod objects;
+mod record;
 mod reply;
 
 use serde_json::value::RawValue;

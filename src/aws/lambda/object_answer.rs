@@ -12,26 +12,19 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::log::{Entry, ObjectCounts, ObjectEntry};
 use super::objects::{self, Content, ObjectSource, Unit};
+use super::record::{ObjectCounts, Objects};
 use crate::aws::batch::{Batch, Outcome, Report};
 use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 
-/// What an object event did: the answer, one log line per object, and the reports for the metrics.
-pub struct Processed {
-    pub result: Result<Box<RawValue>, Failure>,
-    pub object_lines: Vec<String>,
-    pub reports: Vec<Report>,
-}
-
-/// Runs the objects `event` names through `batch` and answers as `source` expects.
+/// Runs the objects `event` names through `batch` and answers as `source` expects; the objects'
+/// reports and counts are returned beside the answer, for the log lines and the metrics.
 pub(super) async fn answer(
     batch: &Batch,
     source: ObjectSource,
     event: Value,
-    entry: &mut Entry,
-) -> Processed {
+) -> (Result<Box<RawValue>, Failure>, Objects) {
     let units = objects::parse(source, event);
     // All objects of the event in one stream, so a batch's objects overlap; each remembers its unit.
     let mut owners = Vec::new();
@@ -70,11 +63,6 @@ pub(super) async fn answer(
             }
         }
     }
-    let object_lines = reports
-        .iter()
-        .map(|r| ObjectEntry::line(r, &entry.request_id))
-        .collect();
-    entry.objects = Some(counts);
     let result = match (source, notes.first(), first_retry) {
         (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
         (_, Some(why), _) => Err(Failure::new(
@@ -92,18 +80,12 @@ pub(super) async fn answer(
         )),
         (_, None, None) => summary(&reports, counts),
     };
-    // An error's status, code and message are recorded by `handle_recorded`, as for every event.
-    if result.is_ok() {
-        entry.status = Some(200);
-        if let Some(why) = notes.first() {
-            entry.error = Some(format!("unreadable message: {why}"));
-        }
-    }
-    Processed {
-        result,
-        object_lines,
+    let objects = Objects {
+        counts,
         reports,
-    }
+        unreadable: notes.into_iter().next(),
+    };
+    (result, objects)
 }
 
 /// The partial batch response; a message to retry without an id fails the whole batch instead.
@@ -158,6 +140,7 @@ fn raw(v: &Value) -> Result<Box<RawValue>, Failure> {
 mod tests {
     use super::*;
     use crate::aws::batch::ObjectRef;
+    use crate::aws::lambda::log::ObjectEntry;
 
     fn report(key: &str, outcome: Outcome) -> Report {
         Report {
