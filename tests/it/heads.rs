@@ -35,22 +35,33 @@ fn every_family_matches_the_numpy_reference() {
 
 #[test]
 fn class_filter_applies_to_every_family() {
-    let image = common::read("tests/models/input.png");
-    for (name, label) in [
-        ("gfl", "red"),
-        ("nanodet_plus", "x"),
-        ("yolox", "a"),
-        ("yolov8", "one"),
-        ("tf_od_api", "bird"),
-        ("onnx_nms", "left"),
+    // Each family with a label it finds in the image beside others (on tests/models/input.png the
+    // TF OD API model finds only "cat").
+    for (name, label, image) in [
+        ("gfl", "red", "tests/models/input.png"),
+        ("nanodet_plus", "x", "tests/models/input.png"),
+        ("yolox", "a", "tests/models/input.png"),
+        ("yolov8", "one", "tests/models/input.png"),
+        ("tf_od_api", "dog", "tests/images/astronaut.png"),
+        ("onnx_nms", "left", "tests/models/input.png"),
     ] {
+        let image = common::read(image);
         let options = DetectOptions {
             classes: Some(vec![label.to_string()]),
             score_threshold: Some(0.0),
             ..Default::default()
         };
-        let got = load(name).detect(&image, &options).unwrap().detections;
+        let detector = load(name);
+        let got = detector.detect(&image, &options).unwrap().detections;
+        assert!(!got.is_empty(), "{name}: nothing of {label:?} found");
         assert!(got.iter().all(|d| d.label == label), "{name}: {got:?}");
+        // Without the filter the model finds other labels too: there was something to filter out.
+        let unfiltered = DetectOptions {
+            classes: None,
+            ..options
+        };
+        let all = detector.detect(&image, &unfiltered).unwrap().detections;
+        assert!(all.iter().any(|d| d.label != label), "{name}: {all:?}");
     }
 }
 

@@ -141,7 +141,19 @@ mod tests {
 
     #[test]
     fn non_finite_model_values_never_become_detections() {
-        let nan_score = [16.0, 16.0, 4.0, 4.0, f32::NAN];
-        assert!(decode(&nan_score, 1, 1, false, 10, &params(0.1)).is_empty());
+        // A NaN score after a real one: without the NaN filter the NaN would win the anchor (every
+        // comparison with it is false) and the real class would be lost with it.
+        let nan_second = [16.0, 16.0, 4.0, 4.0, 0.5, f32::NAN];
+        let out = decode(&nan_second, 2, 1, false, 10, &params(0.1));
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!((out[0].class_id, out[0].score), (0, 0.5));
+        // A box with a value that is not finite is dropped, whatever its score.
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let bad_box = [bad, 16.0, 4.0, 4.0, 0.9, 0.1];
+            assert!(
+                decode(&bad_box, 2, 1, false, 10, &params(0.1)).is_empty(),
+                "{bad}"
+            );
+        }
     }
 }
