@@ -27,11 +27,50 @@ use super::rewrites::rewrite_each;
 /// Rewrites every convolution Winograd's F(2x2, 3x3) applies to (see the module documentation);
 /// returns how many. Anything else is left as it was.
 pub fn rewrite_convolutions(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_convolutions_with(model, Scratch::FOR_THIS_BUILD)
+}
+
+/// [`rewrite_convolutions`] with the transforms' outputs allocated as `scratch` says (the tests run
+/// both kinds in every build).
+fn rewrite_convolutions_with(model: &mut TypedModel, scratch: Scratch) -> TractResult<usize> {
     rewrite_each::<Conv>(model, |model, node, op| {
         eligible(model, node, op)?
-            .map(|geometry| replacement(model, node, geometry))
+            .map(|geometry| replacement(model, node, geometry, scratch))
             .transpose()
     })
+}
+
+/// How a transform's output tensor is allocated. Both transforms write every element of their
+/// output before anything reads it (see each one's "Writes" paragraph), so it need not be zeroed:
+/// zeroing the tiles first would be a second pass over about 60 MB per inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Scratch {
+    /// Left as the allocator gives it: what release builds run.
+    Uninitialized,
+    /// Filled with NaN, so an element a transform missed shows in every comparison: debug builds.
+    Nan,
+}
+
+impl Scratch {
+    const FOR_THIS_BUILD: Scratch = if cfg!(debug_assertions) {
+        Scratch::Nan
+    } else {
+        Scratch::Uninitialized
+    };
+
+    fn tensor(self, shape: &[usize]) -> TractResult<Tensor> {
+        match self {
+            Scratch::Nan => {
+                let mut t = Tensor::zero::<f32>(shape)?;
+                t.fill_t(f32::NAN)?;
+                Ok(t)
+            }
+            // SAFETY: f32 has no invalid bit patterns, and the tensor goes only to a transform that
+            // writes every element of it (the invariant stated at `input_transform` and
+            // `output_transform`, checked on the NaN-filled tensor by the tests) before it is read.
+            Scratch::Uninitialized => unsafe { Tensor::uninitialized::<f32>(shape) },
+        }
+    }
 }
 
 /// Sizes of one eligible convolution.
@@ -133,6 +172,7 @@ fn replacement(
     model: &TypedModel,
     node: &TypedNode,
     geometry: Geometry,
+    scratch: Scratch,
 ) -> TractResult<TypedModelPatch> {
     let kernel = model
         .outlet_fact(node.inputs[1])?
@@ -159,7 +199,7 @@ fn replacement(
     let x = patch.tap_model(model, node.inputs[0])?;
     let v = patch.wire_node(
         format!("{name}.winograd_input"),
-        WinogradInput { geometry },
+        WinogradInput { geometry, scratch },
         &[x],
     )?[0];
     let u = patch.add_const(
@@ -172,30 +212,16 @@ fn replacement(
         &[u, v],
     )?[0];
     let bias = patch.add_const(format!("{name}.bias"), tensor1(&bias))?;
-    let y = patch.wire_node(name, WinogradOutput { geometry }, &[m, bias])?[0];
+    let y = patch.wire_node(name, WinogradOutput { geometry, scratch }, &[m, bias])?[0];
     patch.shunt_outside(model, OutletId::new(node.id, 0), y)?;
     Ok(patch)
-}
-
-/// An f32 tensor for a transform that writes every element of it before anything reads it. Zeroing
-/// the tiles first would be a second pass over about 60 MB per inference. Debug builds (the tests) fill
-/// it with NaN instead, so an element a transform missed would show in every comparison.
-fn written_in_full(shape: &[usize]) -> TractResult<Tensor> {
-    if cfg!(debug_assertions) {
-        let mut t = Tensor::zero::<f32>(shape)?;
-        t.fill_t(f32::NAN)?;
-        return Ok(t);
-    }
-    // SAFETY: f32 has no invalid bit patterns, and both transforms write every element of their
-    // output (each loop covers every tile of every channel, every row of every output plane) before
-    // the tensor is handed on.
-    unsafe { Tensor::uninitialized::<f32>(shape) }
 }
 
 /// `[1, channels, height, width]` to the transformed tiles, `[16, channels, tiles]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WinogradInput {
     geometry: Geometry,
+    scratch: Scratch,
 }
 
 impl Op for WinogradInput {
@@ -215,7 +241,7 @@ impl EvalOp for WinogradInput {
         let x = input.try_as_plain_ram()?;
         let x = x.as_slice::<f32>()?;
         ensure!(x.len() == g.channels * g.height * g.width);
-        let mut v = written_in_full(&[16, g.channels, g.tiles()])?;
+        let mut v = self.scratch.tensor(&[16, g.channels, g.tiles()])?;
         input_transform(x, v.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?, g);
         Ok(tvec!(v.into_tvalue()))
     }
@@ -235,6 +261,7 @@ impl TypedOp for WinogradInput {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WinogradOutput {
     geometry: Geometry,
+    scratch: Scratch,
 }
 
 impl Op for WinogradOutput {
@@ -256,7 +283,7 @@ impl EvalOp for WinogradOutput {
         let bias = bias.try_as_plain_ram()?;
         let bias = bias.as_slice::<f32>()?;
         ensure!(m.len() == 16 * g.outputs * g.tiles() && bias.len() == g.outputs);
-        let mut y = written_in_full(&[1, g.outputs, g.height, g.width])?;
+        let mut y = self.scratch.tensor(&[1, g.outputs, g.height, g.width])?;
         output_transform(m, bias, y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?, g);
         Ok(tvec!(y.into_tvalue()))
     }
@@ -277,6 +304,11 @@ impl TypedOp for WinogradOutput {
 ///
 /// Rows of the zero-padded map are split into even and odd columns first, so every step after that is
 /// an element-wise operation over contiguous slices, which the compiler vectorises.
+///
+/// Writes every element of `v` (`[16, channels, tiles]`): for each channel `c` and tile row `ty`, the
+/// loop over `i` in 0..4 writes, through `v0..v3`, the positions `i * 4 + j` for `j` in 0..4, each
+/// over the `tx_count` tiles of that row; `c` covers 0..channels and `ty` 0..tiles_y, and
+/// `tiles = tiles_y * tx_count`, so each (position, channel, tile) is written once.
 fn input_transform(x: &[f32], v: &mut [f32], g: Geometry) {
     let (ty_count, tx_count) = (g.tiles_y(), g.tiles_x());
     let tiles = g.tiles();
@@ -357,6 +389,11 @@ fn disjoint4(
 
 /// `Aᵀ m A` for every tile, with `Aᵀ = [[1,1,1,0],[0,1,-1,-1]]`, plus the bias; the tiles past an
 /// odd-sized map's last row or column are cut.
+///
+/// Writes every element of `y` (`[1, outputs, height, width]`): for each output plane `o`, tile row
+/// `ty` writes plane rows `2ty` and, when it exists, `2ty + 1`, each in full (`width` values, from
+/// `2 * tx_count >= width` computed ones); `ty` runs over `ceil(height / 2)` tile rows, so every row of
+/// every plane is written once.
 fn output_transform(m: &[f32], bias: &[f32], y: &mut [f32], g: Geometry) {
     let (ty_count, tx_count) = (g.tiles_y(), g.tiles_x());
     let tiles = g.tiles();
@@ -473,25 +510,28 @@ mod tests {
         ] {
             let input = pseudo_random(&[1, channels, height, width], 1);
             let reference = run(conv_model(channels, outputs, height, width), &input);
-            let mut model = conv_model(channels, outputs, height, width);
-            assert_eq!(rewrite_convolutions(&mut model).unwrap(), 1);
-            assert!(model.nodes().iter().all(|n| !n.op_is::<Conv>()));
-            let got = run(model, &input);
-            assert_eq!(got.shape(), reference.shape());
-            assert!(
-                values(&got).iter().all(|v| v.is_finite()),
-                "{channels}->{outputs} {height}x{width}: an output was never written"
-            );
-            let scale = values(&reference).iter().fold(1f32, |a, v| a.max(v.abs()));
-            let worst = values(&got)
-                .iter()
-                .zip(values(&reference))
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
+            // NaN-filled outputs show a missed element; uninitialized ones are what release runs.
+            for scratch in [Scratch::Nan, Scratch::Uninitialized] {
+                let mut model = conv_model(channels, outputs, height, width);
+                assert_eq!(rewrite_convolutions_with(&mut model, scratch).unwrap(), 1);
+                assert!(model.nodes().iter().all(|n| !n.op_is::<Conv>()));
+                let got = run(model, &input);
+                assert_eq!(got.shape(), reference.shape());
+                assert!(
+                    values(&got).iter().all(|v| v.is_finite()),
+                    "{channels}->{outputs} {height}x{width}: an output was never written"
+                );
+                let scale = values(&reference).iter().fold(1f32, |a, v| a.max(v.abs()));
+                let worst = values(&got)
+                    .iter()
+                    .zip(values(&reference))
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
                 worst <= 1e-4 * scale,
-                "{channels}->{outputs} {height}x{width}: off by {worst} (largest value {scale})"
+                "{channels}->{outputs} {height}x{width} {scratch:?}: off by {worst} (largest value {scale})"
             );
+            }
         }
     }
 
