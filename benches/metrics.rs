@@ -1,5 +1,5 @@
 //! What the CloudWatch metrics add to a request: taking what they need from the response
-//! (`Detected::of`), writing the request's EMF record (and per-class ones), and the write of those lines
+//! (`DetectionStats::of`), writing the request's EMF record (and per-class ones), and the write of those lines
 //! to a file (`/dev/null`, as the function writes them to its stdout pipe). Criterion times each; the
 //! summary at the end sets the whole per-request cost against a warm `detect` of the same photo, both
 //! measured in this run.
@@ -11,7 +11,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use object_detector::aws::metrics::{Detected, FunctionId, Metrics, MetricsConfig, Observation};
+use object_detector::aws::metrics::{
+    DetectionStats, FunctionId, Metrics, MetricsConfig, Observation,
+};
 use object_detector::core::response::ModelRef;
 use object_detector::{DetectOptions, Detector};
 
@@ -40,7 +42,7 @@ fn per_request(metrics: &Metrics, response: &object_detector::Response, out: &mu
     let observation = Observation {
         latency_ms: Some(78.0),
         cold_start: false,
-        detected: Some(Detected::of(response)),
+        detected: Some(DetectionStats::of(response)),
         error: None,
         request_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
     };
@@ -68,11 +70,11 @@ fn bench(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("metrics");
     group.bench_function("detected_of", |b| {
-        b.iter(|| Detected::of(black_box(&response)))
+        b.iter(|| DetectionStats::of(black_box(&response)))
     });
     let observation = Observation {
         latency_ms: Some(78.0),
-        detected: Some(Detected::of(&response)),
+        detected: Some(DetectionStats::of(&response)),
         request_id: Some("0a1b2c3d-4e5f-6789-abcd-ef0123456789".into()),
         ..Observation::default()
     };

@@ -113,7 +113,7 @@ pub const DEFAULT_NAMESPACE: &str = "ObjectDetector";
 
 /// What the metrics need of a detection, taken from the response before it is sent away.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Detected {
+pub struct DetectionStats {
     pub timings: Timings,
     pub pixels: u64,
     pub detections: usize,
@@ -122,13 +122,13 @@ pub struct Detected {
     pub per_label: Vec<(String, usize)>,
 }
 
-impl Detected {
-    pub fn of(response: &Response) -> Detected {
+impl DetectionStats {
+    pub fn of(response: &Response) -> DetectionStats {
         let mut per_label: BTreeMap<&str, usize> = BTreeMap::new();
         for d in &response.detections {
             *per_label.entry(d.label.as_str()).or_default() += 1;
         }
-        Detected {
+        DetectionStats {
             timings: response.timings_ms,
             pixels: u64::from(response.image.width) * u64::from(response.image.height),
             detections: response.detections.len(),
@@ -149,7 +149,7 @@ pub struct Observation {
     /// The first request of this process.
     pub cold_start: bool,
     /// What was found, when detection ran.
-    pub detected: Option<Detected>,
+    pub detected: Option<DetectionStats>,
     /// The error answered, if any.
     pub error: Option<ErrorCode>,
     /// The request id, written beside the metrics so a record leads to its log line.
@@ -391,12 +391,12 @@ mod tests {
         )
     }
 
-    fn detected(labels: &[(&str, f32)]) -> Detected {
+    fn detected(labels: &[(&str, f32)]) -> DetectionStats {
         let mut per_label: BTreeMap<String, usize> = BTreeMap::new();
         for (l, _) in labels {
             *per_label.entry(l.to_string()).or_default() += 1;
         }
-        Detected {
+        DetectionStats {
             timings: Timings {
                 decode: 1.0,
                 preprocess: 2.0,

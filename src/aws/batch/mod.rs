@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
-use crate::aws::metrics::Detected;
+use crate::aws::metrics::DetectionStats;
 use crate::aws::s3::{self, S3Client, S3Config, S3Error};
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
@@ -167,7 +167,7 @@ impl Batch {
         s3: &S3Client,
         object: &ObjectRef,
         times: &mut StageTimes,
-    ) -> (Outcome, Option<Detected>) {
+    ) -> (Outcome, Option<DetectionStats>) {
         let (fetched, fetch_ms) = self.fetch(s3, object).await;
         times.fetch_ms = fetch_ms;
         let fetched = match fetched {
@@ -206,7 +206,7 @@ impl Batch {
                 return (outcome, None);
             }
         };
-        let detected = Detected::of(&response);
+        let detected = DetectionStats::of(&response);
         let (outcome, write_ms) = self.write_result(s3, &source, response).await;
         times.write_ms = write_ms;
         let detected = matches!(outcome, Outcome::Detected { .. }).then_some(detected);

@@ -4,7 +4,7 @@
 use serde::{Serialize, Serializer};
 
 use super::ObjectRef;
-use crate::aws::metrics::Detected;
+use crate::aws::metrics::DetectionStats;
 use crate::core::error::{bounded, Failure};
 use crate::core::error_code::ErrorCode;
 
@@ -116,7 +116,7 @@ pub struct Report {
     pub object: ObjectRef,
     pub outcome: Outcome,
     /// What the metrics need of the detection, when it ran and its result was written.
-    pub detected: Option<Detected>,
+    pub detected: Option<DetectionStats>,
     /// Fetching, detecting (without the wait for the plan) and writing, in milliseconds.
     pub fetch_ms: f64,
     pub detect_ms: f64,

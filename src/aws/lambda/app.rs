@@ -15,7 +15,7 @@ use super::record::{Detection, Record};
 use super::reply::{self, Reply};
 use super::{body, error, log, object_answer, Config, Handled, Invocation, Route};
 use crate::aws::batch::Batch;
-use crate::aws::metrics::{Detected, Metrics};
+use crate::aws::metrics::{DetectionStats, Metrics};
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::image_decode::SUPPORTED_FORMATS;
@@ -258,7 +258,7 @@ impl App {
             })?;
         record.detection = Some(Detection {
             image: (response.image.width, response.image.height),
-            detected: Detected::of(&response),
+            detected: DetectionStats::of(&response),
         });
         Ok(response)
     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::events::EventKind;
 use super::Route;
 use crate::aws::batch::Report;
-use crate::aws::metrics::{Detected, Observation};
+use crate::aws::metrics::{DetectionStats, Observation};
 use crate::core::error::Failure;
 
 #[derive(Debug, Default)]
@@ -37,7 +37,7 @@ pub struct Record {
 pub struct Detection {
     /// The upright image's width and height.
     pub image: (u32, u32),
-    pub detected: Detected,
+    pub detected: DetectionStats,
 }
 
 /// An object event's objects.

@@ -30,7 +30,7 @@ mod resume;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
-use object_detector::aws::metrics::{Detected, Metrics, Observation};
+use object_detector::aws::metrics::{DetectionStats, Metrics, Observation};
 use object_detector::core::error::{chain, Failure};
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
@@ -346,7 +346,7 @@ impl Job<'_> {
             Some(metrics) => metrics.records(&Observation {
                 latency_ms: Some(millis(start.elapsed())),
                 cold_start,
-                detected: result.as_ref().ok().map(|(r, _)| Detected::of(r)),
+                detected: result.as_ref().ok().map(|(r, _)| DetectionStats::of(r)),
                 error: result.as_ref().err().map(Failure::code),
                 request_id: None,
             }),
