@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::objects::{self, Content, ObjectSource, Unit};
+use super::objects::{self, Content, Delivery, ObjectSource};
 use super::record::{ObjectCounts, Objects};
 use crate::aws::batch::{Batch, Outcome, Report};
 use crate::core::error::Failure;
@@ -25,19 +25,19 @@ pub(super) async fn answer(
     source: ObjectSource,
     event: Value,
 ) -> (Result<Box<RawValue>, Failure>, Objects) {
-    let units = objects::parse(source, event);
-    // All objects of the event in one stream, so a batch's objects overlap; each remembers its unit.
+    let deliveries = objects::parse(source, event);
+    // All objects of the event in one stream, so a batch's objects overlap; each remembers its delivery.
     let mut owners = Vec::new();
     let mut all = Vec::new();
-    for (i, unit) in units.iter().enumerate() {
-        if let Content::Objects(list) = &unit.content {
+    for (i, delivery) in deliveries.iter().enumerate() {
+        if let Content::Objects(list) = &delivery.content {
             owners.extend(std::iter::repeat_n(i, list.len()));
             all.extend(list.iter().cloned());
         }
     }
     let reports = batch.process(all).await;
     let mut counts = ObjectCounts::default();
-    let mut retry_unit = vec![false; units.len()];
+    let mut retry_delivery = vec![false; deliveries.len()];
     let mut first_retry: Option<&Failure> = None;
     for (report, &owner) in reports.iter().zip(&owners) {
         match &report.outcome {
@@ -46,25 +46,25 @@ pub(super) async fn answer(
             Outcome::Skipped { .. } => counts.skipped += 1,
             Outcome::Retry { error } => {
                 counts.retried += 1;
-                retry_unit[owner] = true;
+                retry_delivery[owner] = true;
                 first_retry.get_or_insert(error);
             }
         }
     }
     let mut notes = Vec::new();
-    for (i, unit) in units.iter().enumerate() {
-        match &unit.content {
+    for (i, delivery) in deliveries.iter().enumerate() {
+        match &delivery.content {
             Content::Objects(_) => {}
             Content::TestEvent | Content::Ignored(_) => counts.ignored += 1,
             Content::Unreadable(why) => {
                 counts.ignored += 1;
-                retry_unit[i] = true;
+                retry_delivery[i] = true;
                 notes.push(why.clone());
             }
         }
     }
     let result = match (source, notes.first(), first_retry) {
-        (ObjectSource::Sqs, ..) => sqs_answer(&units, &retry_unit),
+        (ObjectSource::Sqs, ..) => sqs_answer(&deliveries, &retry_delivery),
         (_, Some(why), _) => Err(Failure::new(
             ErrorCode::InvalidEvent,
             format!("malformed {} event: {why}", source.name()),
@@ -89,10 +89,10 @@ pub(super) async fn answer(
 }
 
 /// The partial batch response; a message to retry without an id fails the whole batch instead.
-fn sqs_answer(units: &[Unit], retry: &[bool]) -> Result<Box<RawValue>, Failure> {
+fn sqs_answer(deliveries: &[Delivery], retry: &[bool]) -> Result<Box<RawValue>, Failure> {
     let mut failures = Vec::new();
-    for (unit, _) in units.iter().zip(retry).filter(|(_, &r)| r) {
-        match &unit.message_id {
+    for (delivery, _) in deliveries.iter().zip(retry).filter(|(_, &r)| r) {
+        match &delivery.message_id {
             Some(id) => failures.push(json!({"itemIdentifier": id})),
             None => {
                 return Err(Failure::new(

@@ -47,7 +47,7 @@ impl ObjectSource {
     }
 }
 
-/// What one retriable unit of an event holds: an SQS message, or the whole event for the others.
+/// What one retriable delivery of an event holds: an SQS message, or the whole event for the others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Content {
     Objects(Vec<ObjectRef>),
@@ -59,9 +59,10 @@ pub enum Content {
     Unreadable(String),
 }
 
-/// One unit of an object event.
+/// One delivery of an object event: an SQS message, or the whole event for the other sources; it is
+/// retried as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unit {
+pub struct Delivery {
     /// The SQS message id (what a partial batch response names); `None` for the other sources.
     pub message_id: Option<String>,
     pub content: Content,
@@ -90,23 +91,23 @@ pub fn classify(obj: &Map<String, Value>) -> Option<ObjectSource> {
     None
 }
 
-/// Reads an event of a known object source into its units.
-pub fn parse(source: ObjectSource, event: Value) -> Vec<Unit> {
+/// Reads an event of a known object source into its deliveries.
+pub fn parse(source: ObjectSource, event: Value) -> Vec<Delivery> {
     match source {
         ObjectSource::Sqs => sqs(event),
-        ObjectSource::ObjectBatch => vec![Unit {
+        ObjectSource::ObjectBatch => vec![Delivery {
             message_id: None,
             content: object_batch(&event),
         }],
-        ObjectSource::S3 | ObjectSource::EventBridge => vec![Unit {
+        ObjectSource::S3 | ObjectSource::EventBridge => vec![Delivery {
             message_id: None,
             content: notification(&event, 0),
         }],
     }
 }
 
-/// The SQS records, one unit per message; a body is read as any notification shape.
-fn sqs(event: Value) -> Vec<Unit> {
+/// The SQS records, one delivery per message; a body is read as any notification shape.
+fn sqs(event: Value) -> Vec<Delivery> {
     let records = match event {
         Value::Object(mut obj) => match obj.remove("Records") {
             Some(Value::Array(records)) => records,
@@ -142,7 +143,7 @@ fn sqs(event: Value) -> Vec<Unit> {
                 }
                 other => other,
             };
-            Unit {
+            Delivery {
                 message_id,
                 content,
             }
@@ -376,8 +377,8 @@ mod tests {
             "s3": {"bucket": {"name": "photos"}, "object": {"key": key, "size": 1234, "eTag": "abc"}}}]})
     }
 
-    fn objects(units: Vec<Unit>) -> Vec<ObjectRef> {
-        match units.into_iter().next().unwrap().content {
+    fn objects(deliveries: Vec<Delivery>) -> Vec<ObjectRef> {
+        match deliveries.into_iter().next().unwrap().content {
             Content::Objects(o) => o,
             other => panic!("{other:?}"),
         }
@@ -441,23 +442,25 @@ mod tests {
             classify(event.as_object().unwrap()),
             Some(ObjectSource::Sqs)
         );
-        let units = parse(ObjectSource::Sqs, event);
-        let ids: Vec<_> = units
+        let deliveries = parse(ObjectSource::Sqs, event);
+        let ids: Vec<_> = deliveries
             .iter()
             .map(|u| u.message_id.clone().unwrap())
             .collect();
         assert_eq!(ids, ["m1", "m2", "m3", "m4", "m5", "m6"]);
-        let key = |i: usize| match &units[i].content {
+        let key = |i: usize| match &deliveries[i].content {
             Content::Objects(o) => o[0].key.clone(),
             other => panic!("{other:?}"),
         };
         assert_eq!(key(0), "a b.jpg");
-        assert_eq!(units[1].content, Content::TestEvent);
-        assert!(matches!(&units[2].content, Content::Unreadable(why) if why.contains("not JSON")));
+        assert_eq!(deliveries[1].content, Content::TestEvent);
+        assert!(
+            matches!(&deliveries[2].content, Content::Unreadable(why) if why.contains("not JSON"))
+        );
         assert_eq!(key(3), "via sns.jpg");
         assert_eq!(key(4), "eb.jpg");
         assert!(
-            matches!(&units[5].content, Content::Ignored(why) if why.contains("ObjectRemoved"))
+            matches!(&deliveries[5].content, Content::Ignored(why) if why.contains("ObjectRemoved"))
         );
     }
 
@@ -487,7 +490,7 @@ mod tests {
             json!({"eventName": "ObjectCreated:Put",
                 "s3": {"bucket": {"name": "photos"}, "object": {"key": format!("{i}.jpg")}}})
         };
-        let unreadable = |units: &[Unit]| match &units[0].content {
+        let unreadable = |deliveries: &[Delivery]| match &deliveries[0].content {
             Content::Unreadable(why) => why.clone(),
             other => panic!("{other:?}"),
         };
@@ -516,15 +519,15 @@ mod tests {
             let records: Vec<Value> = (0..n).map(record).collect();
             json!({"messageId": id, "body": json!({"Records": records}).to_string()})
         };
-        let units = parse(
+        let deliveries = parse(
             ObjectSource::Sqs,
             json!({"Records": [message("m1", 6000), message("m2", 5000), message("m3", 4000)]}),
         );
-        assert!(matches!(&units[0].content, Content::Objects(o) if o.len() == 6000));
+        assert!(matches!(&deliveries[0].content, Content::Objects(o) if o.len() == 6000));
         assert!(
-            matches!(&units[1].content, Content::Unreadable(why) if why.contains("name 6000 objects"))
+            matches!(&deliveries[1].content, Content::Unreadable(why) if why.contains("name 6000 objects"))
         );
-        assert!(matches!(&units[2].content, Content::Objects(o) if o.len() == 4000));
+        assert!(matches!(&deliveries[2].content, Content::Objects(o) if o.len() == 4000));
     }
 
     #[test]

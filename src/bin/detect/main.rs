@@ -216,7 +216,7 @@ fn main() -> ExitCode {
     };
     let mut failed = 0usize;
     let next = AtomicUsize::new(0);
-    let (send, receive) = mpsc::channel::<(usize, Outcome)>();
+    let (send, receive) = mpsc::channel::<(usize, ImageResult)>();
     let written = std::thread::scope(|scope| {
         for _ in 0..jobs.min(inputs.len()) {
             let send = send.clone();
@@ -293,7 +293,7 @@ fn open_output(
 }
 
 /// What one image's run produced.
-struct Outcome {
+struct ImageResult {
     line: String,
     records: Vec<String>,
     failed: bool,
@@ -308,7 +308,7 @@ struct Job<'a> {
 
 impl Job<'_> {
     /// Reads and detects one input, writes its picture, and returns its line and metric records.
-    fn run(&self, input: &Input, picture: Option<&Path>, cold_start: bool) -> Outcome {
+    fn run(&self, input: &Input, picture: Option<&Path>, cold_start: bool) -> ImageResult {
         let start = Instant::now();
         let file = input.name();
         let result = read(input)
@@ -351,7 +351,7 @@ impl Job<'_> {
                 request_id: None,
             }),
         };
-        Outcome {
+        ImageResult {
             line,
             records,
             failed: result.is_err(),
