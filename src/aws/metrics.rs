@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::core::error_code::ErrorCode;
-use crate::core::response::{ModelRef, Response, Timings};
+use crate::core::response::{decimal, ModelRef, Response, Timings};
 
 /// The CloudWatch units these metrics use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -222,7 +222,7 @@ impl Metrics {
             }
             main.put(model, &DETECTIONS, d.detections as f64);
             if let Some(score) = d.top_score {
-                main.put(model, &TOP_SCORE, rounded(score));
+                main.put(model, &TOP_SCORE, decimal(score));
             }
             main.put(model, &NO_DETECTIONS, f64::from(d.detections == 0));
             main.put(model, &IMAGE_PIXELS, d.pixels as f64);
@@ -265,11 +265,6 @@ impl Metrics {
         }
         records
     }
-}
-
-/// A score as the decimal it is reported as (0.861, not 0.8610000014305115).
-fn rounded(v: f32) -> f64 {
-    (f64::from(v) * 1e6).round() / 1e6
 }
 
 #[derive(Serialize)]

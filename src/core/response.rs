@@ -67,6 +67,12 @@ pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
+/// An f32 as the decimal it stands for, to six places, in an f64: 0.35, not 0.3499999940395355
+/// (settings and scores written outside the response, where serde would print the f32 widened).
+pub fn decimal(v: f32) -> f64 {
+    (f64::from(v) * 1e6).round() / 1e6
+}
+
 /// The encoded picture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnnotatedImage {

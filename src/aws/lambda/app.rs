@@ -20,7 +20,7 @@ use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::image_decode::SUPPORTED_FORMATS;
 use crate::core::options::{DetectOptions, Format};
-use crate::core::response::millis;
+use crate::core::response::{decimal, millis};
 use aws_lambda_events::http::Method;
 
 /// The function: a warm detector plus configuration, shared by every invocation.
@@ -264,11 +264,6 @@ impl App {
     }
 }
 
-/// An f32 setting as the decimal it was written as (0.35, not 0.3499999940395355).
-fn short(v: f32) -> f64 {
-    (f64::from(v) * 1e6).round() / 1e6
-}
-
 /// `GET /model`: what the active model is and what it accepts.
 fn model_info(detector: &Detector) -> String {
     let m = detector.manifest();
@@ -284,8 +279,8 @@ fn model_info(detector: &Detector) -> String {
         "backend": detector.run_config().backend.name(),
         "labels": m.labels,
         "defaults": {
-            "score_threshold": short(m.defaults.score_threshold),
-            "iou_threshold": short(m.defaults.iou_threshold),
+            "score_threshold": decimal(m.defaults.score_threshold),
+            "iou_threshold": decimal(m.defaults.iou_threshold),
             "max_detections": m.defaults.max_detections,
         },
         "limits": {
