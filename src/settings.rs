@@ -15,7 +15,7 @@ use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
 use crate::core::image_decode::DecodeLimits;
-use crate::core::options::DetectOptions;
+use crate::core::options::{parse_switch, DetectOptions};
 use crate::core::response::Encoding;
 
 /// One environment variable, as README's configuration table shows it.
@@ -375,19 +375,15 @@ fn detect_options(text: &str) -> std::result::Result<DetectOptions, String> {
     Ok(options)
 }
 
-/// An on/off setting: `on`/`true`/`1` or `off`/`false`/`0`, any case; `default` when unset.
+/// An on/off setting, read by [`parse_switch`]; `default` when unset.
 fn switch(variable: &'static str, value: Option<String>, default: bool) -> Result<bool> {
     let Some(text) = value else {
         return Ok(default);
     };
-    match text.trim().to_ascii_lowercase().as_str() {
-        "on" | "true" | "1" => Ok(true),
-        "off" | "false" | "0" => Ok(false),
-        _ => Err(Error::Setting {
-            variable,
-            detail: format!("expected `on` or `off` (or `true`/`false`), got {text:?}"),
-        }),
-    }
+    parse_switch(&text).ok_or_else(|| Error::Setting {
+        variable,
+        detail: format!("expected `on` or `off` (or `true`/`false`), got {text:?}"),
+    })
 }
 
 /// A CloudWatch namespace, as CloudWatch accepts it.

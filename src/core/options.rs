@@ -116,16 +116,12 @@ impl DetectOptions {
                 })?)
             }
             "annotate" => {
-                self.annotate = Some(match value.to_ascii_lowercase().as_str() {
-                    "true" | "1" | "yes" => true,
-                    "false" | "0" | "no" => false,
-                    _ => {
-                        return Err(Error::parameter(
-                            name,
-                            format!("expected true or false, got {}", quote(value)),
-                        ))
-                    }
-                })
+                self.annotate = Some(parse_switch(value).ok_or_else(|| {
+                    Error::parameter(
+                        name,
+                        format!("expected true or false, got {}", quote(value)),
+                    )
+                })?)
             }
             "annotate_max_side" => self.annotate_max_side = Some(parse_whole(name, value)?),
             "jpeg_quality" => self.jpeg_quality = Some(parse_whole(name, value)?),
@@ -310,9 +306,32 @@ fn check_unit(name: &str, v: f32) -> Result<f32> {
     }
 }
 
+/// A yes-or-no value as the options and the settings take it: `true`/`on`/`yes`/`1` or
+/// `false`/`off`/`no`/`0`, any case, spaces around ignored.
+pub fn parse_switch(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" | "1" => Some(true),
+        "false" | "off" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_switch_parser_for_options_and_settings() {
+        for yes in ["true", "ON", " yes ", "1"] {
+            assert_eq!(parse_switch(yes), Some(true), "{yes:?}");
+        }
+        for no in ["False", "off", "NO", "0"] {
+            assert_eq!(parse_switch(no), Some(false), "{no:?}");
+        }
+        for neither in ["", "maybe", "2", "y"] {
+            assert_eq!(parse_switch(neither), None, "{neither:?}");
+        }
+    }
 
     fn manifest() -> Manifest {
         Manifest::from_toml(include_str!("../../model/nanodet-g-416.toml")).unwrap()
