@@ -19,6 +19,11 @@ use crate::core::response::Timings;
 const MAX_METHOD: usize = 16;
 const MAX_PATH: usize = 256;
 const MAX_ERROR: usize = 512;
+/// Longest request id and trace header written (Lambda's are 36 and about 80 characters).
+const MAX_ID: usize = 256;
+/// Longest bucket, key and version id written (S3 keys are at most 1024 bytes; a line names the
+/// start of one, enough to find the object).
+const MAX_KEY: usize = 256;
 
 #[derive(Debug, Serialize)]
 pub struct Entry {
@@ -48,8 +53,8 @@ impl Entry {
         Entry {
             level: "INFO",
             message: "request",
-            request_id: bounded(request_id, MAX_PATH),
-            trace_id: trace_id.map(|t| bounded(t, MAX_PATH)),
+            request_id: bounded(request_id, MAX_ID),
+            trace_id: trace_id.map(|t| bounded(t, MAX_ID)),
             event: None,
             method: None,
             path: None,
@@ -136,15 +141,15 @@ impl ObjectEntry {
         let entry = ObjectEntry {
             level,
             message: "object",
-            request_id: bounded(request_id, MAX_PATH),
-            bucket: bounded(&report.object.bucket, MAX_PATH),
-            key: bounded(&report.object.key, MAX_PATH),
+            request_id: bounded(request_id, MAX_ID),
+            bucket: bounded(&report.object.bucket, MAX_KEY),
+            key: bounded(&report.object.key, MAX_KEY),
             version_id: report
                 .object
                 .version_id
                 .as_deref()
-                .map(|v| bounded(v, MAX_PATH)),
-            outcome: report.outcome.bounded(MAX_PATH, MAX_ERROR),
+                .map(|v| bounded(v, MAX_KEY)),
+            outcome: report.outcome.bounded(MAX_KEY, MAX_ERROR),
             fetch_ms: report.fetch_ms,
             detect_ms: report.detect_ms,
             write_ms: report.write_ms,
