@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use crate::aws::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
 use crate::aws::lambda::{self, AllowedOrigins};
 use crate::aws::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
-use crate::aws::s3::S3Config;
+use crate::aws::s3::{AccessKeys, S3Config};
 use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
@@ -316,7 +316,11 @@ fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchC
         (None, None) => "AWS_DEFAULT_REGION",
     };
     let credentials = match (text("AWS_ACCESS_KEY_ID")?, text("AWS_SECRET_ACCESS_KEY")?) {
-        (Some(key), Some(secret)) => Some((key, secret, text("AWS_SESSION_TOKEN")?)),
+        (Some(access_key_id), Some(secret_access_key)) => Some(AccessKeys {
+            access_key_id,
+            secret_access_key,
+            session_token: text("AWS_SESSION_TOKEN")?,
+        }),
         _ => None,
     };
     let config = BatchConfig {
@@ -687,7 +691,11 @@ mod tests {
         assert_eq!(s.s3.region, "eu-west-1");
         assert_eq!(
             s.s3.credentials,
-            Some(("AKID".into(), "secret".into(), Some("token".into())))
+            Some(AccessKeys {
+                access_key_id: "AKID".into(),
+                secret_access_key: "secret".into(),
+                session_token: Some("token".into()),
+            })
         );
         let defaults = parse(&[("AWS_ENDPOINT_URL", "http://generic:1")])
             .unwrap()

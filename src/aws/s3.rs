@@ -40,8 +40,27 @@ pub struct S3Config {
     pub region: String,
     /// Path-style URLs (`S3_FORCE_PATH_STYLE=true`), which most S3-compatible servers need.
     pub force_path_style: bool,
-    /// Access key, secret key, session token; `None` sends unsigned requests.
-    pub credentials: Option<(String, String, Option<String>)>,
+    /// `None` sends unsigned requests.
+    pub credentials: Option<AccessKeys>,
+}
+
+/// The keys requests are signed with (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// Temporary credentials' token (a Lambda role's always has one).
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AccessKeys {
+    /// The key id only: the secret and the token stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeys")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for S3Config {
@@ -50,10 +69,7 @@ impl std::fmt::Debug for S3Config {
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
-            .field(
-                "credentials",
-                &self.credentials.as_ref().map(|(key, ..)| key),
-            )
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
@@ -179,9 +195,13 @@ impl S3Client {
             credentials: config
                 .credentials
                 .clone()
-                .map(|(key, secret, token)| match token {
-                    Some(token) => Credentials::new_with_token(key, secret, token),
-                    None => Credentials::new(key, secret),
+                .map(|keys| match keys.session_token {
+                    Some(token) => Credentials::new_with_token(
+                        keys.access_key_id,
+                        keys.secret_access_key,
+                        token,
+                    ),
+                    None => Credentials::new(keys.access_key_id, keys.secret_access_key),
                 }),
         })
     }
@@ -471,7 +491,11 @@ mod tests {
     #[test]
     fn credentials_stay_out_of_debug_output() {
         let config = S3Config {
-            credentials: Some(("AKIDEXAMPLE".into(), "secret".into(), Some("token".into()))),
+            credentials: Some(AccessKeys {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+                session_token: Some("token".into()),
+            }),
             ..S3Config::default()
         };
         let text = format!("{config:?}");
