@@ -118,8 +118,15 @@ pub struct DetectionStats {
     pub pixels: u64,
     pub detections: usize,
     pub top_score: Option<f32>,
-    /// Detections per label, for per-class metrics.
-    pub per_label: Vec<(String, usize)>,
+    /// Detections per label, for per-class metrics, in label order.
+    pub per_label: Vec<LabelCount>,
+}
+
+/// How many detections one label had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelCount {
+    pub label: String,
+    pub count: usize,
 }
 
 impl DetectionStats {
@@ -135,7 +142,10 @@ impl DetectionStats {
             top_score: response.detections.iter().map(|d| d.score).reduce(f32::max),
             per_label: per_label
                 .into_iter()
-                .map(|(l, n)| (l.to_string(), n))
+                .map(|(label, count)| LabelCount {
+                    label: label.to_string(),
+                    count,
+                })
                 .collect(),
         }
     }
@@ -251,7 +261,7 @@ impl Metrics {
         }
         let mut records = vec![main.finish()];
         if self.config.per_class {
-            for (label, count) in o.detected.iter().flat_map(|d| &d.per_label) {
+            for LabelCount { label, count } in o.detected.iter().flat_map(|d| &d.per_label) {
                 let mut r = Record::new(&self.config.namespace, timestamp);
                 r.dimension("Model", &self.model);
                 r.dimension("Label", label);
@@ -403,7 +413,10 @@ mod tests {
             pixels: 550 * 367,
             detections: labels.len(),
             top_score: labels.iter().map(|l| l.1).reduce(f32::max),
-            per_label: per_label.into_iter().collect(),
+            per_label: per_label
+                .into_iter()
+                .map(|(label, count)| LabelCount { label, count })
+                .collect(),
         }
     }
 
