@@ -126,33 +126,17 @@ fn options(args: &Args) -> object_detector::Result<DetectOptions> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let options = match options(&args) {
-        Ok(o) => o,
-        Err(e) => return usage_error(&e.to_string()),
-    };
-    let (settings, detector) = match Settings::from_env().and_then(|s| Ok((s.detector()?, s))) {
-        Ok((d, s)) => (s, d),
-        Err(e) => return usage_error(&chain(&e)),
-    };
-    // Validate options against the model's labels before touching any file.
-    if let Err(e) = options.resolve(detector.manifest()) {
-        return usage_error(&e.to_string());
+    match run(&Args::parse()) {
+        Ok(code) => code,
+        Err(message) => usage_error(&message),
     }
+}
+
+/// The whole run; `Err` is a usage or set-up error (exit 2), found before any image runs.
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let (options, settings, detector) = load(args)?;
     if args.verbose {
-        eprintln!(
-            "detect: model {} {} ready in {:.1} ms ({}, {} thread{})",
-            detector.manifest().name,
-            detector.manifest().version,
-            detector.plan_build_time().as_secs_f64() * 1e3,
-            detector.run_config().backend.name(),
-            detector.run_config().threads,
-            if detector.run_config().threads == 1 {
-                ""
-            } else {
-                "s"
-            }
-        );
+        eprintln!("detect: {}", ready_line(&detector));
     }
     // `--metrics` asks for the records whatever `METRICS` says; the namespace and per-class choice
     // still come from the environment.
@@ -164,42 +148,80 @@ fn main() -> ExitCode {
             None,
         )
     });
-
     let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
     let mut out: Box<dyn Write> = match &args.output {
         None => Box::new(std::io::stdout().lock()),
-        Some(path) => match open_output(path, args.resume, &mut inputs) {
-            Ok(file) => Box::new(file),
-            Err(e) => return usage_error(&format!("--output {}: {e}", path.display())),
-        },
+        Some(path) => Box::new(
+            open_output(path, args.resume, &mut inputs)
+                .map_err(|e| format!("--output {}: {e}", path.display()))?,
+        ),
     };
-    // Picture names in input order, before any image runs, so they do not depend on timing.
-    let pictures: Vec<Option<PathBuf>> = match &args.annotate {
-        None => vec![None; inputs.len()],
-        Some(dir) => {
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                return usage_error(&format!("--annotate {}: {e}", dir.display()));
-            }
-            let mut names = PictureNames {
-                dir: dir.clone(),
-                used: HashSet::new(),
-            };
-            // clap admits only the picture formats' names.
-            let extension =
-                Encoding::from_name(&args.annotate_format).map_or("jpg", Encoding::extension);
-            inputs
-                .iter()
-                .map(|input| Some(names.next(&input.name(), extension)))
-                .collect()
-        }
+    let pictures = picture_paths(args, &inputs)?;
+    let job = Job {
+        detector: &detector,
+        options: &options,
+        metrics: metrics.as_ref(),
     };
-
     let jobs = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    // Drawn on stderr only when it is a terminal.
-    let progress = ProgressBar::new(inputs.len() as u64).with_style(
+    let (written, failed) = job.run_all(&inputs, &pictures, jobs, &mut out);
+    Ok(if !written || failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The options, the settings and the detector they name, the options checked against the model's
+/// labels before any file is touched.
+fn load(args: &Args) -> Result<(DetectOptions, Settings, Detector), String> {
+    let options = options(args).map_err(|e| e.to_string())?;
+    let settings = Settings::from_env().map_err(|e| chain(&e))?;
+    let detector = settings.detector().map_err(|e| chain(&e))?;
+    options
+        .resolve(detector.manifest())
+        .map_err(|e| e.to_string())?;
+    Ok((options, settings, detector))
+}
+
+/// `--verbose`: the model, its plan build time, backend and threads.
+fn ready_line(detector: &Detector) -> String {
+    let run = detector.run_config();
+    format!(
+        "model {} {} ready in {:.1} ms ({}, {} thread{})",
+        detector.manifest().name,
+        detector.manifest().version,
+        detector.plan_build_time().as_secs_f64() * 1e3,
+        run.backend.name(),
+        run.threads,
+        if run.threads == 1 { "" } else { "s" }
+    )
+}
+
+/// Picture names in input order, before any image runs, so they do not depend on timing; none
+/// without `--annotate`.
+fn picture_paths(args: &Args, inputs: &[Input]) -> Result<Vec<Option<PathBuf>>, String> {
+    let Some(dir) = &args.annotate else {
+        return Ok(vec![None; inputs.len()]);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| format!("--annotate {}: {e}", dir.display()))?;
+    let mut names = PictureNames {
+        dir: dir.clone(),
+        used: HashSet::new(),
+    };
+    // clap admits only the picture formats' names.
+    let extension = Encoding::from_name(&args.annotate_format).map_or("jpg", Encoding::extension);
+    Ok(inputs
+        .iter()
+        .map(|input| Some(names.next(&input.name(), extension)))
+        .collect())
+}
+
+/// The progress bar, drawn on stderr only when it is a terminal.
+fn progress_bar(len: usize) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} images, {rate}, ETA {eta}")
             .expect("a valid template")
             .with_key(
@@ -208,67 +230,7 @@ fn main() -> ExitCode {
                     let _ = write!(w, "{:.1}/s", state.per_sec());
                 },
             ),
-    );
-    let job = Job {
-        detector: &detector,
-        options: &options,
-        metrics: metrics.as_ref(),
-    };
-    let mut failed = 0usize;
-    let next = AtomicUsize::new(0);
-    let (send, receive) = mpsc::channel::<(usize, ImageResult)>();
-    let written = std::thread::scope(|scope| {
-        for _ in 0..jobs.min(inputs.len()) {
-            let send = send.clone();
-            let (job, inputs, pictures, next) = (&job, &inputs, &pictures, &next);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(input) = inputs.get(i) else {
-                    break;
-                };
-                let outcome = job.run(input, pictures[i].as_deref(), i == 0);
-                if send.send((i, outcome)).is_err() {
-                    break;
-                }
-            });
-        }
-        drop(send);
-        // Lines in input order: a finished image waits here for the ones before it.
-        let mut waiting = BTreeMap::new();
-        let mut turn = 0;
-        for (i, outcome) in receive {
-            waiting.insert(i, outcome);
-            while let Some(outcome) = waiting.remove(&turn) {
-                turn += 1;
-                progress.inc(1);
-                failed += usize::from(outcome.failed);
-                if !outcome.records.is_empty() {
-                    progress.suspend(|| {
-                        let mut err = std::io::stderr().lock();
-                        for record in &outcome.records {
-                            let _ = writeln!(err, "{record}");
-                        }
-                    });
-                }
-                // A closed pipe (`detect *.jpg | head`) ends the run quietly.
-                if writeln!(out, "{}", outcome.line)
-                    .and_then(|_| out.flush())
-                    .is_err()
-                {
-                    // Stop the workers: nothing more can be written.
-                    next.store(usize::MAX / 2, Ordering::Relaxed);
-                    return false;
-                }
-            }
-        }
-        true
-    });
-    progress.finish_and_clear();
-    if !written || failed > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    )
 }
 
 /// Opens `--output`: truncated, or with `--resume` kept (but for a line cut short), with `inputs` cut to
@@ -307,6 +269,69 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
+    /// Runs every input on `jobs` threads and writes their lines to `out` in input order (their
+    /// metric records to stderr); returns whether every line was written and how many images failed.
+    fn run_all(
+        &self,
+        inputs: &[Input],
+        pictures: &[Option<PathBuf>],
+        jobs: usize,
+        out: &mut dyn Write,
+    ) -> (bool, usize) {
+        let progress = progress_bar(inputs.len());
+        let mut failed = 0usize;
+        let next = AtomicUsize::new(0);
+        let (send, receive) = mpsc::channel::<(usize, ImageResult)>();
+        let written = std::thread::scope(|scope| {
+            for _ in 0..jobs.min(inputs.len()) {
+                let send = send.clone();
+                let next = &next;
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else {
+                        break;
+                    };
+                    let outcome = self.run(input, pictures[i].as_deref(), i == 0);
+                    if send.send((i, outcome)).is_err() {
+                        break;
+                    }
+                });
+            }
+            drop(send);
+            // Lines in input order: a finished image waits here for the ones before it.
+            let mut waiting = BTreeMap::new();
+            let mut turn = 0;
+            for (i, outcome) in receive {
+                waiting.insert(i, outcome);
+                while let Some(outcome) = waiting.remove(&turn) {
+                    turn += 1;
+                    progress.inc(1);
+                    failed += usize::from(outcome.failed);
+                    if !outcome.records.is_empty() {
+                        progress.suspend(|| {
+                            let mut err = std::io::stderr().lock();
+                            for record in &outcome.records {
+                                let _ = writeln!(err, "{record}");
+                            }
+                        });
+                    }
+                    // A closed pipe (`detect *.jpg | head`) ends the run quietly.
+                    if writeln!(out, "{}", outcome.line)
+                        .and_then(|_| out.flush())
+                        .is_err()
+                    {
+                        // Stop the workers: nothing more can be written.
+                        next.store(usize::MAX / 2, Ordering::Relaxed);
+                        return false;
+                    }
+                }
+            }
+            true
+        });
+        progress.finish_and_clear();
+        (written, failed)
+    }
+
     /// Reads and detects one input, writes its picture, and returns its line and metric records.
     fn run(&self, input: &Input, picture: Option<&Path>, cold_start: bool) -> ImageResult {
         let start = Instant::now();
