@@ -192,71 +192,13 @@ impl Settings {
                 })
                 .transpose()
         };
-        let model = match (raw("MODEL_PATH"), raw("MODEL_MANIFEST")) {
-            (None, None) => ModelSource::Embedded,
-            (Some(model), Some(manifest)) => ModelSource::Files {
-                model: model.into(),
-                manifest: manifest.into(),
-            },
-            (model, _) => {
-                return Err(Error::Setting {
-                    variable: if model.is_some() {
-                        "MODEL_PATH"
-                    } else {
-                        "MODEL_MANIFEST"
-                    },
-                    detail: "MODEL_PATH and MODEL_MANIFEST must be set together (both or neither)"
-                        .into(),
-                })
-            }
-        };
+        let model = model_source(&raw)?;
         // The memory size Lambda gives the function: the decode limits and the threads follow it.
         let memory_mib = text("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")?
             .map(|mib| positive("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", Some(mib), 1))
             .transpose()?;
-        let backend = match text("DETECTOR_BACKEND")? {
-            None => Backend::Tract,
-            Some(v) => Backend::from_name(&v).ok_or_else(|| Error::Setting {
-                variable: "DETECTOR_BACKEND",
-                detail: format!("{v:?} is not a backend; use `tract` or `onnxruntime`"),
-            })?,
-        };
-        let run = RunConfig {
-            backend,
-            threads: match text("DETECTOR_THREADS")? {
-                None => RunConfig::default_threads(
-                    backend,
-                    memory_mib,
-                    std::thread::available_parallelism().map_or(1, usize::from),
-                ),
-                Some(v) => match v.trim().parse::<usize>() {
-                    Ok(n) if (1..=256).contains(&n) => n,
-                    _ => {
-                        return Err(Error::Setting {
-                            variable: "DETECTOR_THREADS",
-                            detail: format!("{v:?} is not a thread count from 1 to 256"),
-                        })
-                    }
-                },
-            },
-            onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
-            winograd: switch("DETECTOR_WINOGRAD", text("DETECTOR_WINOGRAD")?, false)?,
-        };
-        run.check()?;
-        // On Lambda the memory size bounds what an image may take; elsewhere the fixed defaults.
-        let defaults = memory_mib.map_or_else(DecodeLimits::default, DecodeLimits::for_memory);
-        let limits = DecodeLimits {
-            max_pixels: positive(
-                "MAX_IMAGE_PIXELS",
-                text("MAX_IMAGE_PIXELS")?,
-                defaults.max_pixels,
-            )?,
-            max_alloc_bytes: positive(
-                "MAX_DECODE_BYTES",
-                text("MAX_DECODE_BYTES")?,
-                defaults.max_alloc_bytes,
-            )?,
-        };
+        let run = run_config(&text, &raw, memory_mib)?;
+        let limits = decode_limits(&text, memory_mib)?;
         let metrics_enabled = switch("METRICS", text("METRICS")?, true)?;
         let metrics = MetricsConfig {
             namespace: namespace(text("METRICS_NAMESPACE")?)?,
@@ -269,18 +211,19 @@ impl Settings {
             (Some(name), Some(version)) => Some(FunctionId { name, version }),
             _ => None,
         };
+        let cors_allow_origin = text("CORS_ALLOW_ORIGIN")?
+            .map(|v| {
+                AllowedOrigins::parse(&v).map_err(|detail| Error::Setting {
+                    variable: "CORS_ALLOW_ORIGIN",
+                    detail,
+                })
+            })
+            .transpose()?;
         Ok(Settings {
             model,
             run,
             limits,
-            cors_allow_origin: text("CORS_ALLOW_ORIGIN")?
-                .map(|v| {
-                    AllowedOrigins::parse(&v).map_err(|detail| Error::Setting {
-                        variable: "CORS_ALLOW_ORIGIN",
-                        detail,
-                    })
-                })
-                .transpose()?,
+            cors_allow_origin,
             metrics_enabled,
             metrics,
             in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
@@ -290,9 +233,86 @@ impl Settings {
     }
 }
 
+/// A variable as text: `None` when unset (or set to empty text), an error when not UTF-8.
+type Text<'a> = dyn Fn(&'static str) -> Result<Option<String>> + 'a;
+/// A variable as the OS gives it (a path need not be UTF-8).
+type Raw<'a> = dyn Fn(&str) -> Option<OsString> + 'a;
+
+/// `MODEL_PATH` and `MODEL_MANIFEST`, both or neither.
+fn model_source(raw: &Raw) -> Result<ModelSource> {
+    match (raw("MODEL_PATH"), raw("MODEL_MANIFEST")) {
+        (None, None) => Ok(ModelSource::Embedded),
+        (Some(model), Some(manifest)) => Ok(ModelSource::Files {
+            model: model.into(),
+            manifest: manifest.into(),
+        }),
+        (model, _) => Err(Error::Setting {
+            variable: if model.is_some() {
+                "MODEL_PATH"
+            } else {
+                "MODEL_MANIFEST"
+            },
+            detail: "MODEL_PATH and MODEL_MANIFEST must be set together (both or neither)".into(),
+        }),
+    }
+}
+
+/// The backend and its threads (by default from the memory size on Lambda), checked against what
+/// this build can run.
+fn run_config(text: &Text, raw: &Raw, memory_mib: Option<u64>) -> Result<RunConfig> {
+    let backend = match text("DETECTOR_BACKEND")? {
+        None => Backend::Tract,
+        Some(v) => Backend::from_name(&v).ok_or_else(|| Error::Setting {
+            variable: "DETECTOR_BACKEND",
+            detail: format!("{v:?} is not a backend; use `tract` or `onnxruntime`"),
+        })?,
+    };
+    let threads = match text("DETECTOR_THREADS")? {
+        None => RunConfig::default_threads(
+            backend,
+            memory_mib,
+            std::thread::available_parallelism().map_or(1, usize::from),
+        ),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=256).contains(&n) => n,
+            _ => {
+                return Err(Error::Setting {
+                    variable: "DETECTOR_THREADS",
+                    detail: format!("{v:?} is not a thread count from 1 to 256"),
+                })
+            }
+        },
+    };
+    let run = RunConfig {
+        backend,
+        threads,
+        onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
+        winograd: switch("DETECTOR_WINOGRAD", text("DETECTOR_WINOGRAD")?, false)?,
+    };
+    run.check()?;
+    Ok(run)
+}
+
+/// On Lambda the memory size bounds what an image may take; elsewhere the fixed defaults.
+fn decode_limits(text: &Text, memory_mib: Option<u64>) -> Result<DecodeLimits> {
+    let defaults = memory_mib.map_or_else(DecodeLimits::default, DecodeLimits::for_memory);
+    Ok(DecodeLimits {
+        max_pixels: positive(
+            "MAX_IMAGE_PIXELS",
+            text("MAX_IMAGE_PIXELS")?,
+            defaults.max_pixels,
+        )?,
+        max_alloc_bytes: positive(
+            "MAX_DECODE_BYTES",
+            text("MAX_DECODE_BYTES")?,
+            defaults.max_alloc_bytes,
+        )?,
+    })
+}
+
 /// The batch path's variables, with the standard AWS ones its S3 client reads (region, endpoint,
 /// credentials: what Lambda sets and the AWS SDKs read).
-fn batch(text: &dyn Fn(&'static str) -> Result<Option<String>>) -> Result<BatchConfig> {
+fn batch(text: &Text) -> Result<BatchConfig> {
     let defaults = BatchConfig::default();
     let options = match text("DETECT_OPTIONS")? {
         None => DetectOptions::default(),
