@@ -76,93 +76,35 @@ impl Session {
         input_name: Option<&str>,
         input_shape: &[usize],
     ) -> Result<(Session, OutputFacts)> {
-        // Only the re-encoded bytes live on into the session build: the folded float weights are held
-        // once, not twice, at the peak.
-        let bytes = parse_and_fold(onnx)?.encode_to_vec();
-        let env = environment(config.onnxruntime_library.as_deref())?;
-        // The error holds the builder, which is not Send: its message is the cause.
-        let options = |e: ort::Error<_>| backend("session options", e.to_string());
-        let builder = ort::session::Session::builder(&env).map_err(|e| backend("session", e))?;
-        let builder = builder
-            .with_optimization_level(GraphOptimizationLevel::All)
-            .map_err(options)?;
-        let builder = builder
-            .with_intra_threads(config.threads)
-            .map_err(options)?;
-        let mut builder = builder.with_inter_threads(1).map_err(options)?;
-        let session = builder
-            .commit_from_memory(&bytes)
-            .map_err(|e| invalid("not a loadable ONNX model", e))?;
-        drop(bytes);
-
-        let names: Vec<String> = session
-            .inputs()
-            .iter()
-            .map(|i| i.name().to_string())
-            .collect();
-        let input = names[input_index(&names, input_name)?].clone();
-        if names.len() > 1 {
-            return Err(Error::invalid_model(format!(
-                "the onnxruntime backend feeds one input; the model has {names:?}"
-            )));
-        }
-        // The manifest's input size against what the graph declares, at load rather than on a request.
-        if let Some(ValueType::Tensor { ty, shape, .. }) =
-            session.inputs().first().map(|i| i.dtype())
-        {
-            let fits = shape.len() == input_shape.len()
-                && shape
-                    .iter()
-                    .zip(input_shape)
-                    .all(|(&d, &want)| d < 0 || d as usize == want);
-            if *ty != TensorElementType::Float32 || !fits {
-                return Err(Error::invalid_model(format!(
-                    "input `{input}` is {ty:?} {:?}; the manifest feeds float32 {input_shape:?}",
-                    shape.iter().collect::<Vec<_>>()
-                )));
-            }
-        }
-
-        let mut facts = OutputFacts::default();
-        for o in session.outputs() {
-            let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
-                return Err(Error::invalid_model(format!(
-                    "output `{}` is not a tensor",
-                    o.name()
-                )));
-            };
-            let dt = datum_type(*ty).ok_or_else(|| {
-                Error::invalid_model(format!(
-                    "output `{}` holds {ty:?}, which no decoder reads",
-                    o.name()
-                ))
-            })?;
-            facts.names.push(o.name().to_string());
-            facts
-                .shapes
-                .push(shape.iter().map(|&d| usize::try_from(d).ok()).collect());
-            facts.types.push(dt);
-        }
+        let session = build(config, onnx)?;
+        let input_name = checked_input(&session, input_name, input_shape)?;
+        let mut facts = output_facts(&session)?;
         let this = Session {
             session: Mutex::new(session),
-            input_name: input,
+            input_name,
             input_shape: input_shape.to_vec(),
         };
-        // ONNX Runtime reports dimensions the graph leaves symbolic (dynamic-size exports, in-graph
-        // NMS) as unknown: a first run on a blank input fills them in at the fixed input size. Models
-        // whose outputs are all fixed skip it (it would add a whole inference to the cold start).
-        if facts.shapes.iter().flatten().any(Option::is_none) {
-            let blank = Tensor::zero::<f32>(input_shape).map_err(|e| invalid("input", e))?;
-            let first = this.run(&blank)?;
-            for (shape, value) in facts.shapes.iter_mut().zip(&first) {
-                if shape.len() == value.rank() {
-                    for (d, &seen) in shape.iter_mut().zip(value.shape()) {
-                        d.get_or_insert(seen);
-                    }
+        this.fill_in_unknown_dimensions(&mut facts)?;
+        Ok((this, facts))
+    }
+
+    /// ONNX Runtime reports dimensions the graph leaves symbolic (dynamic-size exports, in-graph
+    /// NMS) as unknown: a first run on a blank input fills them in at the fixed input size. Models
+    /// whose outputs are all fixed skip it (it would add a whole inference to the cold start).
+    fn fill_in_unknown_dimensions(&self, facts: &mut OutputFacts) -> Result<()> {
+        if !facts.shapes.iter().flatten().any(Option::is_none) {
+            return Ok(());
+        }
+        let blank = Tensor::zero::<f32>(&self.input_shape).map_err(|e| invalid("input", e))?;
+        let first = self.run(&blank)?;
+        for (shape, value) in facts.shapes.iter_mut().zip(&first) {
+            if shape.len() == value.rank() {
+                for (d, &seen) in shape.iter_mut().zip(value.shape()) {
+                    d.get_or_insert(seen);
                 }
             }
         }
-        Ok((this, facts))
+        Ok(())
     }
 
     pub fn run(&self, input: &Tensor) -> Result<TVec<TValue>> {
@@ -194,6 +136,86 @@ impl Session {
             })
             .collect()
     }
+}
+
+/// The session, built from the folded model's bytes on the configured threads.
+fn build(config: &RunConfig, onnx: &[u8]) -> Result<ort::session::Session> {
+    // Only the re-encoded bytes live on into the session build: the folded float weights are held
+    // once, not twice, at the peak.
+    let bytes = parse_and_fold(onnx)?.encode_to_vec();
+    let env = environment(config.onnxruntime_library.as_deref())?;
+    // The error holds the builder, which is not Send: its message is the cause.
+    let options = |e: ort::Error<_>| backend("session options", e.to_string());
+    let builder = ort::session::Session::builder(&env).map_err(|e| backend("session", e))?;
+    let builder = builder
+        .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(options)?;
+    let builder = builder
+        .with_intra_threads(config.threads)
+        .map_err(options)?;
+    let mut builder = builder.with_inter_threads(1).map_err(options)?;
+    builder
+        .commit_from_memory(&bytes)
+        .map_err(|e| invalid("not a loadable ONNX model", e))
+}
+
+/// The one input's name, its declared type and size checked against what the manifest feeds, at
+/// load rather than on a request.
+fn checked_input(
+    session: &ort::session::Session,
+    input_name: Option<&str>,
+    input_shape: &[usize],
+) -> Result<String> {
+    let names: Vec<String> = session
+        .inputs()
+        .iter()
+        .map(|i| i.name().to_string())
+        .collect();
+    let input = names[input_index(&names, input_name)?].clone();
+    if names.len() > 1 {
+        return Err(Error::invalid_model(format!(
+            "the onnxruntime backend feeds one input; the model has {names:?}"
+        )));
+    }
+    if let Some(ValueType::Tensor { ty, shape, .. }) = session.inputs().first().map(|i| i.dtype()) {
+        let fits = shape.len() == input_shape.len()
+            && shape
+                .iter()
+                .zip(input_shape)
+                .all(|(&d, &want)| d < 0 || d as usize == want);
+        if *ty != TensorElementType::Float32 || !fits {
+            return Err(Error::invalid_model(format!(
+                "input `{input}` is {ty:?} {:?}; the manifest feeds float32 {input_shape:?}",
+                shape.iter().collect::<Vec<_>>()
+            )));
+        }
+    }
+    Ok(input)
+}
+
+/// The outputs' names, types and shapes as the graph declares them (unknown dimensions `None`).
+fn output_facts(session: &ort::session::Session) -> Result<OutputFacts> {
+    let mut facts = OutputFacts::default();
+    for o in session.outputs() {
+        let ValueType::Tensor { ty, shape, .. } = o.dtype() else {
+            return Err(Error::invalid_model(format!(
+                "output `{}` is not a tensor",
+                o.name()
+            )));
+        };
+        let dt = datum_type(*ty).ok_or_else(|| {
+            Error::invalid_model(format!(
+                "output `{}` holds {ty:?}, which no decoder reads",
+                o.name()
+            ))
+        })?;
+        facts.names.push(o.name().to_string());
+        facts
+            .shapes
+            .push(shape.iter().map(|&d| usize::try_from(d).ok()).collect());
+        facts.types.push(dt);
+    }
+    Ok(facts)
 }
 
 /// Copies an output into a tract tensor of the same type and shape.
