@@ -204,38 +204,21 @@ impl DetectOptions {
         }
         let class_mask = match &self.classes {
             None => None,
-            Some(names) => {
-                let names: Vec<&str> = names
-                    .iter()
-                    .map(|n| n.trim())
-                    .filter(|n| !n.is_empty())
-                    .collect();
-                if names.is_empty() {
-                    return Err(Error::parameter(
-                        "classes",
-                        "names no label; omit it to keep every class",
-                    ));
-                }
-                let mut mask = vec![false; manifest.labels.len()];
-                for name in names {
-                    let id = manifest
-                        .labels
-                        .iter()
-                        .position(|l| l.eq_ignore_ascii_case(name))
-                        .ok_or_else(|| {
-                            Error::parameter(
-                                "classes",
-                                format!(
-                                    "unknown label {}; see GET /model for the labels",
-                                    quote(name)
-                                ),
-                            )
-                        })?;
-                    mask[id] = true;
-                }
-                Some(mask)
-            }
+            Some(names) => Some(class_mask(names, &manifest.labels)?),
         };
+        let format = self.format.unwrap_or_default();
+        Ok(Resolved {
+            score_threshold,
+            iou_threshold,
+            max_detections,
+            class_mask,
+            format,
+            annotation: self.annotation(format)?,
+        })
+    }
+
+    /// The picture to draw: for `format` jpeg or png, or `annotate` with JSON (a JPEG).
+    fn annotation(&self, format: Format) -> Result<Option<Spec>> {
         let max_side = self.annotate_max_side.unwrap_or(ANNOTATE_MAX_SIDE_DEFAULT);
         if !ANNOTATE_MAX_SIDE_RANGE.contains(&max_side) {
             return Err(Error::parameter(
@@ -254,26 +237,51 @@ impl DetectOptions {
                 format!("must be within 1..=100, got {jpeg_quality}"),
             ));
         }
-        let format = self.format.unwrap_or_default();
         let encoding = match (format.encoding(), self.annotate) {
             (Some(encoding), _) => Some(encoding),
             (None, Some(true)) => Some(Encoding::Jpeg),
             (None, _) => None,
         };
-        Ok(Resolved {
-            score_threshold,
-            iou_threshold,
-            max_detections,
-            class_mask,
-            format,
-            annotation: encoding.map(|encoding| Spec {
-                encoding,
-                max_side,
-                jpeg_quality: jpeg_quality as u8,
-                max_bytes: None,
-            }),
-        })
+        Ok(encoding.map(|encoding| Spec {
+            encoding,
+            max_side,
+            jpeg_quality: jpeg_quality as u8,
+            max_bytes: None,
+        }))
     }
+}
+
+/// The labels `names` asks for (any case, blanks ignored) as a mask over `labels`; an unknown name or
+/// none at all is an error.
+fn class_mask(names: &[String], labels: &[String]) -> Result<Vec<bool>> {
+    let names: Vec<&str> = names
+        .iter()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err(Error::parameter(
+            "classes",
+            "names no label; omit it to keep every class",
+        ));
+    }
+    let mut mask = vec![false; labels.len()];
+    for name in names {
+        let id = labels
+            .iter()
+            .position(|l| l.eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                Error::parameter(
+                    "classes",
+                    format!(
+                        "unknown label {}; see GET /model for the labels",
+                        quote(name)
+                    ),
+                )
+            })?;
+        mask[id] = true;
+    }
+    Ok(mask)
 }
 
 /// A whole number (as text) that fits its option's type; the range is checked at resolve.
