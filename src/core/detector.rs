@@ -3,6 +3,7 @@
 //! A [`Detector`] owns the optimized tract plan; build it once per process and share it by reference.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -23,13 +24,21 @@ use crate::core::response::{
     millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings,
 };
 
-#[derive(Debug)]
+/// A planned model with the decode limits it applies. Cheap to clone: clones share the plan, so
+/// [`Detector::sharing_plan`] gives other limits without building the plan again.
+#[derive(Debug, Clone)]
 pub struct Detector {
+    model: Arc<PlannedModel>,
+    limits: DecodeLimits,
+}
+
+/// The model, its plan and what decodes its outputs: built once, read by every detection.
+#[derive(Debug)]
+struct PlannedModel {
     manifest: Manifest,
     engine: Engine,
     preprocessor: Preprocessor,
     head: Box<dyn Head>,
-    limits: DecodeLimits,
     plan_build: Duration,
 }
 
@@ -106,12 +115,14 @@ impl Detector {
             input_height: manifest.input.height,
         })?;
         Ok(Detector {
-            manifest,
-            engine,
-            preprocessor,
-            head,
+            model: Arc::new(PlannedModel {
+                manifest,
+                engine,
+                preprocessor,
+                head,
+                plan_build: start.elapsed(),
+            }),
             limits: DecodeLimits::default(),
-            plan_build: start.elapsed(),
         })
     }
 
@@ -120,30 +131,35 @@ impl Detector {
         self
     }
 
+    /// A detector on this one's plan (no second build) that applies `limits`.
+    pub fn sharing_plan(&self, limits: DecodeLimits) -> Detector {
+        self.clone().with_limits(limits)
+    }
+
     pub fn limits(&self) -> &DecodeLimits {
         &self.limits
     }
 
     pub fn manifest(&self) -> &Manifest {
-        &self.manifest
+        &self.model.manifest
     }
 
     /// The backend and thread count the model runs with.
     pub fn run_config(&self) -> &RunConfig {
-        self.engine.config()
+        self.model.engine.config()
     }
 
     /// Time spent in [`Detector::new`]: parsing, optimizing and planning the model.
     pub fn plan_build_time(&self) -> Duration {
-        self.plan_build
+        self.model.plan_build
     }
 
     pub fn model_ref(&self) -> ModelRef {
         ModelRef {
-            name: self.manifest.name.clone(),
-            version: self.manifest.version.clone(),
-            input_width: self.manifest.input.width,
-            input_height: self.manifest.input.height,
+            name: self.model.manifest.name.clone(),
+            version: self.model.manifest.version.clone(),
+            input_width: self.model.manifest.input.width,
+            input_height: self.model.manifest.input.height,
         }
     }
 
@@ -165,7 +181,7 @@ impl Detector {
         // Declared first, dropped last: after a large image, its freed buffers go back to the system.
         let trim = TrimAfterLarge::default();
         // Options first: a bad parameter should not cost a decode.
-        let resolved = options.resolve(&self.manifest)?;
+        let resolved = options.resolve(&self.model.manifest)?;
         let annotation = resolved.annotation.map(|spec| annotate::Spec {
             max_bytes: max_picture_bytes,
             ..spec
@@ -175,7 +191,7 @@ impl Detector {
         let decoded = decode_at_least(bytes, &self.limits, |w, h| {
             // The full-size RGB buffer, the most a decode of this image may take.
             trim.note(w as usize * h as usize * 3);
-            let g = self.preprocessor.geometry((w, h));
+            let g = self.model.preprocessor.geometry((w, h));
             let (mw, mh) = (g.resized_width, g.resized_height);
             match &annotation {
                 Some(spec) => {
@@ -201,15 +217,19 @@ impl Detector {
 
     /// The pipeline on an already decoded, upright image.
     pub fn detect_rgb(&self, rgb: &RgbImage, options: &DetectOptions) -> Result<Response> {
-        self.run(rgb, rgb.dimensions(), &options.resolve(&self.manifest)?)
+        self.run(
+            rgb,
+            rgb.dimensions(),
+            &options.resolve(&self.model.manifest)?,
+        )
     }
 
     /// `rgb` holds the pixels of an image of size `image` (smaller after a reduced-scale decode).
     fn run(&self, rgb: &RgbImage, image: (u32, u32), options: &Resolved) -> Result<Response> {
         let t0 = Instant::now();
-        let (input, geometry) = self.preprocessor.run_scaled(rgb, image)?;
+        let (input, geometry) = self.model.preprocessor.run_scaled(rgb, image)?;
         let t1 = Instant::now();
-        let outputs = self.engine.run(input)?;
+        let outputs = self.model.engine.run(input)?;
         let t2 = Instant::now();
         let detections = self.postprocess(&outputs, &geometry, options)?;
         let t3 = Instant::now();
@@ -234,17 +254,17 @@ impl Detector {
 
     /// The manifest's pre-processing, as `detect` runs it.
     pub fn preprocessor(&self) -> &Preprocessor {
-        &self.preprocessor
+        &self.model.preprocessor
     }
 
     /// The model input for an image, and where the image sits in it.
     pub fn preprocess(&self, rgb: &RgbImage) -> Result<(Tensor, Geometry)> {
-        self.preprocessor.run(rgb)
+        self.model.preprocessor.run(rgb)
     }
 
     /// Raw model outputs, in model order, for an input tensor (parity checks, debugging).
     pub fn infer(&self, input: Tensor) -> Result<Vec<TValue>> {
-        Ok(self.engine.run(input)?.into_vec())
+        Ok(self.model.engine.run(input)?.into_vec())
     }
 
     /// Raw outputs (from [`Detector::infer`]) to detections in image pixels: the manifest's decoder, the
@@ -255,14 +275,14 @@ impl Detector {
         geometry: &Geometry,
         options: &DetectOptions,
     ) -> Result<Vec<Detection>> {
-        if outputs.len() != self.engine.outputs().len() {
+        if outputs.len() != self.model.engine.outputs().len() {
             return Err(Error::internal(format!(
                 "{} outputs given, the model has {}",
                 outputs.len(),
-                self.engine.outputs().len()
+                self.model.engine.outputs().len()
             )));
         }
-        self.postprocess(outputs, geometry, &options.resolve(&self.manifest)?)
+        self.postprocess(outputs, geometry, &options.resolve(&self.model.manifest)?)
     }
 
     fn postprocess(
@@ -274,10 +294,10 @@ impl Detector {
         let params = Params {
             score_threshold: options.score_threshold,
             class_mask: options.class_mask.as_deref(),
-            input_width: self.manifest.input.width,
-            input_height: self.manifest.input.height,
+            input_width: self.model.manifest.input.width,
+            input_height: self.model.manifest.input.height,
         };
-        let candidates = self.head.candidates(outputs, &params)?;
+        let candidates = self.model.head.candidates(outputs, &params)?;
         let kept = nms(candidates, options.iou_threshold, options.max_detections);
         Ok(kept
             .into_iter()
@@ -289,7 +309,7 @@ impl Detector {
         let (x_min, y_min) = g.to_image(c.bbox[0], c.bbox[1]);
         let (x_max, y_max) = g.to_image(c.bbox[2], c.bbox[3]);
         Detection {
-            label: self.manifest.labels[c.class_id].clone(),
+            label: self.model.manifest.labels[c.class_id].clone(),
             class_id: c.class_id,
             score: c.score,
             bbox: BoundingBox {

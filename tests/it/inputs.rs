@@ -257,12 +257,11 @@ fn huge_dimensions_are_refused_from_the_header_for_every_format() {
         assert_eq!(err.code(), "image_too_large", "{what}: {err}");
     }
     // The budget is configurable and applies to real photos too.
-    let tight = object_detector::Detector::embedded()
-        .unwrap()
-        .with_limits(DecodeLimits {
-            max_pixels: 100_000,
-            ..DecodeLimits::default()
-        });
+    // On the shared plan: limits need no second build.
+    let tight = int8().sharing_plan(DecodeLimits {
+        max_pixels: 100_000,
+        ..DecodeLimits::default()
+    });
     let err = tight
         .detect(&read("tests/images/chelsea.jpg"), &DetectOptions::default())
         .unwrap_err();
