@@ -367,6 +367,7 @@ fn batch(text: &Text) -> Result<BatchConfig> {
             },
             force_path_style: switch("S3_FORCE_PATH_STYLE", text("S3_FORCE_PATH_STYLE")?, false)?,
             credentials,
+            retry_pauses: defaults.s3.retry_pauses,
         },
     };
     config.s3.endpoint_url().map_err(|e| Error::Setting {

@@ -28,8 +28,8 @@ const SIGNATURE_VALIDITY: Duration = Duration::from_secs(60);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One request, headers and body (a 50 MB object at Lambda's usual S3 throughput is a second or two).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// Attempts of a request that failed transiently, with the pause before each retry.
-const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
+/// The pauses before each retry of a request that failed transiently (`S3Config::retry_pauses`).
+pub const RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
 
 /// Where and as whom the client talks to S3.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub struct S3Config {
     pub force_path_style: bool,
     /// `None` sends unsigned requests.
     pub credentials: Option<AccessKeys>,
+    /// The pause before each retry of a transient failure; [`RETRY_PAUSES`] unless a test needs
+    /// the retries without the wait.
+    pub retry_pauses: Vec<Duration>,
 }
 
 /// The keys requests are signed with (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
@@ -70,6 +73,7 @@ impl std::fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("force_path_style", &self.force_path_style)
             .field("credentials", &self.credentials)
+            .field("retry_pauses", &self.retry_pauses)
             .finish()
     }
 }
@@ -101,6 +105,7 @@ impl Default for S3Config {
             region: "us-east-1".into(),
             force_path_style: false,
             credentials: None,
+            retry_pauses: RETRY_PAUSES.to_vec(),
         }
     }
 }
@@ -172,6 +177,7 @@ pub struct S3Client {
     region: String,
     force_path_style: bool,
     credentials: Option<Credentials>,
+    retry_pauses: Vec<Duration>,
 }
 
 impl S3Client {
@@ -192,6 +198,7 @@ impl S3Client {
             aws_endpoint,
             region: config.region.clone(),
             force_path_style: config.force_path_style,
+            retry_pauses: config.retry_pauses.clone(),
             credentials: config
                 .credentials
                 .clone()
@@ -325,7 +332,7 @@ impl S3Client {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, S3Error>>,
     {
-        let mut pauses = RETRY_PAUSES.iter();
+        let mut pauses = self.retry_pauses.iter();
         loop {
             match attempt().await {
                 Err(S3Error::Unavailable(detail)) => match pauses.next() {

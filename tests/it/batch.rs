@@ -23,19 +23,31 @@ fn app(batch: BatchConfig) -> object_detector::Result<App> {
     )
 }
 
-/// An S3 endpoint where nothing listens: every request is refused at once.
-fn closed_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+/// An S3 endpoint that hangs up on every connection at once, on a port this test holds for the
+/// whole run (a port bound, dropped and reused could be taken by another process meanwhile).
+fn hanging_up_endpoint() -> String {
+    static ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            std::thread::spawn(move || {
+                for connection in listener.incoming() {
+                    drop(connection);
+                }
+            });
+            format!("http://127.0.0.1:{port}")
+        })
+        .clone()
 }
 
 fn unreachable_s3() -> BatchConfig {
     BatchConfig {
         s3: S3Config {
-            endpoint: Some(closed_endpoint()),
+            endpoint: Some(hanging_up_endpoint()),
             force_path_style: true,
+            // The retries happen, without the pauses a deployed function waits.
+            retry_pauses: vec![std::time::Duration::ZERO; 2],
             ..S3Config::default()
         },
         ..BatchConfig::default()
