@@ -1,5 +1,5 @@
 //! How the model runs: which backend, on how many threads, and whether this build can do it. The
-//! environment variables that choose them are read in `src/settings.rs`.
+//! environment variables that choose them are read in `src/settings/`.
 
 use std::path::PathBuf;
 

@@ -4,6 +4,8 @@
 //! typed value, validated here. A bad value is one message: an init error in Lambda, exit 2 in the CLI.
 //! The library below takes the plain values; nothing else in `src/` reads the environment.
 
+mod variables;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -11,130 +13,14 @@ use crate::aws::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
 use crate::aws::lambda::{self, AllowedOrigins};
 use crate::aws::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
 use crate::aws::s3::{AccessKeys, S3Config};
+
 use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
 use crate::core::image_decode::DecodeLimits;
 use crate::core::options::{parse_switch, DetectOptions};
 use crate::core::response::Encoding;
-
-/// One environment variable, as README's configuration table shows it.
-#[derive(Debug, Clone, Copy)]
-pub struct Variable {
-    pub name: &'static str,
-    /// The default, in README's words.
-    pub default: &'static str,
-    pub meaning: &'static str,
-}
-
-/// Every variable, in README's order. A variable set to empty text counts as unset.
-pub const VARIABLES: &[Variable] = &[
-    Variable {
-        name: "CORS_ALLOW_ORIGIN",
-        default: "unset (no CORS headers)",
-        meaning: "`*`, or origins separated by commas (`https://app.example.com,http://localhost:3000`): a request whose `Origin` is listed gets it back in `Access-Control-Allow-Origin` (with `Vary: Origin`), any other gets none; also turns on `Allow-Methods/Headers` and preflight answers",
-    },
-    Variable {
-        name: "MAX_IMAGE_PIXELS",
-        default: "40000000; on Lambda at most (memory size − 80 MiB) / 13 bytes (128 MB: 3.9 MP, 256 MB: 14.2 MP, 512 MB: 34.8 MP)",
-        meaning: "pixel budget (width x height of the stored image); the default on Lambda keeps the costliest accepted image (16-bit RGBA PNG) within the function's memory size (see [Memory sizes](#memory-sizes))",
-    },
-    Variable {
-        name: "MAX_DECODE_BYTES",
-        default: "536870912; on Lambda at most the memory size − 80 MiB",
-        meaning: "the buffers one decode takes together: the decoded image (16-bit RGBA needs 8 bytes per pixel), a GIF's or an animated WebP's frame buffers, and the 8-bit copy (see [Hostile images](#hostile-images))",
-    },
-    Variable {
-        name: "MODEL_PATH",
-        default: "unset (embedded model)",
-        meaning: "run another ONNX detector, described by `MODEL_MANIFEST` (both or neither)",
-    },
-    Variable {
-        name: "MODEL_MANIFEST",
-        default: "unset (embedded model)",
-        meaning: "the manifest of the model at `MODEL_PATH` (see [Bring your own model](#bring-your-own-model))",
-    },
-    Variable {
-        name: "DETECTOR_BACKEND",
-        default: "`tract`",
-        meaning: "`onnxruntime` runs the model with ONNX Runtime; needs a build with `--features onnxruntime` (see [Backends and threads](#backends-and-threads))",
-    },
-    Variable {
-        name: "DETECTOR_THREADS",
-        default: "1; on Lambda one per full vCPU of the memory size (1769 MB each: 2 threads from 3538 MB), at most the cores the function sees; 1 for tract in a build without the `multithread` feature (`--no-default-features`)",
-        meaning: "threads per inference, 1 to 256; more than 1 needs the `multithread` feature (default) for tract",
-    },
-    Variable {
-        name: "DETECTOR_WINOGRAD",
-        default: "`off`",
-        meaning: "`on` runs tract's 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) instead of tract's im2col: 11-12% less inference time, 18-20 ms more plan build (see [Backends and threads](#backends-and-threads)); results agree to float rounding",
-    },
-    Variable {
-        name: "ORT_DYLIB_PATH",
-        default: "`libonnxruntime.so` beside the executable, then the loader's search path",
-        meaning: "the ONNX Runtime library, for `DETECTOR_BACKEND=onnxruntime`",
-    },
-    Variable {
-        name: "METRICS",
-        default: "`on`",
-        meaning: "`off` stops the CloudWatch metric records (EMF) on stdout (see [Operating it](#operating-it))",
-    },
-    Variable {
-        name: "METRICS_NAMESPACE",
-        default: "`ObjectDetector`",
-        meaning: "CloudWatch namespace of the metrics: up to 255 ASCII letters, digits and `.-_/#: `, not starting with `AWS/`",
-    },
-    Variable {
-        name: "METRICS_PER_CLASS",
-        default: "`false`",
-        meaning: "`true` also publishes `Detections` per label (dimension `Model`, `Label`): up to one billed metric per class",
-    },
-    Variable {
-        name: "OUTPUT_BUCKET",
-        default: "unset (the object's own bucket)",
-        meaning: "batch: the bucket results are written to (see [Batch: photos in S3](#batch-photos-in-s3))",
-    },
-    Variable {
-        name: "OUTPUT_PREFIX",
-        default: "`detections/`",
-        meaning: "batch: a result is written at OUTPUT_PREFIX + key + `.json`; objects under it (in the output bucket) are never processed",
-    },
-    Variable {
-        name: "INPUT_PREFIX",
-        default: "unset (the whole bucket)",
-        meaning: "batch: objects outside it are skipped; start-up refuses an OUTPUT_PREFIX inside it (each result would notify the function again)",
-    },
-    Variable {
-        name: "MAX_OBJECT_BYTES",
-        default: "52428800 (50 MiB)",
-        meaning: "batch: larger objects get an `object_too_large` result, refused from their size before any byte is read",
-    },
-    Variable {
-        name: "DETECT_OPTIONS",
-        default: "unset (the model's defaults)",
-        meaning: "batch: a JSON object of the API's options for every object (`{\"score_threshold\": 0.5, \"classes\": [\"person\"]}`), checked at start-up",
-    },
-    Variable {
-        name: "ANNOTATE",
-        default: "unset (no pictures)",
-        meaning: "batch: `jpeg` or `png` also writes the annotated picture beside each result (key + `.jpg`/`.png`)",
-    },
-    Variable {
-        name: "AWS_ENDPOINT_URL_S3",
-        default: "unset (AWS's regional endpoint)",
-        meaning: "batch: an S3-compatible endpoint (`http://127.0.0.1:5000`); else `AWS_ENDPOINT_URL`, as the AWS SDKs read them",
-    },
-    Variable {
-        name: "S3_FORCE_PATH_STYLE",
-        default: "`false`",
-        meaning: "batch: `true` addresses buckets in the path (`host/bucket/key`), as most S3-compatible servers need",
-    },
-    Variable {
-        name: "DETECTOR_MODEL_MANIFEST",
-        default: "`model/nanodet-g-416.toml`",
-        meaning: "build time, read by `build.rs`: the manifest whose model `cargo build` embeds",
-    },
-];
+pub use variables::{Variable, VARIABLES};
 
 /// Everything the environment configures.
 #[derive(Debug, Clone, PartialEq)]
@@ -767,7 +653,7 @@ mod tests {
     }
 
     fn readme_rows() -> Vec<String> {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let section = readme
             .split("\n## Configuration\n")
             .nth(1)
@@ -789,7 +675,7 @@ mod tests {
         assert_eq!(
             readme_rows(),
             want,
-            "README's configuration table must be these rows (from src/settings.rs):\n{}",
+            "README's configuration table must be these rows (from src/settings/variables.rs):\n{}",
             want.join("\n")
         );
     }
@@ -803,7 +689,7 @@ mod tests {
                 if path.is_dir() {
                     visit(&path, found);
                 } else if path.extension().is_some_and(|e| e == "rs")
-                    && !path.ends_with("src/settings.rs")
+                    && !path.ends_with("src/settings/mod.rs")
                 {
                     let text = std::fs::read_to_string(&path).unwrap();
                     if text.contains("env::var") {
@@ -819,7 +705,7 @@ mod tests {
         );
         assert!(
             found.is_empty(),
-            "reading the environment outside settings.rs: {found:?}"
+            "reading the environment outside settings/mod.rs: {found:?}"
         );
     }
 }
