@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Holds the library's dependencies to one direction: fails when a circle comes back.
 
-The layers, from the top (README "Code layout"):
+The layers, from the top (README, "Repository"):
   src/bin/*      the binaries: read the settings, build the parts, run them
   settings       the environment, read once; builds the parts of core and aws
   aws::*         the AWS adapters (Lambda, S3, the batch path, CloudWatch metrics)

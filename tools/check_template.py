@@ -3,9 +3,9 @@
 
 - The dashboard body is valid JSON once CloudFormation substitutes its variables, and every widget has a
   place on the grid.
-- Every metric of the function's namespace that the dashboard or an alarm reads is one README's metrics
-  table lists (that table is itself held to src/aws/metrics.rs by a Rust test), under a dimension set the table
-  gives it.
+- Every metric of the function's namespace that the dashboard or an alarm reads is one the metrics
+  table of docs/operating.md lists (that table is itself held to src/aws/metrics.rs by a Rust test),
+  under a dimension set the table gives it.
 - The rollout is wired: an alias, a deployment preference whose alarms are the error-rate and latency
   alarms, and every API integration, permission and output calling the alias rather than the function.
 - The batch path is wired and least-privilege: the queue's event source mapping reports batch item
@@ -13,7 +13,7 @@
   notifies only under InputPrefix, and the batch function may only read under InputPrefix and write
   under OutputPrefix (no wildcard action or bucket-wide resource).
 
-    tools/check_template.py [template.yaml] [README.md]
+    tools/check_template.py [template.yaml] [docs/operating.md]
 """
 import json
 import re
@@ -25,7 +25,7 @@ NAMESPACE_PARAMETER = "MetricsNamespace"
 
 
 def readme_metrics(readme_path):
-    """{metric name: [dimension set, ...]} from README's metrics table."""
+    """{metric name: [dimension set, ...]} from the metrics table of docs/operating.md."""
     text = open(readme_path, encoding="utf-8").read()
     section = text.split("\n## Operating it\n", 1)[1]
     lines = section.splitlines()
@@ -96,7 +96,7 @@ def check_dashboard(resources, metrics):
 
 def check_metric(metrics, name, dimensions, where):
     if name not in metrics:
-        fail(f"{where} reads {name}, which the function does not write (README's metrics table)")
+        fail(f"{where} reads {name}, which the function does not write (docs/operating.md's metrics table)")
     if dimensions not in metrics[name]:
         fail(f"{where} reads {name} by {sorted(dimensions)}; the function writes it by "
              f"{[sorted(s) for s in metrics[name]]}")
@@ -182,7 +182,7 @@ def check_batch(resources):
 
 def main():
     template_path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
-    readme_path = sys.argv[2] if len(sys.argv) > 2 else "README.md"
+    readme_path = sys.argv[2] if len(sys.argv) > 2 else "docs/operating.md"
     template, errors = decode(template_path)
     if errors:
         fail(f"{template_path} does not parse: {errors}")

@@ -25,7 +25,7 @@ for template in template.yaml template-image.yaml; do
   sam validate --lint -t "$template"
 done
 hadolint Dockerfile
-python tools/check_template.py template.yaml README.md
+python tools/check_template.py template.yaml docs/operating.md
 
 step "layers: core -> nothing of aws or settings, aws -> core, settings -> both; no circle (tools/check_layers.py)"
 python tools/check_layers.py --self-test

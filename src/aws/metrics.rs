@@ -1,7 +1,7 @@
 //! CloudWatch metrics as Embedded Metric Format (EMF) records: JSON log lines that CloudWatch Logs turns
 //! into metrics by itself (no API call, no added latency). [`METRICS`] is the one list of what is
-//! published (README's metrics table is checked against it, and the template's dashboard and alarms
-//! against README); [`Metrics::records`] writes the records of one request.
+//! published (the metrics table of docs/operating.md is checked against it, and the template's
+//! dashboard and alarms against that table); [`Metrics::records`] writes the records of one request.
 //!
 //! Dimension sets are few on purpose: every combination of dimension values is a billed metric.
 //! - `Model` (`name@version` of the active model): every metric, so a new model has its own lines.
@@ -38,12 +38,12 @@ impl Unit {
     }
 }
 
-/// One published metric, as README's metrics table shows it.
+/// One published metric, as the metrics table (docs/operating.md) shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Metric {
     pub name: &'static str,
     pub unit: Unit,
-    /// The dimension sets it is published under, in README's words.
+    /// The dimension sets it is published under, in the table's words.
     pub dimensions: &'static str,
     pub meaning: &'static str,
 }
@@ -56,7 +56,7 @@ macro_rules! metrics {
             dimensions: $dims,
             meaning: $meaning,
         }; )*
-        /// Every metric, in README's order.
+        /// Every metric, in the table's order.
         pub const METRICS: &[Metric] = &[$($id,)*];
     };
 }
@@ -581,14 +581,14 @@ mod tests {
         assert_eq!(per, [("cat".into(), 2.0), ("dog".into(), 1.0)]);
     }
 
-    /// README's metrics table must be [`METRICS`], row by row.
+    /// The metrics table of docs/operating.md must be [`METRICS`], row by row.
     #[test]
     fn readme_documents_every_metric() {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/operating.md");
         let section = readme
             .split("\n## Operating it\n")
             .nth(1)
-            .expect("README has an Operating it section");
+            .expect("docs/operating.md has an Operating it section");
         let rows: Vec<&str> = section
             .lines()
             .skip_while(|l| !l.starts_with("| metric |"))
@@ -610,7 +610,7 @@ mod tests {
         assert_eq!(
             rows,
             want,
-            "README's metrics table must be these rows (from src/aws/metrics.rs):\n{}",
+            "docs/operating.md's metrics table must be these rows (from src/aws/metrics.rs):\n{}",
             want.join("\n")
         );
     }

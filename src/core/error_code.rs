@@ -1,6 +1,6 @@
 //! Every stable error code the product answers with, in one table: its string (part of the public
 //! contract: clients branch on it, so it never changes once released), the HTTP status the HTTP front
-//! doors answer it with, and when it happens. README's error table is checked against this one.
+//! doors answer it with, and when it happens. The error table of docs/api.md is checked against this one.
 //!
 //! The core's [`crate::Error`] and [`crate::core::error::Failure`] (what every front door reports)
 //! carry an [`ErrorCode`]; the CLI prints it. A code that is not in this table cannot be written.
@@ -117,13 +117,13 @@ mod tests {
         }
     }
 
-    /// README's "Errors" table: `| status | `code`, `code` | when |` rows.
+    /// docs/api.md's "Errors" table: `| status | `code`, `code` | when |` rows.
     fn readme_error_table() -> BTreeMap<String, u16> {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/api.md");
         let section = readme
             .split("\n### Errors\n")
             .nth(1)
-            .expect("README has an Errors section");
+            .expect("docs/api.md has an Errors section");
         let mut codes = BTreeMap::new();
         for line in section.lines().skip_while(|l| !l.starts_with('|')) {
             let Some(row) = line.strip_prefix('|') else {
@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(
             readme_error_table(),
             table,
-            "README's Errors table and src/core/error_code.rs differ"
+            "docs/api.md's Errors table and src/core/error_code.rs differ"
         );
     }
 }

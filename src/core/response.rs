@@ -1,4 +1,4 @@
-//! The public response body (see README, "Response"): the Lambda and the CLI emit exactly this.
+//! The public response body (see docs/api.md, "Response"): the Lambda and the CLI emit exactly this.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Every setting the binaries take from the environment, in one place: [`VARIABLES`] lists them with
-//! their defaults and meaning (README's configuration table is checked against it, so a new variable
+//! their defaults and meaning (the configuration table in docs/operating.md is checked against it, so a new variable
 //! cannot go undocumented), and [`Settings::from_env`] reads each of them once, at start-up, into one
 //! typed value, validated here. A bad value is one message: an init error in Lambda, exit 2 in the CLI.
 //! The library below takes the plain values; nothing else in `src/` reads the environment.
@@ -559,7 +559,7 @@ mod tests {
         }
     }
 
-    /// The rows of README's configuration table, as written.
+    /// The rows of the configuration table (docs/operating.md), as written.
     #[test]
     fn batch_settings_are_read_and_checked() {
         let s = parse(&[
@@ -653,11 +653,11 @@ mod tests {
     }
 
     fn readme_rows() -> Vec<String> {
-        let readme = include_str!("../../README.md");
+        let readme = include_str!("../../docs/operating.md");
         let section = readme
             .split("\n## Configuration\n")
             .nth(1)
-            .expect("README has a Configuration section");
+            .expect("docs/operating.md has a Configuration section");
         section
             .lines()
             .skip_while(|l| !l.starts_with("| `"))
@@ -675,7 +675,7 @@ mod tests {
         assert_eq!(
             readme_rows(),
             want,
-            "README's configuration table must be these rows (from src/settings/variables.rs):\n{}",
+            "docs/operating.md's configuration table must be these rows (from src/settings/variables.rs):\n{}",
             want.join("\n")
         );
     }

@@ -1,16 +1,16 @@
-//! Every environment variable the binaries read, with its default and meaning, as README's
-//! configuration table shows them (a test holds the two together).
+//! Every environment variable the binaries read, with its default and meaning, as the
+//! configuration table in docs/operating.md shows them (a test holds the two together).
 
-/// One environment variable, as README's configuration table shows it.
+/// One environment variable, as the configuration table (docs/operating.md) shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct Variable {
     pub name: &'static str,
-    /// The default, in README's words.
+    /// The default, in the table's words.
     pub default: &'static str,
     pub meaning: &'static str,
 }
 
-/// Every variable, in README's order. A variable set to empty text counts as unset.
+/// Every variable, in the table's order. A variable set to empty text counts as unset.
 pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "CORS_ALLOW_ORIGIN",
@@ -20,12 +20,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_IMAGE_PIXELS",
         default: "40000000; on Lambda at most (memory size − 80 MiB) / 13 bytes (128 MB: 3.9 MP, 256 MB: 14.2 MP, 512 MB: 34.8 MP)",
-        meaning: "pixel budget (width x height of the stored image); the default on Lambda keeps the costliest accepted image (16-bit RGBA PNG) within the function's memory size (see [Memory sizes](#memory-sizes))",
+        meaning: "pixel budget (width x height of the stored image); the default on Lambda keeps the costliest accepted image (16-bit RGBA PNG) within the function's memory size (see [Memory sizes](limits.md#memory-sizes))",
     },
     Variable {
         name: "MAX_DECODE_BYTES",
         default: "536870912; on Lambda at most the memory size − 80 MiB",
-        meaning: "the buffers one decode takes together: the decoded image (16-bit RGBA needs 8 bytes per pixel), a GIF's or an animated WebP's frame buffers, and the 8-bit copy (see [Hostile images](#hostile-images))",
+        meaning: "the buffers one decode takes together: the decoded image (16-bit RGBA needs 8 bytes per pixel), a GIF's or an animated WebP's frame buffers, and the 8-bit copy (see [Hostile images](limits.md#hostile-images))",
     },
     Variable {
         name: "MODEL_PATH",
@@ -35,12 +35,12 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MODEL_MANIFEST",
         default: "unset (embedded model)",
-        meaning: "the manifest of the model at `MODEL_PATH` (see [Bring your own model](#bring-your-own-model))",
+        meaning: "the manifest of the model at `MODEL_PATH` (see [Bring your own model](models.md#bring-your-own-model))",
     },
     Variable {
         name: "DETECTOR_BACKEND",
         default: "`tract`",
-        meaning: "`onnxruntime` runs the model with ONNX Runtime; needs a build with `--features onnxruntime` (see [Backends and threads](#backends-and-threads))",
+        meaning: "`onnxruntime` runs the model with ONNX Runtime; needs a build with `--features onnxruntime` (see [Backends and threads](models.md#backends-and-threads))",
     },
     Variable {
         name: "DETECTOR_THREADS",
@@ -50,7 +50,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "DETECTOR_WINOGRAD",
         default: "`off`",
-        meaning: "`on` runs tract's 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) instead of tract's im2col: 11-12% less inference time, 18-20 ms more plan build (see [Backends and threads](#backends-and-threads)); results agree to float rounding",
+        meaning: "`on` runs tract's 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) instead of tract's im2col: 11-12% less inference time, 18-20 ms more plan build (see [Backends and threads](models.md#backends-and-threads)); results agree to float rounding",
     },
     Variable {
         name: "ORT_DYLIB_PATH",
@@ -75,7 +75,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "OUTPUT_BUCKET",
         default: "unset (the object's own bucket)",
-        meaning: "batch: the bucket results are written to (see [Batch: photos in S3](#batch-photos-in-s3))",
+        meaning: "batch: the bucket results are written to (see [Batch: photos in S3](batch.md#batch-photos-in-s3))",
     },
     Variable {
         name: "OUTPUT_PREFIX",

@@ -107,7 +107,7 @@ pub fn valid_emf(line: &str) -> Value {
         dimension_names.is_disjoint(&metric_names),
         "a name is both a dimension and a metric: {line}"
     );
-    // Every name the product publishes is one of README's.
+    // Every name the product publishes is one of docs/operating.md's metrics table.
     for name in &metric_names {
         assert!(
             METRICS.iter().any(|m| m.name == name),
