@@ -5,6 +5,14 @@
 //! `events/*.json` directly; `src/bin/object-detector.rs` wraps it in the Lambda runtime. Each
 //! invocation writes one log line (stderr) and its metric records (stdout, see [`crate::aws::metrics`]);
 //! [`App::handle_recorded`] returns them instead, for tests and the local runner.
+//!
+//! Who calls whom (no file here imports `app`, and no circle: `tools/check_layers.py`):
+//! - `app`: dispatch; calls `events` (shapes in and out), `body` (the image and options of a request),
+//!   `reply` (an answer before its shape), `object_answer`, `record`, `log`, and the core.
+//! - `object_answer` (object events through `crate::aws::batch`) calls `objects` (reading those
+//!   events) and `record`.
+//! - `log` makes the log lines from a `record::Record`; `record` makes the metric observations.
+//! - `error` holds the failures only the adapter raises; `cors` the allowed origins.
 
 mod app;
 mod body;

@@ -129,7 +129,7 @@ pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded> {
 /// within `limits`), before the pixels are allocated.
 ///
 /// Before any decoder runs, the file's structure is read for what it would cost: a JPEG's coding
-/// variant and the work its scans ask for ([`jpeg::walk`]), a GIF's or an animated WebP's first frame
+/// variant and the work its scans ask for (`jpeg::walk`), a GIF's or an animated WebP's first frame
 /// (the buffers it takes besides the image's), a lossless WebP's prefix-code groups, and a PNG's ICC
 /// profiles, which the decoder never sees.
 pub fn decode_at_least(
