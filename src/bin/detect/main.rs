@@ -15,17 +15,16 @@
 //!
 //! Exit status: 0 all images detected, 1 at least one image failed, 2 bad usage or unusable model.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
 mod inputs;
 mod pictures;
 mod resume;
+mod workers;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -280,54 +279,27 @@ impl Job<'_> {
     ) -> (bool, usize) {
         let progress = progress_bar(inputs.len());
         let mut failed = 0usize;
-        let next = AtomicUsize::new(0);
-        let (send, receive) = mpsc::channel::<(usize, ImageResult)>();
-        let written = std::thread::scope(|scope| {
-            for _ in 0..jobs.min(inputs.len()) {
-                let send = send.clone();
-                let next = &next;
-                scope.spawn(move || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(input) = inputs.get(i) else {
-                        break;
-                    };
-                    let outcome = self.run(input, pictures[i].as_deref(), i == 0);
-                    if send.send((i, outcome)).is_err() {
-                        break;
-                    }
-                });
-            }
-            drop(send);
-            // Lines in input order: a finished image waits here for the ones before it.
-            let mut waiting = BTreeMap::new();
-            let mut turn = 0;
-            for (i, outcome) in receive {
-                waiting.insert(i, outcome);
-                while let Some(outcome) = waiting.remove(&turn) {
-                    turn += 1;
-                    progress.inc(1);
-                    failed += usize::from(outcome.failed);
-                    if !outcome.records.is_empty() {
-                        progress.suspend(|| {
-                            let mut err = std::io::stderr().lock();
-                            for record in &outcome.records {
-                                let _ = writeln!(err, "{record}");
-                            }
-                        });
-                    }
-                    // A closed pipe (`detect *.jpg | head`) ends the run quietly.
-                    if writeln!(out, "{}", outcome.line)
-                        .and_then(|_| out.flush())
-                        .is_err()
-                    {
-                        // Stop the workers: nothing more can be written.
-                        next.store(usize::MAX / 2, Ordering::Relaxed);
-                        return false;
-                    }
+        let written = workers::in_order(
+            inputs,
+            jobs,
+            |i, input| self.run(input, pictures[i].as_deref(), i == 0),
+            |outcome| {
+                progress.inc(1);
+                failed += usize::from(outcome.failed);
+                if !outcome.records.is_empty() {
+                    progress.suspend(|| {
+                        let mut err = std::io::stderr().lock();
+                        for record in &outcome.records {
+                            let _ = writeln!(err, "{record}");
+                        }
+                    });
                 }
-            }
-            true
-        });
+                // A closed pipe (`detect *.jpg | head`) ends the run quietly.
+                writeln!(out, "{}", outcome.line)
+                    .and_then(|_| out.flush())
+                    .is_ok()
+            },
+        );
         progress.finish_and_clear();
         (written, failed)
     }
