@@ -29,6 +29,11 @@ pub struct Manifest {
     pub defaults: Defaults,
     /// One label per class index of the model's class dimension.
     pub labels: Vec<String>,
+    /// The COCO category id of each label, in label order (COCO's 1..=90 with gaps for its 80 classes):
+    /// what COCO-format outputs and `detect eval` write. Absent for a model trained on other classes;
+    /// its labels then meet an annotation file's categories by name.
+    #[serde(default)]
+    pub category_ids: Option<Vec<u64>>,
     /// Free-form provenance (source, licence, sha256...), reported by `GET /model`.
     #[serde(default)]
     pub provenance: BTreeMap<String, String>,
@@ -153,6 +158,9 @@ impl Manifest {
         if self.labels.is_empty() {
             return bad("labels is empty".into());
         }
+        if let Some(ids) = &self.category_ids {
+            check_category_ids(ids, self.labels.len()).or_else(bad)?;
+        }
         let d = &self.defaults;
         if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.iou_threshold) {
             return bad("defaults: thresholds must be within 0..=1".into());
@@ -163,10 +171,35 @@ impl Manifest {
         self.head.check().or_else(bad)
     }
 
+    /// The COCO category id of class `class_id`, when the manifest gives them.
+    pub fn category_id(&self, class_id: usize) -> Option<u64> {
+        self.category_ids.as_ref()?.get(class_id).copied()
+    }
+
     /// Index of a label, as used by the class filter.
     pub fn class_id(&self, label: &str) -> Option<usize> {
         self.labels.iter().position(|l| l == label)
     }
+}
+
+/// One positive id per label, none twice.
+fn check_category_ids(ids: &[u64], labels: usize) -> std::result::Result<(), String> {
+    if ids.len() != labels {
+        return Err(format!(
+            "category_ids has {} ids for {labels} labels; give one per label",
+            ids.len()
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, &id) in ids.iter().enumerate() {
+        if id == 0 {
+            return Err(format!("category_ids[{i}] is 0; category ids start at 1"));
+        }
+        if !seen.insert(id) {
+            return Err(format!("category_ids gives {id} to two labels"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -181,6 +214,8 @@ mod tests {
         assert_eq!(m.labels.len(), 80);
         assert_eq!(m.class_id("person"), Some(0));
         assert_eq!(m.class_id("toothbrush"), Some(79));
+        assert_eq!((m.category_id(0), m.category_id(11)), (Some(1), Some(13)));
+        assert_eq!(m.category_id(79), Some(90));
         assert_eq!((m.input.width, m.input.height), (416, 416));
     }
 
@@ -203,6 +238,21 @@ mod tests {
         let offset = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
         let err = chain(&Manifest::from_toml(&offset).unwrap_err());
         assert!(err.contains("cell_offset"), "{err}");
+
+        let short = EMBEDDED.replacen("1, 2, 3, 4,", "2, 3, 4,", 1);
+        let err = chain(&Manifest::from_toml(&short).unwrap_err());
+        assert!(err.contains("79 ids for 80 labels"), "{err}");
+        let twice = EMBEDDED.replacen("1, 2, 3, 4,", "1, 1, 3, 4,", 1);
+        let err = chain(&Manifest::from_toml(&twice).unwrap_err());
+        assert!(err.contains("gives 1 to two labels"), "{err}");
+        let zero = EMBEDDED.replacen("1, 2, 3, 4,", "0, 2, 3, 4,", 1);
+        let err = chain(&Manifest::from_toml(&zero).unwrap_err());
+        assert!(err.contains("category_ids[0] is 0"), "{err}");
+        let start = EMBEDDED.find("category_ids = [").unwrap();
+        let end = start + EMBEDDED[start..].find("]\n").unwrap() + 2;
+        let without = format!("{}{}", &EMBEDDED[..start], &EMBEDDED[end..]);
+        let m = Manifest::from_toml(&without).expect("category_ids is optional");
+        assert_eq!(m.category_id(0), None);
 
         let mismatched = EMBEDDED.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
         let err = chain(&Manifest::from_toml(&mismatched).unwrap_err());
