@@ -1,7 +1,9 @@
 //! The detection core: image bytes and options in, detections (or a typed error) out. Nothing in this
 //! folder knows about AWS: the adapters in `src/aws/` and the binaries call it, never the reverse.
+//! `coco` scores detections against COCO-format ground truth (`detect eval`).
 
 pub mod annotate;
+pub mod coco;
 pub mod detector;
 pub mod embedded;
 pub mod engine;
