@@ -10,10 +10,11 @@ fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
     detect_with_model(args, &[])
 }
 
-/// `detect` with `MODEL_PATH`/`MODEL_MANIFEST` (or other variables) set as given, and unset otherwise.
-fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+/// The `detect` binary run from the repository root with none of the variables that choose or run
+/// the model set.
+pub fn detect_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_detect"));
-    cmd.args(args).current_dir(common::root());
+    cmd.current_dir(common::root());
     for k in [
         "MODEL_PATH",
         "MODEL_MANIFEST",
@@ -25,6 +26,13 @@ fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, S
     ] {
         cmd.env_remove(k);
     }
+    cmd
+}
+
+/// `detect` with `MODEL_PATH`/`MODEL_MANIFEST` (or other variables) set as given, and unset otherwise.
+fn detect_with_model(args: &[&str], env: &[(&str, &str)]) -> (i32, Vec<Value>, String) {
+    let mut cmd = detect_command();
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }

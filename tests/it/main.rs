@@ -10,6 +10,7 @@ mod annotated;
 mod backends;
 mod batch;
 mod cli;
+mod eval;
 mod heads;
 mod inputs;
 mod lambda_events;

@@ -13,6 +13,8 @@
 //! With `--metrics`, each image's CloudWatch metric records (EMF, as the Lambda function writes them) go
 //! to stderr, one JSON document per line, so a batch is measured the way the function is.
 //!
+//! `detect eval` scores the model on COCO-format ground truth instead (`eval.rs`).
+//!
 //! Exit status: 0 all images detected, 1 at least one image failed, 2 bad usage or unusable model.
 
 use std::collections::HashSet;
@@ -21,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod eval;
 mod inputs;
 mod pictures;
 mod resume;
@@ -40,7 +43,9 @@ use serde::Serialize;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Detect objects in images and folders of images; one JSON object per image (JSON Lines)."
+    about = "Detect objects in images and folders of images; one JSON object per image (JSON Lines).",
+    after_help = "Accuracy: `detect eval --annotations instances.json IMAGES_DIR` scores the model on \
+                  COCO-format ground truth (`detect eval --help`)."
 )]
 struct Args {
     /// Minimum score of a reported detection (0..=1; model default when omitted).
@@ -125,6 +130,12 @@ fn options(args: &Args) -> object_detector::Result<DetectOptions> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == "eval")
+    {
+        return eval::main(std::env::args_os().skip(1));
+    }
     match run(&Args::parse()) {
         Ok(code) => code,
         Err(message) => usage_error(&message),
@@ -177,12 +188,18 @@ fn run(args: &Args) -> Result<ExitCode, String> {
 /// labels before any file is touched.
 fn load(args: &Args) -> Result<(DetectOptions, Settings, Detector), String> {
     let options = options(args).map_err(|e| e.to_string())?;
-    let settings = Settings::from_env().map_err(|e| chain(&e))?;
-    let detector = settings.detector().map_err(|e| chain(&e))?;
+    let (settings, detector) = load_detector()?;
     options
         .resolve(detector.manifest())
         .map_err(|e| e.to_string())?;
     Ok((options, settings, detector))
+}
+
+/// The settings from the environment and the detector they name.
+fn load_detector() -> Result<(Settings, Detector), String> {
+    let settings = Settings::from_env().map_err(|e| chain(&e))?;
+    let detector = settings.detector().map_err(|e| chain(&e))?;
+    Ok((settings, detector))
 }
 
 /// `--verbose`: the model, its plan build time, backend and threads.
