@@ -23,6 +23,7 @@ use object_detector::core::response::{ModelRef, Timings};
 use object_detector::{DetectOptions, Detector, Response};
 use serde::Serialize;
 
+use super::inputs::Input;
 use super::workers;
 
 /// The COCO protocol's detection settings: every box down to 0.001, at most 100 per image.
@@ -243,12 +244,7 @@ fn run_images(
         paths,
         jobs,
         |_, path| {
-            let bytes = std::fs::read(path).map_err(|e| {
-                Failure::new(
-                    object_detector::ErrorCode::FileNotReadable,
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
+            let bytes = super::read(&Input::File(path.clone()))?;
             detector.detect(&bytes, options).map_err(Failure::from)
         },
         |outcome| {
@@ -291,17 +287,17 @@ fn write_results(path: &Path, results: &[ScoredBox]) -> Result<(), String> {
 /// The mean of each stage's time; zeros when nothing ran.
 fn mean(timings: &[Timings]) -> Timings {
     let n = timings.len().max(1) as f64;
-    let sum = |f: fn(&Timings) -> f64| {
-        let total: f64 = timings.iter().map(f).sum();
+    let mean_of = |stage: fn(&Timings) -> f64| {
+        let total: f64 = timings.iter().map(stage).sum();
         (total / n * 1e3).round() / 1e3
     };
     Timings {
-        decode: sum(|t| t.decode),
-        preprocess: sum(|t| t.preprocess),
-        inference: sum(|t| t.inference),
-        postprocess: sum(|t| t.postprocess),
+        decode: mean_of(|t| t.decode),
+        preprocess: mean_of(|t| t.preprocess),
+        inference: mean_of(|t| t.inference),
+        postprocess: mean_of(|t| t.postprocess),
         annotate: None,
-        total: sum(|t| t.total),
+        total: mean_of(|t| t.total),
     }
 }
 
