@@ -144,6 +144,26 @@ fn the_models_own_confident_boxes_as_ground_truth_score_one_and_pass_any_gate() 
         "no toothbrush in the truth"
     );
     assert!(figure(&report["mean_timings_ms"], "inference") > 0.0);
+    // At the model's default threshold (0.35) the truth is found exactly: precision and recall 1.
+    let points = report["operating_points"].as_array().unwrap();
+    assert_eq!(points.len(), 19);
+    let at_default = points
+        .iter()
+        .find(|p| p["score_threshold"] == 0.35)
+        .unwrap();
+    assert_eq!(
+        (
+            figure(at_default, "precision"),
+            figure(at_default, "recall")
+        ),
+        (1.0, 1.0)
+    );
+    assert!(
+        figure(&points[0], "precision") < 1.0,
+        "at 0.05 more boxes than the truth: {}",
+        points[0]
+    );
+    assert_eq!(figure(&report["best_f1"], "f1"), 1.0);
 
     // COCO's submission settings: far more boxes than the default threshold gives, as COCO results.
     let written: Vec<Value> =
@@ -183,6 +203,11 @@ fn a_missed_object_lowers_the_figures_and_fails_a_gate_above_them() {
     );
     assert!(stdout.contains("toothbrush       0.000"), "{stdout}");
     assert!(stdout.contains("cat              1.000"), "{stdout}");
+    assert!(
+        stdout.contains("precision / recall / F1 at IoU=0.50 by score threshold:\n  0.05  "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("best F1 at score threshold "), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -4,7 +4,8 @@
 //! Every image the annotation file lists is read from IMAGES_DIR by its `file_name` and detected with
 //! COCO's submission settings (score threshold 0.001, at most 100 detections); the model's classes meet
 //! the file's categories through the manifest's `category_ids` (by name without them). The report is
-//! pycocotools' twelve figures and each category's AP, as text or one JSON object.
+//! pycocotools' twelve figures, each category's AP, and precision / recall / F1 at IoU 0.50 by score
+//! threshold (the best F1's threshold is how a default is chosen), as text or one JSON object.
 //!
 //! Exit status: 0 scored (and `--min-map` met), 1 mAP below `--min-map` or an image failed (the figures
 //! are still printed; a failed image counts as one with nothing found), 2 bad usage, an unusable
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use object_detector::core::coco::{self, CategoryMap, Dataset, ScoredBox, Summary};
+use object_detector::core::coco::{self, CategoryMap, Dataset, OperatingPoint, ScoredBox, Summary};
 use object_detector::core::error::{chain, Failure};
 use object_detector::core::response::{ModelRef, Timings};
 use object_detector::{DetectOptions, Detector, Response};
@@ -82,6 +83,10 @@ struct Report<'a> {
     #[serde(flatten)]
     summary: Summary,
     per_class: Vec<ClassLine<'a>>,
+    /// Precision, recall and F1 at IoU 0.50 by score threshold, and the threshold of best F1: how a
+    /// default `score_threshold` is chosen.
+    operating_points: Vec<OperatingPoint>,
+    best_f1: Option<OperatingPoint>,
     /// Mean per image, over the images that ran.
     mean_timings_ms: Timings,
     seconds: f64,
@@ -176,6 +181,8 @@ fn run(args: &EvalArgs) -> Result<ExitCode, String> {
                 ap: c.ap,
             })
             .collect(),
+        operating_points: evaluation.matches.sweep(),
+        best_f1: evaluation.matches.best_f1(),
         mean_timings_ms: mean(&timings),
         seconds: start.elapsed().as_secs_f64(),
     };
@@ -320,6 +327,19 @@ fn render(report: &Report) -> String {
     for c in &report.per_class {
         let ap = c.ap.map_or_else(|| "-".into(), |ap| format!("{ap:.3}"));
         lines.push(format!("  {:>4}  {:<16} {ap}", c.category_id, c.name));
+    }
+    lines.push("precision / recall / F1 at IoU=0.50 by score threshold:".into());
+    for p in &report.operating_points {
+        lines.push(format!(
+            "  {:.2}  {:.3}  {:.3}  {:.3}",
+            p.score_threshold, p.precision, p.recall, p.f1
+        ));
+    }
+    if let Some(p) = &report.best_f1 {
+        lines.push(format!(
+            "best F1 at score threshold {:.2} (precision {:.3}, recall {:.3}, F1 {:.3})",
+            p.score_threshold, p.precision, p.recall, p.f1
+        ));
     }
     let t = &report.mean_timings_ms;
     lines.push(format!(

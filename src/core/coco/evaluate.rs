@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::operating::Matches;
 use super::{Dataset, GroundTruth, ScoredBox};
 
 /// Detections kept per image and category, best first: the last of COCO's `maxDets` (1, 10, 100).
@@ -55,6 +56,8 @@ pub struct Evaluation {
     pub images: usize,
     /// Detections scored (those on the dataset's images and categories).
     pub detections: usize,
+    /// Each detection's match at IoU 0.50, all areas: what a score threshold would give.
+    pub matches: Matches,
 }
 
 impl Evaluation {
@@ -66,6 +69,7 @@ impl Evaluation {
             categories,
             images,
             detections,
+            matches: Matches::default(),
         }
     }
 
@@ -162,9 +166,25 @@ pub fn evaluate(dataset: &Dataset, results: &[ScoredBox]) -> Evaluation {
             for (m, &budget) in MAX_DETECTIONS.iter().enumerate() {
                 accumulate(&mut evaluation, &per_image, budget, (k, a, m));
             }
+            if a == 0 {
+                keep_matches(&mut evaluation.matches, &per_image);
+            }
         }
     }
     evaluation
+}
+
+/// The detections of one category over all areas (at most the largest budget per image), each with
+/// whether it matched at the first IoU threshold, 0.50; ignored ones (on crowd regions) left out.
+fn keep_matches(matches: &mut Matches, per_image: &[ImageScore]) {
+    for s in per_image {
+        matches.objects += s.counted;
+        for (d, &score) in s.scores.iter().enumerate() {
+            if !s.ignored[d][0] {
+                matches.detections.push((score, s.matched[d][0]));
+            }
+        }
+    }
 }
 
 /// IoU of a detection and a ground-truth box (`[x, y, w, h]`); for a crowd region, the intersection
@@ -488,6 +508,30 @@ mod tests {
         assert!(close(summary(&d, &results).map, 0.0));
         results.remove(0);
         assert!(summary(&d, &results).map.unwrap() > 0.0);
+    }
+
+    #[test]
+    fn matches_count_at_iou_one_half_without_crowd_regions() {
+        let crowd = [300.0, 300.0, 200.0, 200.0];
+        let d = dataset(
+            2,
+            &[(1, 1, A, false), (1, 1, crowd, true), (2, 2, B, false)],
+        );
+        let e = evaluate(
+            &d,
+            &[
+                // IoU 0.667 with A: found at 0.50 (not at 0.75).
+                found(1, 1, [10.0, 10.0, 100.0, 66.7], 0.8),
+                found(1, 1, [310.0, 310.0, 50.0, 50.0], 0.7),
+                found(2, 2, [0.0, 0.0, 5.0, 5.0], 0.4),
+            ],
+        );
+        assert_eq!(e.matches.objects, 2, "the crowd region is not an object");
+        let mut detections = e.matches.detections.clone();
+        detections.sort_by(|a, b| b.0.total_cmp(&a.0));
+        assert_eq!(detections, vec![(0.8, true), (0.4, false)]);
+        let p = e.matches.at(0.5);
+        assert!((p.precision, p.recall) == (1.0, 0.5), "{p:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! COCO's box evaluation, as pycocotools computes it: an annotation file ([`Dataset`]), the model's
 //! classes met with its categories ([`CategoryMap`]), detections in COCO's result format ([`ScoredBox`]),
-//! and the scores ([`evaluate`] -> [`Evaluation`] -> [`Summary`]).
+//! and the scores ([`evaluate`] -> [`Evaluation`] -> [`Summary`]), with the precision and recall a score
+//! threshold would give ([`Matches`] -> [`OperatingPoint`]).
 //!
 //! The protocol (pycocotools' `COCOeval` with `iouType="bbox"`): per image and category, detections by
 //! descending score (at most 100) are matched greedily to ground truth at each IoU threshold 0.50:0.05:0.95;
@@ -12,11 +13,13 @@
 mod categories;
 mod dataset;
 mod evaluate;
+mod operating;
 mod summary;
 
 pub use categories::CategoryMap;
 pub use dataset::{Category, Dataset, GroundTruth, ImageEntry, ScoredBox};
 pub use evaluate::{evaluate, Evaluation, AREA_RANGES, MAX_DETECTIONS};
+pub use operating::{Matches, OperatingPoint};
 pub use summary::{ClassAp, Summary};
 
 /// An annotation file or a class mapping that cannot be used, in words.
