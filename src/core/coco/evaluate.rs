@@ -1,7 +1,7 @@
 //! Matching detections to ground truth image by image (pycocotools' `evaluate`), then precision and
 //! recall over the whole set (its `accumulate`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::operating::Matches;
 use super::{Dataset, GroundTruth, ScoredBox};
@@ -128,9 +128,13 @@ pub fn evaluate(dataset: &Dataset, results: &[ScoredBox]) -> Evaluation {
             .or_default()
             .push(a);
     }
-    let known: std::collections::HashSet<u64> = images.iter().copied().collect();
+    let known_images: HashSet<u64> = images.iter().copied().collect();
+    let known_categories: HashSet<u64> = categories.iter().copied().collect();
     let mut found: HashMap<(u64, u64), Vec<&ScoredBox>> = HashMap::new();
-    for r in results.iter().filter(|r| known.contains(&r.image_id)) {
+    for r in results
+        .iter()
+        .filter(|r| known_images.contains(&r.image_id) && known_categories.contains(&r.category_id))
+    {
         found
             .entry((r.image_id, r.category_id))
             .or_default()
@@ -141,15 +145,7 @@ pub fn evaluate(dataset: &Dataset, results: &[ScoredBox]) -> Evaluation {
         list.sort_by(|a, b| b.score.total_cmp(&a.score));
         list.truncate(MAX_DETECTIONS[MAX_DETECTIONS.len() - 1]);
     }
-    let scored = categories
-        .iter()
-        .map(|&c| {
-            images
-                .iter()
-                .map(|&i| found.get(&(i, c)).map_or(0, Vec::len))
-                .sum::<usize>()
-        })
-        .sum();
+    let scored = found.values().map(Vec::len).sum();
 
     let mut evaluation = Evaluation::new(categories.clone(), images.len(), scored);
     let thresholds = iou_thresholds();
