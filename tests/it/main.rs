@@ -16,3 +16,4 @@ mod inputs;
 mod lambda_events;
 mod metrics;
 mod parity;
+mod plan;
