@@ -8,8 +8,9 @@
 Each model maps a 64x64 image through strided convolutions (seeded random weights) to the output layout
 of its family. The weights are random, the layouts are not: GFL (NanoDet/PicoDet: per-level class scores
 and DFL bins; NanoDet-Plus: one combined output, no half-cell offset), YOLOX (one [1, N, 5 + C] grid output), YOLOv8 ([1, 4 + C, N]), TF Object Detection API
-boxes/scores/classes/num_detections (NHWC input, normalised y/x boxes, 1-based float classes) and an ONNX
-NonMaxSuppression export (boxes/scores/classes with a data-dependent row count, int64 classes). The input
+boxes/scores/classes/num_detections (NHWC input, normalised y/x boxes, 1-based float classes), an ONNX
+NonMaxSuppression export (boxes/scores/classes with a data-dependent row count, int64 classes) and a DETR
+set-prediction head (query logits and normalised centre boxes, no suppression). The input
 image is 64x64, the models' input size, so no resampling stands between the two pipelines.
 """
 import json
@@ -218,7 +219,26 @@ def onnx_nms(path):
     }
 
 
-MODELS = {"gfl": gfl, "nanodet_plus": nanodet_plus, "yolox": yolox, "yolov8": yolov8, "tf_od_api": tf_od_api, "onnx_nms": onnx_nms}
+def detr(path):
+    """A set-prediction head as D-FINE, DEIM and RT-DETR export it: 64 queries (here the cells of a stride-8
+    grid), class logits [1, Q, C] and boxes [1, Q, 4] (cx, cy, w, h as fractions of the input)."""
+    g, nc = Graph(7), 5
+    rows = g.rows(g.conv("images", 3, nc + 4, 8, gain=0.5), nc + 4)  # [1, 64, nc + 4]
+    g.rename(g.slice_last(rows, 0, nc), "pred_logits")
+    g.rename(g.op("Sigmoid", [g.slice_last(rows, nc, nc + 4)]), "pred_boxes")
+    g.finish(path, [nchw_input()], ["pred_logits", "pred_boxes"])
+    return {
+        "labels": ["north", "east", "south", "west", "centre"],
+        "input": {"name": "images", "width": SIZE, "height": SIZE, "layout": "nchw", "color": "rgb",
+                  "scale": 1 / 255, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+                  "resize": "stretch", "filter": "bilinear"},
+        "decoder": {"family": "detr", "logits": "pred_logits", "boxes": "pred_boxes", "top_k": 20},
+        "defaults": {"score_threshold": 0.7, "iou_threshold": 0.5, "max_detections": 30},
+    }
+
+
+MODELS = {"gfl": gfl, "nanodet_plus": nanodet_plus, "yolox": yolox, "yolov8": yolov8, "tf_od_api": tf_od_api,
+          "onnx_nms": onnx_nms, "detr": detr}
 
 
 def toml_value(v):

@@ -6,7 +6,7 @@ plain way, as the reference its decoders are checked against.
 
 Pre-processing follows the manifest with PIL (resize filter, centred or top-left letterbox, stretch, pad
 value, colour order, scale/mean/std, NCHW or NHWC); onnxruntime runs the model on one thread; the decoders
-(GFL, YOLOX, YOLOv8, boxes/scores) and the per-class NMS follow model/README.md. Boxes come back in image
+(GFL, YOLOX, YOLOv8, boxes/scores, DETR) and the per-class NMS follow model/README.md. Boxes come back in image
 pixels, like the product's.
 """
 import json
@@ -220,12 +220,32 @@ def decode_boxes_scores(d, names, outs, nc, W, H, thr):
     return out
 
 
+def decode_detr(d, names, outs, nc, W, H, thr):
+    """Every query-class pair at or above thr, with the query's box (cx, cy, w, h as fractions of the
+    input); the top_k best."""
+    logits = output(names, outs, d["logits"])[0]
+    boxes = output(names, outs, d["boxes"])[0]
+    scores = logits if d.get("activation", "sigmoid") == "none" else 1 / (1 + np.exp(-logits))
+    cands = []
+    for q in range(logits.shape[0]):
+        cx, cy, w, h = boxes[q] * np.array([W, H, W, H], dtype=np.float32)
+        for c in range(nc):
+            if scores[q, c] >= thr:
+                box = clip([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], W, H)
+                if box is not None:
+                    cands.append((q * nc + c, c, float(scores[q, c]), box))
+    return top_k(cands, d.get("top_k", 300))
+
+
 DECODERS = {
     "gfl": decode_gfl,
     "yolox": decode_yolox,
     "yolov8": decode_yolov8,
     "boxes_scores": decode_boxes_scores,
+    "detr": decode_detr,
 }
+# Families that predict a set (one query per object): no suppression, only the ranking and the cap.
+SET_PREDICTION = {"detr"}
 
 
 def detect(sess, manifest, img):
@@ -237,7 +257,8 @@ def detect(sess, manifest, img):
     W, H = spec["width"], spec["height"]
     nc = len(manifest["labels"])
     cands = DECODERS[d["family"]](d, names, outs, nc, W, H, defaults["score_threshold"])
-    kept = nms(cands, defaults["iou_threshold"], defaults["max_detections"])
+    iou_thr = 1.0 if d["family"] in SET_PREDICTION else defaults["iou_threshold"]
+    kept = nms(cands, iou_thr, defaults["max_detections"])
     w, h = img.size
 
     def to_image(x, y):

@@ -298,7 +298,13 @@ impl Detector {
             input_height: self.model.manifest.input.height,
         };
         let candidates = self.model.head.candidates(outputs, &params)?;
-        let kept = nms(candidates, options.iou_threshold, options.max_detections);
+        // No box has an IoU above 1 with another: a set goes through NMS's ranking and cap only.
+        let iou_threshold = if self.model.head.predicts_a_set() {
+            1.0
+        } else {
+            options.iou_threshold
+        };
+        let kept = nms(candidates, iou_threshold, options.max_detections);
         Ok(kept
             .into_iter()
             .map(|c| self.to_detection(c, geometry))

@@ -11,13 +11,14 @@ use serde_json::Value;
 
 /// The generated decoder-test models in tests/models (tools/make_test_models.py), one per family or
 /// layout.
-pub const FAMILIES: [&str; 6] = [
+pub const FAMILIES: [&str; 7] = [
     "gfl",
     "nanodet_plus",
     "yolox",
     "yolov8",
     "tf_od_api",
     "onnx_nms",
+    "detr",
 ];
 
 pub fn root() -> &'static Path {

@@ -44,6 +44,7 @@ fn class_filter_applies_to_every_family() {
         ("yolov8", "one", "tests/models/input.png"),
         ("tf_od_api", "dog", "tests/images/astronaut.png"),
         ("onnx_nms", "left", "tests/models/input.png"),
+        ("detr", "north", "tests/models/input.png"),
     ] {
         let image = common::read(image);
         let options = DetectOptions {
@@ -125,6 +126,20 @@ fn a_manifest_that_does_not_fit_the_model_fails_at_load_with_the_shapes() {
     })
     .unwrap_err();
     assert!(err.contains("a count must hold one value"), "{err}");
+    // DETR logits need one column per label; swapped outputs say which shapes they need.
+    let err = load_with("detr", |t| t.replace(r#""north", "#, "")).unwrap_err();
+    assert!(
+        err.contains("[1, queries, 4]") && err.contains("[1, 64, 5]"),
+        "{err}"
+    );
+    let err = load_with("detr", |t| {
+        t.replace(r#"boxes = "pred_boxes""#, r#"boxes = "pred_logits""#)
+    })
+    .unwrap_err();
+    assert!(
+        err.contains("[1, 64, 4]") && err.contains("[1, 64, 5]"),
+        "{err}"
+    );
 }
 
 #[test]

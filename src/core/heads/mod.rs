@@ -15,6 +15,7 @@ use crate::core::engine::{f32_values, OutputFacts};
 use crate::core::error::{Error, Result};
 
 mod boxes_scores;
+mod detr;
 mod gfl;
 mod shared;
 mod yolov8;
@@ -30,6 +31,7 @@ pub enum HeadSpec {
     Yolox(yolox::YoloxSpec),
     Yolov8(yolov8::Yolov8Spec),
     BoxesScores(boxes_scores::BoxesScoresSpec),
+    Detr(detr::DetrSpec),
 }
 
 impl HeadSpec {
@@ -40,6 +42,7 @@ impl HeadSpec {
             HeadSpec::Yolox(_) => "yolox",
             HeadSpec::Yolov8(_) => "yolov8",
             HeadSpec::BoxesScores(_) => "boxes_scores",
+            HeadSpec::Detr(_) => "detr",
         }
     }
 
@@ -49,6 +52,7 @@ impl HeadSpec {
             HeadSpec::Yolox(s) => s,
             HeadSpec::Yolov8(s) => s,
             HeadSpec::BoxesScores(s) => s,
+            HeadSpec::Detr(s) => s,
         }
     }
 
@@ -84,6 +88,12 @@ trait Family {
 pub trait Head: std::fmt::Debug + Send + Sync {
     /// Scored boxes for the classes `p` wants, at or above its threshold, before NMS.
     fn candidates(&self, outputs: &[TValue], p: &Params<'_>) -> Result<Vec<Candidate>>;
+
+    /// True for a head that predicts a set (DETR: one query per object, trained without duplicates):
+    /// its candidates go out as they are, best first, without suppression.
+    fn predicts_a_set(&self) -> bool {
+        false
+    }
 }
 
 /// One scored box for one class, in model-input pixels (`[x_min, y_min, x_max, y_max]`).
@@ -139,6 +149,7 @@ mod tests {
                 "boxes_scores",
                 "boxes = 0\nscores = 1\nclasses = 2\ncoordinates = \"pixels\"",
             ),
+            ("detr", "logits = 0\nboxes = 1"),
         ] {
             let spec: HeadSpec = toml::from_str(&format!("family = \"{family}\"\n{keys}")).unwrap();
             assert_eq!(spec.family(), family);
