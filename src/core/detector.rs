@@ -17,7 +17,7 @@ use crate::core::heads::{Candidate, Head, ModelFacts, Params};
 use crate::core::image_decode::{decode_at_least, DecodeLimits};
 use crate::core::manifest::Manifest;
 use crate::core::memory::TrimAfterLarge;
-use crate::core::nms::nms;
+use crate::core::nms::{best_first, nms};
 use crate::core::options::{DetectOptions, Resolved};
 use crate::core::preprocess::{Geometry, Preprocessor};
 use crate::core::response::{
@@ -298,13 +298,11 @@ impl Detector {
             input_height: self.model.manifest.input.height,
         };
         let candidates = self.model.head.candidates(outputs, &params)?;
-        // No box has an IoU above 1 with another: a set goes through NMS's ranking and cap only.
-        let iou_threshold = if self.model.head.predicts_a_set() {
-            1.0
+        let kept = if self.model.head.predicts_a_set() {
+            best_first(candidates, options.max_detections)
         } else {
-            options.iou_threshold
+            nms(candidates, options.iou_threshold, options.max_detections)
         };
-        let kept = nms(candidates, iou_threshold, options.max_detections);
         Ok(kept
             .into_iter()
             .map(|c| self.to_detection(c, geometry))

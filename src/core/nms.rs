@@ -32,6 +32,22 @@ pub fn nms(
     iou_threshold: f32,
     max_detections: usize,
 ) -> Vec<Candidate> {
+    select(candidates, Some(iou_threshold), max_detections)
+}
+
+/// The candidates of a head that predicts a set (one query per object, no duplicates to suppress):
+/// [`nms`]'s ranking and cap without the suppression.
+pub fn best_first(candidates: Vec<Candidate>, max_detections: usize) -> Vec<Candidate> {
+    select(candidates, None, max_detections)
+}
+
+/// Takes candidates best first until `max_detections` are kept, each dropped when `suppress` is given
+/// and its IoU with a kept box of its class exceeds it.
+fn select(
+    candidates: Vec<Candidate>,
+    suppress: Option<f32>,
+    max_detections: usize,
+) -> Vec<Candidate> {
     let mut best_first: BinaryHeap<Ranked> = candidates
         .into_iter()
         .enumerate()
@@ -43,11 +59,14 @@ pub fn nms(
         let Some(Ranked { candidate: c, .. }) = best_first.pop() else {
             break;
         };
-        let boxes = kept_boxes.entry(c.class_id).or_default();
-        if boxes.iter().all(|k| iou(k, &c.bbox) <= iou_threshold) {
+        if let Some(iou_threshold) = suppress {
+            let boxes = kept_boxes.entry(c.class_id).or_default();
+            if boxes.iter().any(|k| iou(k, &c.bbox) > iou_threshold) {
+                continue;
+            }
             boxes.push(c.bbox);
-            kept.push(c);
         }
+        kept.push(c);
     }
     kept
 }
@@ -179,6 +198,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_set_is_ranked_and_capped_but_not_suppressed() {
+        let a = cand(0, 0.6, [0.0, 0.0, 10.0, 10.0]);
+        let same = cand(0, 0.9, [0.0, 0.0, 10.0, 10.0]);
+        let other = cand(1, 0.7, [0.0, 0.0, 10.0, 10.0]);
+        assert_eq!(best_first(vec![a, same, other], 100), vec![same, other, a]);
+        assert_eq!(best_first(vec![a, same, other], 2), vec![same, other]);
+        assert_eq!(nms(vec![a, same, other], 0.5, 100), vec![same, other]);
     }
 
     #[test]
