@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: the `detect` CLI against the pipeline a Python user would write (PIL decode with
-EXIF transpose, numpy letterbox, onnxruntime on one thread with the fp32 model, the same NanoDet decode:
-tools/reference.py), on the same photos, in one run, A and B interleaved. Prints medians and ratios.
+"""Side-by-side benchmark: the `detect` CLI against the pipeline a Python user would write for the embedded
+model (PIL decode with EXIF transpose, the manifest's resize with PIL, onnxruntime on one thread with the
+model's fp32 twin, the same decode in numpy: tools/manifest_ref.py), on the same photos, in one run, A and B
+interleaved. Prints medians and ratios.
 
     .venv/bin/python benches/compare.py [--runs 5] [--detect target/release/detect] [--backends tract,onnxruntime]
 
@@ -28,6 +29,8 @@ from pathlib import Path
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import manifest_ref  # noqa: E402
 
 
 def make_photos(out):
@@ -109,7 +112,9 @@ def main():
     args = ap.parse_args()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     envs = {b: backend_env(b) for b in backends}
-    python = [sys.executable, str(ROOT / "tools/reference.py"), "detect", str(ROOT / "model/nanodet-g-416.fp32.onnx")]
+    manifest = manifest_ref.embedded_manifest()
+    python = [sys.executable, str(ROOT / "tools/manifest_ref.py"), str(manifest_ref.fp32_twin(manifest)), str(manifest)]
+    print(f"python: {' '.join(python[1:])}")
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(Path(tmp))
         # One image at a time, as a Lambda invocation runs it (`detect` would otherwise run a worker per

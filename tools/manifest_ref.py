@@ -10,6 +10,7 @@ value, colour order, scale/mean/std, NCHW or NHWC); onnxruntime runs the model o
 pixels, like the product's.
 """
 import json
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -18,7 +19,20 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+ROOT = Path(__file__).resolve().parent.parent
 FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
+def embedded_manifest():
+    """The manifest a build embeds: DETECTOR_MODEL_MANIFEST, else build.rs's default."""
+    return ROOT / os.environ.get("DETECTOR_MODEL_MANIFEST", "model/nanodet-g-416.toml")
+
+
+def fp32_twin(manifest_path):
+    """The unquantized file beside a manifest whose `file` is an int8 export (`X.int8.onnx` -> `X.fp32.onnx`)."""
+    manifest_path = Path(manifest_path)
+    file = load_manifest(manifest_path)["file"]
+    return manifest_path.parent / file.replace(".int8.", ".fp32.")
 
 
 def load_manifest(path):
@@ -34,8 +48,9 @@ def load_rgb(path):
     return img.convert("RGB")
 
 
-def preprocess(img, spec):
-    """Returns the input tensor and the geometry (scale_x, scale_y, offset_x, offset_y)."""
+def canvas(img, spec):
+    """The model-sized RGB picture the manifest's resize makes of `img` (before normalisation), and the
+    geometry (scale_x, scale_y, offset_x, offset_y)."""
     W, H = spec["width"], spec["height"]
     w, h = img.size
     mode = spec["resize"]
@@ -46,10 +61,15 @@ def preprocess(img, spec):
         nw, nh = min(max(1, round(w * s)), W), min(max(1, round(h * s)), H)
     dx, dy = ((W - nw) // 2, (H - nh) // 2) if mode == "letterbox_center" else (0, 0)
     pad = spec.get("pad_value", 0)
-    canvas = Image.new("RGB", (W, H), (pad, pad, pad))
+    out = Image.new("RGB", (W, H), (pad, pad, pad))
     resized = img if (nw, nh) == (w, h) else img.resize((nw, nh), FILTERS[spec.get("filter", "bilinear")])
-    canvas.paste(resized, (dx, dy))
-    x = np.asarray(canvas, dtype=np.float32)
+    out.paste(resized, (dx, dy))
+    return out, (nw / w, nh / h, dx, dy)
+
+
+def normalise(picture, spec):
+    """The input tensor of a model-sized RGB picture: colour order, scale/mean/std, layout, batch of one."""
+    x = np.asarray(picture, dtype=np.float32)
     if spec["color"] == "bgr":
         x = x[:, :, ::-1]
     scale = np.float32(spec.get("scale", 1.0))
@@ -58,7 +78,13 @@ def preprocess(img, spec):
     x = (x * scale - mean) / std
     if spec.get("layout", "nchw") == "nchw":
         x = x.transpose(2, 0, 1)
-    return np.ascontiguousarray(x[None], dtype=np.float32), (nw / w, nh / h, dx, dy)
+    return np.ascontiguousarray(x[None], dtype=np.float32)
+
+
+def preprocess(img, spec):
+    """Returns the input tensor and the geometry (scale_x, scale_y, offset_x, offset_y)."""
+    picture, geometry = canvas(img, spec)
+    return normalise(picture, spec), geometry
 
 
 def session(model):
@@ -248,10 +274,13 @@ DECODERS = {
 SET_PREDICTION = {"detr"}
 
 
-def detect(sess, manifest, img):
+def detect(sess, manifest, img, score_threshold=None):
+    """`img`'s detections with the manifest's defaults (`score_threshold` overrides its threshold)."""
     spec, d = manifest["input"], manifest["decoder"]
     defaults = {"score_threshold": 0.35, "iou_threshold": 0.6, "max_detections": 100}
     defaults.update(manifest.get("defaults", {}))
+    if score_threshold is not None:
+        defaults["score_threshold"] = score_threshold
     x, (sx, sy, dx, dy) = preprocess(img, spec)
     names, outs = run(sess, manifest, x)
     W, H = spec["width"], spec["height"]

@@ -41,12 +41,20 @@ pub fn int8_shared() -> &'static Arc<Detector> {
     D.get_or_init(|| Arc::new(Detector::embedded().expect("embedded model loads")))
 }
 
-/// The fp32 export with the embedded manifest: what the reference outputs were made with.
+/// tests/golden/detections.json (tools/reference.py): the reference pipeline's goldens for the
+/// embedded model, with the files they were made from.
+pub fn goldens() -> &'static Value {
+    static G: OnceLock<Value> = OnceLock::new();
+    G.get_or_init(|| serde_json::from_slice(&read("tests/golden/detections.json")).unwrap())
+}
+
+/// The embedded model's fp32 twin with the embedded manifest: what the reference outputs were made with.
 pub fn fp32() -> &'static Detector {
     static D: OnceLock<Detector> = OnceLock::new();
     D.get_or_init(|| {
         let manifest = Manifest::from_toml(embedded::MANIFEST).unwrap();
-        Detector::new(&read("model/nanodet-g-416.fp32.onnx"), manifest).expect("fp32 model loads")
+        let file = goldens()["fp32_model"].as_str().unwrap();
+        Detector::new(&read(file), manifest).expect("fp32 model loads")
     })
 }
 

@@ -1,22 +1,37 @@
-//! Parity with the Python/onnxruntime reference (tools/reference.py, goldens in tests/golden/).
+//! Parity with the Python/onnxruntime reference of the embedded model's manifest (tools/reference.py,
+//! goldens in tests/golden/, made for the manifest their detections.json names: the embedded one).
 //!
-//! - Raw outputs: tract vs onnxruntime on the same letterboxed input, fp32 model: max abs diff < 1e-3.
-//! - Whole pipeline (decode, letterbox, inference, decode, NMS, mapping): same labels, IoU >= 0.9,
+//! - Raw outputs: tract vs onnxruntime on the same model-sized input picture, fp32 twin of the embedded
+//!   model: max abs diff < 1e-3.
+//! - Whole pipeline (decode, resize, inference, decode, NMS, mapping): same labels, IoU >= 0.9,
 //!   score within 0.03 of the reference for the fp32 model; the embedded int8 model meets the same bounds
 //!   against onnxruntime running the same int8 file, and IoU >= 0.9, score within 0.05 against fp32.
 
-use crate::common::{fp32, int8, read};
+use crate::common::{fp32, goldens, int8, read};
+use object_detector::core::embedded;
 use object_detector::core::engine::f32_values;
-use object_detector::{DetectOptions, Detector};
+use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
 
 const PHOTOS: [&str; 5] = ["astronaut", "chelsea", "coffee", "camera", "rocket"];
-/// Output sizes in model order: cls_8, reg_8, cls_16, reg_16, cls_32, reg_32.
-const OUTPUT_LENS: [usize; 6] = [2704 * 80, 2704 * 44, 676 * 80, 676 * 44, 169 * 80, 169 * 44];
+
+/// The raw outputs' names and lengths in model order, as the goldens record them.
+fn output_lens() -> Vec<(String, usize)> {
+    goldens()["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let name = o["name"].as_str().unwrap().to_string();
+            (name, o["len"].as_u64().unwrap() as usize)
+        })
+        .collect()
+}
 
 fn golden_outputs(name: &str) -> Vec<f32> {
     let bytes = read(&format!("tests/golden/{name}.fp32.f32"));
-    assert_eq!(bytes.len(), OUTPUT_LENS.iter().sum::<usize>() * 4);
+    let total: usize = output_lens().iter().map(|(_, len)| len).sum();
+    assert_eq!(bytes.len(), total * 4, "{name}: golden size");
     bytes
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -24,30 +39,44 @@ fn golden_outputs(name: &str) -> Vec<f32> {
 }
 
 #[test]
+fn the_goldens_are_the_embedded_model_s() {
+    let embedded = Manifest::from_toml(embedded::MANIFEST).unwrap();
+    let golden = Manifest::from_toml(
+        &String::from_utf8(read(goldens()["manifest"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        golden.name, embedded.name,
+        "tests/golden holds another model's goldens: `tools/reference.py goldens MANIFEST tests/golden ...`"
+    );
+}
+
+#[test]
 fn tract_raw_outputs_match_onnxruntime_on_the_fp32_model() {
+    let lens = output_lens();
     for name in PHOTOS {
-        let letterboxed =
-            image::load_from_memory(&read(&format!("tests/golden/{name}.letterboxed.png")))
-                .unwrap()
-                .to_rgb8();
-        let (input, geometry) = fp32().preprocess(&letterboxed).unwrap();
+        let picture = image::load_from_memory(&read(&format!("tests/golden/{name}.input.png")))
+            .unwrap()
+            .to_rgb8();
+        let (input, geometry) = fp32().preprocess(&picture).unwrap();
         assert_eq!(
             (geometry.scale_x, geometry.offset_x, geometry.offset_y),
             (1.0, 0, 0)
         );
         let outputs = fp32().infer(input).unwrap();
+        assert_eq!(outputs.len(), lens.len(), "{name}: output count");
         let expected = golden_outputs(name);
         let mut offset = 0;
-        for (i, (out, len)) in outputs.iter().zip(OUTPUT_LENS).enumerate() {
+        for (out, (output, len)) in outputs.iter().zip(&lens) {
             let got = f32_values(out).unwrap();
-            assert_eq!(got.len(), len, "{name} output {i}");
+            assert_eq!(got.len(), *len, "{name} {output}");
             let max = got
                 .iter()
                 .zip(&expected[offset..offset + len])
                 .map(|(a, b)| (a - b).abs())
                 .fold(0f32, f32::max);
-            eprintln!("{name} output {i}: max abs diff {max:.2e}");
-            assert!(max < 1e-3, "{name} output {i}: max abs diff {max}");
+            eprintln!("{name} {output}: max abs diff {max:.2e}");
+            assert!(max < 1e-3, "{name} {output}: max abs diff {max}");
             offset += len;
         }
     }
@@ -130,13 +159,9 @@ fn pipeline(detector: &Detector, name: &str, threshold: f32) -> Vec<Det> {
     dets(&serde_json::to_value(&response).unwrap()["detections"])
 }
 
-fn reference() -> Value {
-    serde_json::from_slice(&read("tests/golden/detections.json")).unwrap()
-}
-
 #[test]
 fn fp32_pipeline_matches_the_python_reference() {
-    let r = reference();
+    let r = goldens();
     let threshold = r["score_threshold"].as_f64().unwrap() as f32;
     let mut matched = 0;
     for name in PHOTOS {
@@ -153,7 +178,7 @@ fn fp32_pipeline_matches_the_python_reference() {
 
 #[test]
 fn int8_pipeline_matches_onnxruntime_on_the_same_int8_model() {
-    let r = reference();
+    let r = goldens();
     let threshold = r["score_threshold"].as_f64().unwrap() as f32;
     for name in PHOTOS {
         let want = dets(&r["images"][name]["int8"]);
@@ -171,7 +196,7 @@ fn int8_pipeline_matches_onnxruntime_on_the_same_int8_model() {
 
 #[test]
 fn int8_pipeline_stays_close_to_the_fp32_reference() {
-    let r = reference();
+    let r = goldens();
     let threshold = r["score_threshold"].as_f64().unwrap() as f32;
     for name in PHOTOS {
         let want = dets(&r["images"][name]["fp32"]);
