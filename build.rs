@@ -1,4 +1,4 @@
-//! Embeds the model named by `DETECTOR_MODEL_MANIFEST` (default `model/nanodet-g-416.toml`): the
+//! Embeds the model named by `DETECTOR_MODEL_MANIFEST` (default `model/picodet-s-416-coco.toml`): the
 //! manifest's `file` key names the ONNX beside it. Swapping the embedded model is this one variable.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let manifest = std::env::var_os("DETECTOR_MODEL_MANIFEST")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("model/nanodet-g-416.toml"));
+        .unwrap_or_else(|| root.join("model/picodet-s-416-coco.toml"));
     let manifest = if manifest.is_absolute() {
         manifest
     } else {

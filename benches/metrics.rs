@@ -24,8 +24,8 @@ fn metrics(per_class: bool) -> Metrics {
             ..MetricsConfig::default()
         },
         &ModelRef {
-            name: "nanodet-g-416".into(),
-            version: "0.x-legacy+int8w.1".into(),
+            name: "picodet-s-416-coco".into(),
+            version: "paddledetection-2.3+int8w.1".into(),
             input_width: 416,
             input_height: 416,
         },

@@ -75,8 +75,8 @@ check "raw JPEG" 200 cat --max-time 60 --data-binary @"$jpeg" -H 'Content-Type: 
 ready_ns=$(date +%s%N)
 check "raw PNG" 200 person --data-binary @tests/images/astronaut.png -H 'Content-Type: image/png' "$url/detect"
 check "octet-stream" 200 cat --data-binary @"$jpeg" -H 'Content-Type: application/octet-stream' "$url/detect"
-python3 -c "import base64,json,sys; print(json.dumps({'image': 'data:image/jpeg;base64,' + base64.b64encode(open(sys.argv[1],'rb').read()).decode(), 'classes': ['dog']}))" "$jpeg" >"$work/req.json"
-check "JSON base64 + classes" 200 dog --data-binary @"$work/req.json" -H 'Content-Type: application/json' "$url/detect"
+python3 -c "import base64,json,sys; print(json.dumps({'image': 'data:image/jpeg;base64,' + base64.b64encode(open(sys.argv[1],'rb').read()).decode(), 'classes': ['couch'], 'score_threshold': 0.25}))" "$jpeg" >"$work/req.json"
+check "JSON base64 + classes + threshold" 200 couch --data-binary @"$work/req.json" -H 'Content-Type: application/json' "$url/detect"
 check "multipart form" 200 cat -F "image=@$jpeg" -F score_threshold=0.5 "$url/detect"
 # No -H: curl labels the PNG as a form; the bytes decide.
 check "query options, curl's default content type" 200 person --data-binary @tests/images/camera.png "$url/detect?classes=person&max_detections=1"

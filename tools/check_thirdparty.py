@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Bring-your-own-model check on real third-party exports (PP-PicoDet-S and YOLOX-nano) and on the project's
-own derivation of PicoDet (model/picodet-s-416-coco.*), as CI runs it.
+"""Bring-your-own-model check on real third-party exports (PP-PicoDet-S and YOLOX-nano, NanoDet-g's fp32
+reference export) and on NanoDet-g int8 (model/nanodet-g-416.*, the build-time alternative to the embedded
+model), as CI runs it.
 
     check_thirdparty.py DETECT_BINARY [MODELS_DIR]
 
-MODELS_DIR (default ../shared/models-thirdparty) holds exports that are never committed; when it is absent
-the check says so and checks only the committed derivation. For each model it runs the `detect` binary with MODEL_PATH/MODEL_MANIFEST
+MODELS_DIR (default ../shared/models-thirdparty; NanoDet-g's reference in its sibling reference/) holds exports
+that are never committed; when it is absent the check says so and checks only the committed model. For each
+model it runs the `detect` binary with MODEL_PATH/MODEL_MANIFEST
 (model/manifests/*.toml) on the skimage photos in tests/images and requires:
   - the objects each photo shows (person, cat, cup) found, with scores within 0.05 of those the export's
     own pipeline gives (the models' README);
@@ -24,15 +26,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import manifest_ref  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-# (model file, manifest, {photo: (label, score the upstream pipeline gives)}, folder: None for MODELS_DIR)
+# (model file, manifest, {photo: (label, score the upstream pipeline gives)}, folder: None for MODELS_DIR,
+# "reference" for its sibling reference/)
 PICODET_UPSTREAM = {"astronaut.png": ("person", 0.95), "chelsea.png": ("cat", 0.97),
                     "coffee.png": ("cup", 0.84), "camera.png": ("person", 0.96)}
+# NanoDet-g's own pipeline (../shared/model/NANODET.md, fp32, threshold 0.3).
+NANODET_UPSTREAM = {"astronaut.png": ("person", 0.737), "chelsea.png": ("cat", 0.574),
+                    "camera.png": ("person", 0.877)}
 MODELS = [
     ("picodet_s_416_coco.onnx", "model/manifests/picodet_s_416_coco.toml", PICODET_UPSTREAM, None),
     ("yolox_nano.onnx", "model/manifests/yolox_nano.toml",
      {"astronaut.png": ("person", 0.93), "chelsea.png": ("cat", 0.62), "coffee.png": ("cup", 0.90)}, None),
-    # The project's own derivation of PicoDet (tools/export_picodet.py): committed, so always checked.
-    ("picodet-s-416-coco.int8.onnx", "model/picodet-s-416-coco.toml", PICODET_UPSTREAM, ROOT / "model"),
+    # NanoDet-g's fp32 reference export (../shared/reference), with the project's NanoDet-g manifest.
+    ("nanodet-g-416.fp32.onnx", "model/nanodet-g-416.toml", NANODET_UPSTREAM, "reference"),
+    # NanoDet-g int8, the embedded model before PicoDet-S and a build-time alternative: committed, so
+    # always checked.
+    ("nanodet-g-416.int8.onnx", "model/nanodet-g-416.toml", NANODET_UPSTREAM, ROOT / "model"),
 ]
 
 
@@ -60,9 +69,10 @@ def main(argv):
         print(f"third-party models: {models_dir} is absent; only the committed derivations are checked")
     failures = []
     for file, manifest_path, expect, folder in MODELS:
-        model = (folder or models_dir) / file
+        base = models_dir.parent / "reference" if folder == "reference" else folder or models_dir
+        model = base / file
         if not model.is_file():
-            print(f"{file}: not in {models_dir}; skipped")
+            print(f"{file}: not in {base}; skipped")
             continue
         manifest = manifest_ref.load_manifest(ROOT / manifest_path)
         # The reference runs at the manifest's threshold; the binary at the same one.

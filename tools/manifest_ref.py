@@ -25,7 +25,7 @@ FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Imag
 
 def embedded_manifest():
     """The manifest a build embeds: DETECTOR_MODEL_MANIFEST, else build.rs's default."""
-    return ROOT / os.environ.get("DETECTOR_MODEL_MANIFEST", "model/nanodet-g-416.toml")
+    return ROOT / os.environ.get("DETECTOR_MODEL_MANIFEST", "model/picodet-s-416-coco.toml")
 
 
 def fp32_twin(manifest_path):

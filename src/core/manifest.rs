@@ -206,11 +206,11 @@ fn check_category_ids(ids: &[u64], labels: usize) -> std::result::Result<(), Str
 mod tests {
     use super::*;
 
-    const EMBEDDED: &str = include_str!("../../model/nanodet-g-416.toml");
+    const NANODET_G: &str = include_str!("../../model/nanodet-g-416.toml");
 
     #[test]
-    fn embedded_manifest_parses() {
-        let m = Manifest::from_toml(EMBEDDED).unwrap();
+    fn nanodet_g_manifest_parses() {
+        let m = Manifest::from_toml(NANODET_G).unwrap();
         assert_eq!(m.labels.len(), 80);
         assert_eq!(m.class_id("person"), Some(0));
         assert_eq!(m.class_id("toothbrush"), Some(79));
@@ -223,38 +223,38 @@ mod tests {
     fn unknown_keys_and_bad_values_are_rejected_with_the_reason() {
         // What is reported: the error with its cause (the TOML parser's words).
         use crate::core::error::chain;
-        let typo = EMBEDDED.replacen("reg_max", "regmax", 1);
+        let typo = NANODET_G.replacen("reg_max", "regmax", 1);
         let err = chain(&Manifest::from_toml(&typo).unwrap_err());
         assert!(err.contains("regmax"), "{err}");
 
-        let bad_std = EMBEDDED.replacen("std = [57.375", "std = [0.0", 1);
+        let bad_std = NANODET_G.replacen("std = [57.375", "std = [0.0", 1);
         let err = chain(&Manifest::from_toml(&bad_std).unwrap_err());
         assert!(err.contains("std"), "{err}");
 
-        let both = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\noutput = 0", 1);
+        let both = NANODET_G.replacen("reg_max = 10", "reg_max = 10\noutput = 0", 1);
         let err = chain(&Manifest::from_toml(&both).unwrap_err());
         assert!(err.contains("either `output`"), "{err}");
 
-        let offset = EMBEDDED.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
+        let offset = NANODET_G.replacen("reg_max = 10", "reg_max = 10\ncell_offset = 2.0", 1);
         let err = chain(&Manifest::from_toml(&offset).unwrap_err());
         assert!(err.contains("cell_offset"), "{err}");
 
-        let short = EMBEDDED.replacen("1, 2, 3, 4,", "2, 3, 4,", 1);
+        let short = NANODET_G.replacen("1, 2, 3, 4,", "2, 3, 4,", 1);
         let err = chain(&Manifest::from_toml(&short).unwrap_err());
         assert!(err.contains("79 ids for 80 labels"), "{err}");
-        let twice = EMBEDDED.replacen("1, 2, 3, 4,", "1, 1, 3, 4,", 1);
+        let twice = NANODET_G.replacen("1, 2, 3, 4,", "1, 1, 3, 4,", 1);
         let err = chain(&Manifest::from_toml(&twice).unwrap_err());
         assert!(err.contains("gives 1 to two labels"), "{err}");
-        let zero = EMBEDDED.replacen("1, 2, 3, 4,", "0, 2, 3, 4,", 1);
+        let zero = NANODET_G.replacen("1, 2, 3, 4,", "0, 2, 3, 4,", 1);
         let err = chain(&Manifest::from_toml(&zero).unwrap_err());
         assert!(err.contains("category_ids[0] is 0"), "{err}");
-        let start = EMBEDDED.find("category_ids = [").unwrap();
-        let end = start + EMBEDDED[start..].find("]\n").unwrap() + 2;
-        let without = format!("{}{}", &EMBEDDED[..start], &EMBEDDED[end..]);
+        let start = NANODET_G.find("category_ids = [").unwrap();
+        let end = start + NANODET_G[start..].find("]\n").unwrap() + 2;
+        let without = format!("{}{}", &NANODET_G[..start], &NANODET_G[end..]);
         let m = Manifest::from_toml(&without).expect("category_ids is optional");
         assert_eq!(m.category_id(0), None);
 
-        let mismatched = EMBEDDED.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
+        let mismatched = NANODET_G.replacen("strides = [8, 16, 32]", "strides = [8, 16]", 1);
         let err = chain(&Manifest::from_toml(&mismatched).unwrap_err());
         assert!(err.contains("2 strides"), "{err}");
     }

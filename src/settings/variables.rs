@@ -114,7 +114,7 @@ pub const VARIABLES: &[Variable] = &[
     },
     Variable {
         name: "DETECTOR_MODEL_MANIFEST",
-        default: "`model/nanodet-g-416.toml`",
+        default: "`model/picodet-s-416-coco.toml`",
         meaning: "build time, read by `build.rs`: the manifest whose model `cargo build` embeds",
     },
 ];

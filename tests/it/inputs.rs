@@ -288,7 +288,7 @@ fn bad_options_are_refused_before_decoding() {
 fn the_response_serialises_to_the_public_contract() {
     let r = detect(&read("tests/images/chelsea.jpg")).unwrap();
     let v = serde_json::to_value(&r).unwrap();
-    assert_eq!(v["model"]["name"], "nanodet-g-416");
+    assert_eq!(v["model"]["name"], "picodet-s-416-coco");
     assert_eq!(v["model"]["input_width"], 416);
     assert_eq!(v["image"], serde_json::json!({"width": 451, "height": 300}));
     let d = &v["detections"][0];

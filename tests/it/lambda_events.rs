@@ -117,7 +117,7 @@ fn detection_events_of_every_source_answer_200_with_the_cat() {
                 "{name}"
             );
         }
-        assert_eq!(body["model"]["name"], "nanodet-g-416");
+        assert_eq!(body["model"]["name"], "picodet-s-416-coco");
     }
 }
 
@@ -143,12 +143,13 @@ fn responses_take_the_shape_of_their_source() {
     // A direct invocation gets the body itself, fields in documented order.
     let raw = handle(&app, event("direct-invoke.json")).unwrap();
     assert!(
-        raw.get().starts_with(r#"{"model":{"name":"nanodet-g-416""#),
+        raw.get()
+            .starts_with(r#"{"model":{"name":"picodet-s-416-coco""#),
         "{}",
         &raw.get()[..80]
     );
     let direct: Value = serde_json::from_str(raw.get()).unwrap();
-    assert_eq!(labels(&direct), vec!["cat", "dog"]);
+    assert_eq!(labels(&direct), vec!["cat"]);
 }
 
 #[test]
@@ -156,14 +157,14 @@ fn model_and_health_routes() {
     let app = app(Config::default());
     let (status, _, body) = http(&run(&app, event("rest-api-model.json")).unwrap());
     assert_eq!(status, 200);
-    assert_eq!(body["name"], "nanodet-g-416");
+    assert_eq!(body["name"], "picodet-s-416-coco");
     assert_eq!(body["labels"].as_array().unwrap().len(), 80);
     assert_eq!(body["labels"][15], "cat");
     assert_eq!(body["decoder"], "gfl");
     assert_eq!(body["backend"], "tract");
     assert_eq!(
         body["defaults"],
-        json!({"score_threshold": 0.35, "iou_threshold": 0.6, "max_detections": 100})
+        json!({"score_threshold": 0.4, "iou_threshold": 0.6, "max_detections": 100})
     );
     assert_eq!(body["input"], json!({"width": 416, "height": 416}));
     let (status, _, body) = http(&run(&app, event("http-api-health.json")).unwrap());
@@ -590,16 +591,17 @@ fn request_forms_and_option_precedence() {
     );
     let (status, _, body) = http(&run(&app, e).unwrap());
     assert_eq!((status, labels(&body).len()), (200, 1));
-    // The body's options win over the query's; the query fills the rest.
-    let json_body = format!("{{\"image\": \"{}\", \"classes\": \"dog\"}}", b64(&jpeg));
+    // The body's options win over the query's; the query fills the rest (the couch scores 0.29, under
+    // the default threshold).
+    let json_body = format!("{{\"image\": \"{}\", \"classes\": \"couch\"}}", b64(&jpeg));
     let e = v2_with(
         Some("application/json; charset=utf-8"),
         Some(&json_body),
         false,
-        "classes=cat&score_threshold=0.3",
+        "classes=cat&score_threshold=0.25",
     );
     let (status, _, body) = http(&run(&app, e).unwrap());
-    assert_eq!((status, labels(&body)), (200, vec!["dog"]));
+    assert_eq!((status, labels(&body)), (200, vec!["couch"]));
     // URL-safe base64 without padding, with line breaks.
     let url_safe = b64(&jpeg)
         .replace('+', "-")
@@ -762,7 +764,7 @@ fn pictures_are_answered_as_binary_by_every_http_front_door() {
     assert!(headers["x-model"]
         .as_str()
         .unwrap()
-        .starts_with("nanodet-g-416 "));
+        .starts_with("picodet-s-416-coco "));
 
     // Accept: image/jpeg, no format: a JPEG, for a REST v1 event, a function URL and an ALB.
     for name in [

@@ -205,7 +205,7 @@ fn a_detection_writes_one_valid_record_and_a_log_line_that_names_the_request() {
         r["_aws"]["CloudWatchMetrics"][0]["Namespace"],
         "ObjectDetector"
     );
-    assert_eq!(r["Model"], "nanodet-g-416@0.x-legacy+int8w.1");
+    assert_eq!(r["Model"], "picodet-s-416-coco@paddledetection-2.3+int8w.1");
     assert_eq!(r["request_id"], "req-1");
     assert_eq!(r["ColdStart"], 1);
     assert!(r["ModelLoadLatency"].as_f64().unwrap() > 0.0);

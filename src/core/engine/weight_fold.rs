@@ -186,8 +186,9 @@ mod tests {
             .unwrap()
             .input[1]
             .clone();
-        assert_eq!(before, 34);
-        assert_eq!(fold_weight_dequantization(&mut proto), 34);
+        // One per quantized Conv weight (133 in PicoDet-S, 34 in NanoDet-g).
+        assert!(before > 0, "the embedded model has int8 weights");
+        assert_eq!(fold_weight_dequantization(&mut proto), before);
         let graph = proto.graph.as_ref().unwrap();
         assert!(graph.node.iter().all(|n| n.op_type != "DequantizeLinear"));
         let w = graph
