@@ -61,7 +61,7 @@ target/release/object-detector events/http-api-jpeg.json
 step "hostile images: every class of tools/hostile_images.py answered as it should, CPU and peak per image (benches/hostile.py)"
 python benches/hostile.py --check target/release/detect
 
-step "bring your own model: third-party exports through MODEL_PATH (when ../shared/models-thirdparty exists), and the committed PicoDet derivation"
+step "bring your own model: third-party exports through MODEL_PATH (when ../shared exists), and the committed NanoDet-g, the build-time alternative"
 python tools/check_thirdparty.py target/release/detect
 
 step "accuracy: detect eval held to pycocotools on COCO val2017 photos, and the embedded model's mAP gate (when ../shared/eval exists)"
