@@ -1,6 +1,6 @@
 """Soak test: one warm function process, thousands of mixed invocations, nothing lost, memory flat.
 
-    python tests/soak.py [--requests N] [--seed S] [--report FILE] [BINARY]
+    python tests/soak.py [--requests N] [--seed S] [--report FILE] [--only KIND ...] [BINARY]
 
 Starts `cargo lambda watch` (the Lambda emulator) and the function binary behind it on free 127.0.0.1
 ports, and stops both by PID at the end. Then sends N invocations (default 10,000) through the emulator's
@@ -17,7 +17,7 @@ by tens of MiB (src/core/memory.rs). Passes when: the process is the same one at
 request was answered as expected, RSS after the reference request at the end is within 5% of its figure
 after request 1,000 (after half the run, for runs shorter than 2,000), and the descriptor count at the end
 is what it was then. The high-water RSS is reported too. Prints p50/p90/p99 latency per kind and the RSS curve; --report writes them
-as JSON.
+as JSON. --only KIND (repeatable) narrows the mix to those kinds, to find which requests make RSS grow.
 """
 
 import argparse
@@ -245,11 +245,18 @@ def main():
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--report")
+    parser.add_argument("--only", action="append", metavar="KIND",
+                        help="send only this kind (repeatable): to find which requests make RSS grow")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     images = photos()
     events = Events()
     mix = kinds(events, images)
+    if args.only:
+        unknown = set(args.only) - {name for name, _, _ in mix}
+        if unknown:
+            sys.exit(f"soak: no such kind {sorted(unknown)}; kinds: {[name for name, _, _ in mix]}")
+        mix = [kind for kind in mix if kind[0] in args.only]
     weights = [w for _, w, _ in mix]
     work = pathlib.Path(tempfile.mkdtemp())
     port = free_port()
