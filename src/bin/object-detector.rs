@@ -15,6 +15,11 @@ use object_detector::core::response::millis;
 use object_detector::Settings;
 use serde_json::{json, Value};
 
+// lambda_runtime sets `_X_AMZN_TRACE_ID` before every invocation; glibc's own `setenv` would keep
+// every value (object_detector::aws::lambda::trace_env).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+object_detector::route_setenv_here!();
+
 fn build(settings: &Settings) -> object_detector::Result<App> {
     let detector = settings.detector()?;
     let m = detector.manifest();

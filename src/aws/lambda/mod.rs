@@ -13,6 +13,8 @@
 //!   events) and `record`.
 //! - `log` makes the log lines from a `record::Record`; `record` makes the metric observations.
 //! - `error` holds the failures only the adapter raises; `cors` the allowed origins.
+//! - `trace_env` (glibc only) keeps the runtime's per-invocation `_X_AMZN_TRACE_ID` from leaking;
+//!   the function binary routes `setenv` to it.
 
 mod app;
 mod body;
@@ -24,6 +26,8 @@ mod object_answer;
 mod objects;
 mod record;
 mod reply;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod trace_env;
 
 use serde_json::value::RawValue;
 
