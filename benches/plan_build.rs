@@ -224,7 +224,7 @@ fn main() {
         let t1 = Instant::now();
         let typed = model.into_typed().unwrap();
         let t2 = Instant::now();
-        let plan = tract::plan(typed, false).unwrap();
+        let plan = tract::plan(typed, tract::Rewrites::default()).unwrap();
         let t3 = Instant::now();
         (plan, [t1 - t0, t2 - t1, t3 - t2, t3 - t0])
     };
@@ -232,7 +232,7 @@ fn main() {
         let t0 = Instant::now();
         let model = nnef.model_for_read(&mut Cursor::new(archive)).unwrap();
         let t1 = Instant::now();
-        let plan = tract::plan(model, false).unwrap();
+        let plan = tract::plan(model, tract::Rewrites::default()).unwrap();
         let t2 = Instant::now();
         (plan, [t1 - t0, t2 - t1, t2 - t0])
     };

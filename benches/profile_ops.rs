@@ -33,7 +33,7 @@ fn main() -> TractResult<()> {
     let input_name = detector.manifest().input.name.as_deref();
     let plan = tract::plan(
         tract::typed_model(&onnx_bytes, input_name, &shape)?,
-        settings.run.winograd,
+        tract::Rewrites::for_config(&settings.run),
     )?;
 
     let rgb = decode(&std::fs::read(&photo)?, &DecodeLimits::default())?.rgb;

@@ -30,7 +30,10 @@ fn main() -> TractResult<()> {
         let start = Instant::now();
         let plan = tract::plan(
             tract::typed_model(embedded::MODEL, input_name, &shape)?,
-            winograd,
+            tract::Rewrites {
+                winograd,
+                ..Default::default()
+            },
         )?;
         Ok((plan, start.elapsed().as_secs_f64() * 1e3))
     };

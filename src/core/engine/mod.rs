@@ -8,10 +8,13 @@ use tract_onnx::prelude::{TValue, TVec, Tensor};
 use crate::core::error::{Error, Result};
 
 mod config;
+mod depthwise;
+mod max_pool;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
 mod outputs;
 mod rewrites;
+mod strided_plane;
 pub mod tract;
 mod weight_fold;
 mod winograd;

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::optim::Optimizer;
 
+use super::depthwise::rewrite_depthwise;
+use super::max_pool::rewrite_max_pools;
 use super::outputs::OutputFacts;
 use super::rewrites::rewrite_resizes;
 use super::weight_fold::parse_and_fold;
@@ -79,12 +81,48 @@ pub fn declutter_but_change_axes() -> Optimizer {
     optimizer
 }
 
-/// Declutters a typed model, rewrites the operators tract runs slowly (`rewrites.rs`, and with
-/// `winograd` the 3x3 convolutions, `winograd.rs`), optimizes and plans it.
-pub fn plan(mut model: TypedModel, winograd: bool) -> Result<Plan> {
+/// Which of the project's own operators [`plan`] puts in place of tract's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrites {
+    /// 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3) (`winograd.rs`): [`RunConfig::winograd`].
+    pub winograd: bool,
+    /// Depthwise convolutions (`depthwise.rs`) and max pools (`max_pool.rs`).
+    pub window_kernels: bool,
+}
+
+impl Rewrites {
+    /// The window kernels are on where they were measured faster than tract's (x86_64, `cargo bench
+    /// --bench window_kernels`); on aarch64 they are checked for correctness under emulation only
+    /// (`tools/test_arm64.sh`), so tract keeps those operators there until a Graviton measures them.
+    pub const WINDOW_KERNELS: bool = cfg!(target_arch = "x86_64");
+
+    /// What `config` asks for.
+    pub fn for_config(config: &RunConfig) -> Rewrites {
+        Rewrites {
+            winograd: config.winograd,
+            window_kernels: Self::WINDOW_KERNELS,
+        }
+    }
+}
+
+impl Default for Rewrites {
+    /// What the default [`RunConfig`] asks for.
+    fn default() -> Self {
+        Rewrites::for_config(&RunConfig::default())
+    }
+}
+
+/// Declutters a typed model, rewrites the operators tract runs slowly (resizes, `rewrites.rs`; and as
+/// `rewrites` says, depthwise convolutions and max pools, 3x3 convolutions), optimizes and plans it.
+pub fn plan(mut model: TypedModel, rewrites: Rewrites) -> Result<Plan> {
     declutter(&mut model).map_err(|e| invalid("optimization", e))?;
     rewrite_resizes(&mut model).map_err(|e| invalid("rewriting resizes", e))?;
-    if winograd {
+    if rewrites.window_kernels {
+        rewrite_depthwise(&mut model)
+            .map_err(|e| invalid("rewriting depthwise convolutions", e))?;
+        rewrite_max_pools(&mut model).map_err(|e| invalid("rewriting max pools", e))?;
+    }
+    if rewrites.winograd {
         rewrite_convolutions(&mut model).map_err(|e| invalid("rewriting convolutions", e))?;
     }
     model.optimize().map_err(|e| invalid("optimization", e))?;
@@ -130,7 +168,7 @@ impl Runner {
         let typed = typed_model(onnx, input_name, input_shape)?;
         let outputs = output_facts(&typed)?;
         let runner = Runner {
-            plan: plan(typed, config.winograd)?,
+            plan: plan(typed, Rewrites::for_config(config))?,
             #[cfg(feature = "multithread")]
             pool: (config.threads > 1).then(|| {
                 tract_linalg::multithread::Executor::multithread_with_name(

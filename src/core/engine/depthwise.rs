@@ -1,0 +1,451 @@
+//! Depthwise convolutions (one k x k filter per channel: `group` = input channels = output channels), the
+//! project's own kernel in place of tract's. tract runs them one output pixel at a time; here each
+//! output row is k x k multiply-adds of a contiguous slice of a padded, stride-phase-split copy of the
+//! channel (`strided_plane.rs`), which the compiler vectorises. PP-PicoDet-S has 35 of them (3x3 and
+//! 5x5, stride 1 and 2), 21% of its inference under tract (`cargo bench --bench profile_ops`).
+//!
+//! Applied to the decluttered model before tract optimizes it, for f32 convolutions on NCHW maps with a
+//! batch of one or CHW ones (tract's declutter drops the unit batch axis), constant weights and bias,
+//! any kernel size, stride and explicit padding, no dilation.
+
+use super::rewrites::rewrite_each;
+use super::strided_plane::{channels_first, StridedPlane, Window};
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
+
+/// Rewrites every depthwise convolution [`DepthwiseConv`] takes; returns how many. Anything else is
+/// left as it was.
+pub fn rewrite_depthwise(model: &mut TypedModel) -> TractResult<usize> {
+    rewrite_each::<Conv>(model, |model, node, op| {
+        let Some((window, batch_axis)) = eligible(model, node, op)? else {
+            return Ok(None);
+        };
+        let channels = op.group;
+        let constant = |ix: usize| -> TractResult<Vec<f32>> {
+            let k = model
+                .outlet_fact(node.inputs[ix])?
+                .konst
+                .clone()
+                .context("constant")?;
+            Ok(k.cast_to::<f32>()?
+                .try_as_plain_ram()?
+                .as_slice::<f32>()?
+                .to_vec())
+        };
+        let weights = constant(1)?;
+        let bias = match constant(2)? {
+            b if b.len() == 1 => vec![b[0]; channels],
+            b if b.len() == channels => b,
+            b => bail!("a bias of {} values for {channels} channels", b.len()),
+        };
+        let op = DepthwiseConv {
+            window,
+            batch_axis,
+            channels,
+            weights: Arc::new(tensor1(&weights)),
+            bias: Arc::new(tensor1(&bias)),
+        };
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, node.inputs[0])?;
+        let y = patch.wire_node(&node.name, op, &[x])?[0];
+        patch.shunt_outside(model, OutletId::new(node.id, 0), y)?;
+        Ok(Some(patch))
+    })
+}
+
+/// The convolution's window, and whether its maps have a (unit) batch axis, when it is one this kernel
+/// takes.
+fn eligible(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &Conv,
+) -> TractResult<Option<(Window, bool)>> {
+    let spec = &op.pool_spec;
+    if op.q_params.is_some()
+        || op.kernel_fmt != KernelFormat::OIHW
+        || spec.kernel_shape.len() != 2
+        || spec.dilations().iter().any(|&d| d != 1)
+        || node.inputs.len() != 3
+        || op.group < 2
+        || spec.input_channels != op.group
+        || spec.output_channels != op.group
+    {
+        return Ok(None);
+    }
+    let input = model.outlet_fact(node.inputs[0])?;
+    let Some((shape, batch_axis)) = channels_first(input, spec.data_format) else {
+        return Ok(None);
+    };
+    let kernel = model.outlet_fact(node.inputs[1])?;
+    let bias = model.outlet_fact(node.inputs[2])?;
+    let (kh, kw) = (spec.kernel_shape[0], spec.kernel_shape[1]);
+    if kernel.konst.is_none()
+        || bias.konst.is_none()
+        || kernel.shape.as_concrete() != Some(&[op.group, 1, kh, kw][..])
+    {
+        return Ok(None);
+    }
+    let padding = spec.computed_padding(&shape[1..]);
+    let strides = spec.strides();
+    let window = Window {
+        height: shape[1],
+        width: shape[2],
+        kernel_h: kh,
+        kernel_w: kw,
+        stride_h: strides[0],
+        stride_w: strides[1],
+        pad_top: padding[0].pad_before,
+        pad_left: padding[1].pad_before,
+        out_h: padding[0].convoluted,
+        out_w: padding[1].convoluted,
+    };
+    Ok((window.is_valid() && shape[0] == op.group).then_some((window, batch_axis)))
+}
+
+/// `[1, channels, height, width]` to `[1, channels, out_h, out_w]` (without the first axis when
+/// `batch_axis` is false): each channel convolved with its own `kernel_h x kernel_w` filter
+/// (`weights`, `[channels, 1, kh, kw]` in order), plus its bias.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DepthwiseConv {
+    window: Window,
+    batch_axis: bool,
+    channels: usize,
+    weights: Arc<Tensor>,
+    bias: Arc<Tensor>,
+}
+
+impl Op for DepthwiseConv {
+    fn name(&self) -> StaticName {
+        "ProjectDepthwiseConv".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for DepthwiseConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = args_1!(inputs);
+        let w = self.window;
+        let x = input.try_as_plain_ram()?;
+        let x = x.as_slice::<f32>()?;
+        ensure!(x.len() == self.channels * w.height * w.width);
+        let mut y = Tensor::zero::<f32>(&w.output_shape(self.channels, self.batch_axis))?;
+        convolve(
+            x,
+            self.weights.try_as_plain_ram()?.as_slice::<f32>()?,
+            self.bias.try_as_plain_ram()?.as_slice::<f32>()?,
+            y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
+            w,
+        );
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for DepthwiseConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        let w = self.window;
+        ensure!(
+            inputs[0].shape.as_concrete()
+                == Some(&w.input_shape(self.channels, self.batch_axis)[..])
+        );
+        Ok(tvec!(f32::fact(
+            w.output_shape(self.channels, self.batch_axis)
+        )))
+    }
+
+    as_op!();
+}
+
+/// The convolution itself: `x` `[channels, height, width]` into `y` `[channels, out_h, out_w]`, with
+/// fused multiply-adds where the CPU has them (x86_64 with AVX2 and FMA, checked at run time).
+fn convolve(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32], w: Window) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above), all `convolve_avx2_fma` asks.
+        return unsafe { convolve_avx2_fma(x, weights, bias, y, w) };
+    }
+    convolve_with::<Unfused>(x, weights, bias, y, w)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn convolve_avx2_fma(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32], w: Window) {
+    convolve_with::<Fused>(x, weights, bias, y, w)
+}
+
+/// `a * b + c`: rounded once (`Fused`, only inside code compiled for FMA, where it is one
+/// instruction) or twice (`Unfused`).
+trait MulAdd {
+    fn mul_add(a: f32, b: f32, c: f32) -> f32;
+}
+
+struct Unfused;
+impl MulAdd for Unfused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Fused;
+impl MulAdd for Fused {
+    #[inline(always)]
+    fn mul_add(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+#[inline(always)]
+fn convolve_with<M: MulAdd>(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32], w: Window) {
+    let mut plane = StridedPlane::new(w);
+    let taps = w.kernel_h * w.kernel_w;
+    let (input_planes, output_planes) = (
+        x.chunks_exact(w.height * w.width),
+        y.chunks_exact_mut(w.out_h * w.out_w),
+    );
+    for (((input, output), filter), &b) in input_planes
+        .zip(output_planes)
+        .zip(weights.chunks_exact(taps))
+        .zip(bias)
+    {
+        plane.fill(input, 0.0);
+        for (oy, out) in output.chunks_exact_mut(w.out_w).enumerate() {
+            out.fill(b);
+            let r = oy * w.stride_h;
+            match (w.kernel_h, w.kernel_w) {
+                (3, 3) => {
+                    add_window::<M, 3>(out, &plane, r, filter);
+                    continue;
+                }
+                (5, 5) => {
+                    add_window::<M, 5>(out, &plane, r, filter);
+                    continue;
+                }
+                _ => {}
+            }
+            for ky in 0..w.kernel_h {
+                let r = oy * w.stride_h + ky;
+                let row = &filter[ky * w.kernel_w..][..w.kernel_w];
+                match w.kernel_w {
+                    3 => add_taps::<M, 3>(out, &plane, r, row),
+                    5 => add_taps::<M, 5>(out, &plane, r, row),
+                    _ => {
+                        for kx in 0..w.kernel_w {
+                            add_taps_from::<M, 1>(out, &plane, r, kx, &row[kx..]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out += the K x K window starting at padded row r, weighted by filter` (row-major `[K, K]`): one
+/// pass over `out` for the whole filter.
+#[inline(always)]
+fn add_window<M: MulAdd, const K: usize>(
+    out: &mut [f32],
+    plane: &StridedPlane,
+    r: usize,
+    filter: &[f32],
+) {
+    let n = out.len();
+    let taps: [[&[f32]; K]; K] =
+        std::array::from_fn(|ky| std::array::from_fn(|kx| &plane.taps(r + ky, kx)[..n]));
+    let weights: [[f32; K]; K] =
+        std::array::from_fn(|ky| std::array::from_fn(|kx| filter[ky * K + kx]));
+    for (x, o) in out.iter_mut().enumerate() {
+        let mut acc = *o;
+        for ky in 0..K {
+            for kx in 0..K {
+                acc = M::mul_add(weights[ky][kx], taps[ky][kx][x], acc);
+            }
+        }
+        *o = acc;
+    }
+}
+
+/// `out += sum over kx < K of weights[kx] * (the taps of window column kx in padded row r)`: one pass
+/// over `out` for a whole row of the filter.
+#[inline(always)]
+fn add_taps<M: MulAdd, const K: usize>(
+    out: &mut [f32],
+    plane: &StridedPlane,
+    r: usize,
+    weights: &[f32],
+) {
+    add_taps_from::<M, K>(out, plane, r, 0, weights)
+}
+
+/// [`add_taps`] for window columns `first .. first + K`.
+#[inline(always)]
+fn add_taps_from<M: MulAdd, const K: usize>(
+    out: &mut [f32],
+    plane: &StridedPlane,
+    r: usize,
+    first: usize,
+    weights: &[f32],
+) {
+    let n = out.len();
+    let taps: [&[f32]; K] = std::array::from_fn(|k| &plane.taps(r, first + k)[..n]);
+    let weights: [f32; K] = std::array::from_fn(|k| weights[k]);
+    for (x, o) in out.iter_mut().enumerate() {
+        let mut acc = *o;
+        for k in 0..K {
+            acc = M::mul_add(weights[k], taps[k][x], acc);
+        }
+        *o = acc;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    /// A model of one depthwise convolution of a `[1, channels, h, w]` input (NCHW), or of a
+    /// `[channels, h, w]` one (CHW) when `batch_axis` is false.
+    fn conv_model(
+        channels: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        stride: usize,
+        batch_axis: bool,
+    ) -> TypedModel {
+        let mut model = TypedModel::default();
+        let (shape, data_format) = if batch_axis {
+            (vec![1, channels, h, w], DataFormat::NCHW)
+        } else {
+            (vec![channels, h, w], DataFormat::CHW)
+        };
+        let x = model.add_source("x", f32::fact(&shape)).unwrap();
+        let kernel = model
+            .add_const("kernel", pseudo_random(&[channels, 1, k, k], 1))
+            .unwrap();
+        let bias = model
+            .add_const("bias", pseudo_random(&[channels], 2))
+            .unwrap();
+        let pad = k / 2;
+        let conv = Conv {
+            pool_spec: PoolSpec {
+                data_format,
+                kernel_shape: tvec!(k, k),
+                padding: PaddingSpec::ExplicitOnnxPool(tvec!(pad, pad), tvec!(pad, pad), false),
+                dilations: None,
+                strides: Some(tvec!(stride, stride)),
+                input_channels: channels,
+                output_channels: channels,
+            },
+            kernel_fmt: KernelFormat::OIHW,
+            group: channels,
+            q_params: None,
+        };
+        let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        model
+    }
+
+    fn pseudo_random(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect();
+        tensor1(&values).into_shape(shape).unwrap()
+    }
+
+    fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let out = plan.run(tvec!(input.clone().into_tvalue())).unwrap();
+        out[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn depthwise_convolutions_agree_with_tracts_own() {
+        // PicoDet-S's kernels and strides, on odd and even sizes (stride 2 on an odd size has a
+        // window hanging over the bottom and right edge).
+        for (channels, h, w, k, stride) in [
+            (3, 7, 9, 3, 1),
+            (4, 8, 6, 3, 2),
+            (5, 13, 13, 5, 1),
+            (2, 13, 11, 5, 2),
+            (3, 1, 1, 3, 1),
+            (2, 2, 3, 5, 2),
+        ] {
+            for batch_axis in [true, false] {
+                let shape: &[usize] = if batch_axis {
+                    &[1, channels, h, w]
+                } else {
+                    &[channels, h, w]
+                };
+                let input = pseudo_random(shape, 3);
+                let want = run(conv_model(channels, h, w, k, stride, batch_axis), &input);
+                let mut model = conv_model(channels, h, w, k, stride, batch_axis);
+                assert_eq!(rewrite_depthwise(&mut model).unwrap(), 1);
+                assert!(model.nodes.iter().any(|n| n.op_is::<DepthwiseConv>()));
+                let got = run(model, &input);
+                assert_eq!(got.len(), want.len());
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "{shape:?}, {k}x{k} stride {stride}: max abs diff {worst}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fused_and_unfused_multiply_adds_agree() {
+        let w = Window {
+            height: 9,
+            width: 11,
+            kernel_h: 5,
+            kernel_w: 5,
+            stride_h: 2,
+            stride_w: 2,
+            pad_top: 2,
+            pad_left: 2,
+            out_h: 5,
+            out_w: 6,
+        };
+        let values = |n: usize, seed: usize| -> Vec<f32> {
+            let t = pseudo_random(&[n], seed);
+            t.try_as_plain_ram()
+                .unwrap()
+                .as_slice::<f32>()
+                .unwrap()
+                .to_vec()
+        };
+        let (x, k, b) = (values(3 * 99, 1), values(3 * 25, 2), values(3, 3));
+        let mut unfused = vec![0f32; 3 * 30];
+        convolve_with::<Unfused>(&x, &k, &b, &mut unfused, w);
+        let mut fused = vec![0f32; 3 * 30];
+        convolve_with::<Fused>(&x, &k, &b, &mut fused, w);
+        let mut dispatched = vec![0f32; 3 * 30];
+        convolve(&x, &k, &b, &mut dispatched, w);
+        for (a, f) in unfused.iter().zip(&fused) {
+            assert!((a - f).abs() < 1e-5, "{a} vs {f}");
+        }
+        assert!(dispatched == fused || dispatched == unfused);
+    }
+
+    #[test]
+    fn grouped_and_dense_convolutions_are_left_to_tract() {
+        // group 1: a dense convolution.
+        let mut model = conv_model(1, 6, 6, 3, 1, true);
+        assert_eq!(rewrite_depthwise(&mut model).unwrap(), 0);
+    }
+}
