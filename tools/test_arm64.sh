@@ -4,7 +4,7 @@
 # on every 3x3 stride-1 conv shape of the model, on tract's NEON kernels, and the graph rewrites), and
 # from the integration tests the raw outputs against onnxruntime's goldens (fp32 model), the int8
 # pipeline against onnxruntime on the same file, and the whole model with Winograd against tract's own
-# convolutions. Correctness only: a time under emulation says nothing about Graviton, and none is
+# convolutions; and tests/trace_env.rs (the function's own `setenv` for the trace variable, on aarch64's glibc). Correctness only: a time under emulation says nothing about Graviton, and none is
 # measured here.
 #
 #   tools/test_arm64.sh                 # the set above
@@ -39,4 +39,5 @@ if [ $# -eq 0 ]; then
     backends::tract_with_winograd_convolutions_finds_what_its_own_find
 fi
 cargo-zigbuild test --locked --target "$target" --lib
+cargo-zigbuild test --locked --target "$target" --test trace_env
 cargo-zigbuild test --locked --target "$target" --test it -- --skip cli:: "$@"
