@@ -9,7 +9,9 @@
 //! any kernel size, stride and explicit padding, no dilation.
 
 use super::rewrites::rewrite_each;
-use super::strided_plane::{channels_first, StridedPlane, Window};
+use super::strided_plane::{
+    channels_first, eval_window, window_output_facts, StridedPlane, Window,
+};
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat};
 
@@ -126,33 +128,28 @@ impl EvalOp for DepthwiseConv {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let w = self.window;
-        let x = input.try_as_plain_ram()?;
-        let x = x.as_slice::<f32>()?;
-        ensure!(x.len() == self.channels * w.height * w.width);
-        let mut y = Tensor::zero::<f32>(&w.output_shape(self.channels, self.batch_axis))?;
-        convolve(
-            x,
-            self.weights.try_as_plain_ram()?.as_slice::<f32>()?,
-            self.bias.try_as_plain_ram()?.as_slice::<f32>()?,
-            y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?,
-            w,
-        );
-        Ok(tvec!(y.into_tvalue()))
+        eval_window(
+            inputs,
+            self.window,
+            self.channels,
+            self.batch_axis,
+            |x, y| {
+                convolve(
+                    x,
+                    self.weights.try_as_plain_ram()?.as_slice::<f32>()?,
+                    self.bias.try_as_plain_ram()?.as_slice::<f32>()?,
+                    y,
+                    self.window,
+                );
+                Ok(())
+            },
+        )
     }
 }
 
 impl TypedOp for DepthwiseConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let w = self.window;
-        ensure!(
-            inputs[0].shape.as_concrete()
-                == Some(&w.input_shape(self.channels, self.batch_axis)[..])
-        );
-        Ok(tvec!(f32::fact(
-            w.output_shape(self.channels, self.batch_axis)
-        )))
+        window_output_facts(inputs, self.window, self.channels, self.batch_axis)
     }
 
     as_op!();
@@ -303,9 +300,8 @@ fn add_taps_from<M: MulAdd, const K: usize>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::strided_plane::test_support::{run, square_window};
     use super::*;
-    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::nn::DataFormat;
 
     /// A model of one depthwise convolution of a `[1, channels, h, w]` input (NCHW), or of a
     /// `[channels, h, w]` one (CHW) when `batch_axis` is false.
@@ -318,11 +314,7 @@ mod tests {
         batch_axis: bool,
     ) -> TypedModel {
         let mut model = TypedModel::default();
-        let (shape, data_format) = if batch_axis {
-            (vec![1, channels, h, w], DataFormat::NCHW)
-        } else {
-            (vec![channels, h, w], DataFormat::CHW)
-        };
+        let (shape, pool_spec) = square_window(channels, (h, w), k, stride, batch_axis);
         let x = model.add_source("x", f32::fact(&shape)).unwrap();
         let kernel = model
             .add_const("kernel", pseudo_random(&[channels, 1, k, k], 1))
@@ -330,17 +322,8 @@ mod tests {
         let bias = model
             .add_const("bias", pseudo_random(&[channels], 2))
             .unwrap();
-        let pad = k / 2;
         let conv = Conv {
-            pool_spec: PoolSpec {
-                data_format,
-                kernel_shape: tvec!(k, k),
-                padding: PaddingSpec::ExplicitOnnxPool(tvec!(pad, pad), tvec!(pad, pad), false),
-                dilations: None,
-                strides: Some(tvec!(stride, stride)),
-                input_channels: channels,
-                output_channels: channels,
-            },
+            pool_spec,
             kernel_fmt: KernelFormat::OIHW,
             group: channels,
             q_params: None,
@@ -356,17 +339,6 @@ mod tests {
             .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
             .collect();
         tensor1(&values).into_shape(shape).unwrap()
-    }
-
-    fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
-        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-        let out = plan.run(tvec!(input.clone().into_tvalue())).unwrap();
-        out[0]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec()
     }
 
     #[test]

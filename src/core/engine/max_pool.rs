@@ -11,7 +11,9 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::MaxPool as TractMaxPool;
 
 use super::rewrites::rewrite_each;
-use super::strided_plane::{channels_first, StridedPlane, Window};
+use super::strided_plane::{
+    channels_first, eval_window, window_output_facts, StridedPlane, Window,
+};
 
 /// Rewrites every max pool [`MaxPool`] takes; returns how many. Anything else is left as it was.
 pub fn rewrite_max_pools(model: &mut TypedModel) -> TractResult<usize> {
@@ -87,27 +89,22 @@ impl EvalOp for MaxPool {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = args_1!(inputs);
-        let w = self.window;
-        let x = input.try_as_plain_ram()?;
-        let x = x.as_slice::<f32>()?;
-        ensure!(x.len() == self.channels * w.height * w.width);
-        let mut y = Tensor::zero::<f32>(&w.output_shape(self.channels, self.batch_axis))?;
-        pool(x, y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?, w);
-        Ok(tvec!(y.into_tvalue()))
+        eval_window(
+            inputs,
+            self.window,
+            self.channels,
+            self.batch_axis,
+            |x, y| {
+                pool(x, y, self.window);
+                Ok(())
+            },
+        )
     }
 }
 
 impl TypedOp for MaxPool {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        let w = self.window;
-        ensure!(
-            inputs[0].shape.as_concrete()
-                == Some(&w.input_shape(self.channels, self.batch_axis)[..])
-        );
-        Ok(tvec!(f32::fact(
-            w.output_shape(self.channels, self.batch_axis)
-        )))
+        window_output_facts(inputs, self.window, self.channels, self.batch_axis)
     }
 
     as_op!();
@@ -156,9 +153,8 @@ fn pool_with(x: &[f32], y: &mut [f32], w: Window) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::strided_plane::test_support::{run, square_window};
     use super::*;
-    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
-    use tract_onnx::tract_core::ops::nn::DataFormat;
 
     /// A model of one max pool of a `[1, channels, h, w]` input (NCHW), or of a `[channels, h, w]`
     /// one (CHW) when `batch_axis` is false.
@@ -171,39 +167,15 @@ mod tests {
         batch_axis: bool,
     ) -> TypedModel {
         let mut model = TypedModel::default();
-        let (shape, data_format) = if batch_axis {
-            (vec![1, channels, h, w], DataFormat::NCHW)
-        } else {
-            (vec![channels, h, w], DataFormat::CHW)
-        };
+        let (shape, pool_spec) = square_window(channels, (h, w), k, stride, batch_axis);
         let x = model.add_source("x", f32::fact(&shape)).unwrap();
-        let pad = k / 2;
         let op = TractMaxPool {
-            pool_spec: PoolSpec {
-                data_format,
-                kernel_shape: tvec!(k, k),
-                padding: PaddingSpec::ExplicitOnnxPool(tvec!(pad, pad), tvec!(pad, pad), false),
-                dilations: None,
-                strides: Some(tvec!(stride, stride)),
-                input_channels: channels,
-                output_channels: channels,
-            },
+            pool_spec,
             with_index_outputs: None,
         };
         let y = model.wire_node("pool", op, &[x]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
-    }
-
-    fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
-        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
-        let out = plan.run(tvec!(input.clone().into_tvalue())).unwrap();
-        out[0]
-            .try_as_plain_ram()
-            .unwrap()
-            .as_slice::<f32>()
-            .unwrap()
-            .to_vec()
     }
 
     #[test]

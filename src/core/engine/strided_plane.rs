@@ -6,7 +6,7 @@
 //! holds its columns `q, q + s, q + 2s, ...`, so output column `x` of window column `kx` reads padded
 //! column `x * s + kx`, which is element `x + kx / s` of phase `kx % s`.
 
-use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// The `[channels, height, width]` of an f32 map in `format`, and whether it has a batch axis (of one):
@@ -79,6 +79,37 @@ impl Window {
     }
 }
 
+/// A window operator's output fact, once its input has the shape `window` reads: the same for every
+/// operator on these planes.
+pub(super) fn window_output_facts(
+    inputs: &[&TypedFact],
+    window: Window,
+    channels: usize,
+    batch_axis: bool,
+) -> TractResult<TVec<TypedFact>> {
+    ensure!(inputs[0].shape.as_concrete() == Some(&window.input_shape(channels, batch_axis)[..]));
+    Ok(tvec!(f32::fact(window.output_shape(channels, batch_axis))))
+}
+
+/// Evaluates a window operator: `kernel` reads the input's values (`[channels, height, width]` in
+/// order) and writes a zeroed output of the window's output shape.
+pub(super) fn eval_window(
+    inputs: TVec<TValue>,
+    window: Window,
+    channels: usize,
+    batch_axis: bool,
+    kernel: impl FnOnce(&[f32], &mut [f32]) -> TractResult<()>,
+) -> TractResult<TVec<TValue>> {
+    ensure!(inputs.len() == 1);
+    let input = &inputs[0];
+    let x = input.try_as_plain_ram()?;
+    let x = x.as_slice::<f32>()?;
+    ensure!(x.len() == channels * window.height * window.width);
+    let mut y = Tensor::zero::<f32>(&window.output_shape(channels, batch_axis))?;
+    kernel(x, y.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?)?;
+    Ok(tvec!(y.into_tvalue()))
+}
+
 /// A reusable buffer holding one padded, phase-split plane.
 pub(super) struct StridedPlane {
     window: Window,
@@ -146,6 +177,55 @@ impl StridedPlane {
         let phase = kx % w.stride_w;
         let start = (r * w.stride_w + phase) * self.phase_len + kx / w.stride_w;
         &self.values[start..][..w.out_w]
+    }
+}
+
+/// What the window operators' tests share: a square window's pool spec and input shape, and running a
+/// model to its first output.
+#[cfg(test)]
+pub(super) mod test_support {
+    use tract_onnx::prelude::*;
+    use tract_onnx::tract_core::ops::cnn::{PaddingSpec, PoolSpec};
+    use tract_onnx::tract_core::ops::nn::DataFormat;
+
+    /// The input shape and pool spec of a `k x k` window with stride `stride` and `k / 2` padding on
+    /// every side, over `channels` maps of `h x w`: `[1, channels, h, w]` (NCHW), or `[channels, h, w]`
+    /// (CHW) when `batch_axis` is false.
+    pub fn square_window(
+        channels: usize,
+        (h, w): (usize, usize),
+        k: usize,
+        stride: usize,
+        batch_axis: bool,
+    ) -> (Vec<usize>, PoolSpec) {
+        let (shape, data_format) = if batch_axis {
+            (vec![1, channels, h, w], DataFormat::NCHW)
+        } else {
+            (vec![channels, h, w], DataFormat::CHW)
+        };
+        let pad = k / 2;
+        let spec = PoolSpec {
+            data_format,
+            kernel_shape: tvec!(k, k),
+            padding: PaddingSpec::ExplicitOnnxPool(tvec!(pad, pad), tvec!(pad, pad), false),
+            dilations: None,
+            strides: Some(tvec!(stride, stride)),
+            input_channels: channels,
+            output_channels: channels,
+        };
+        (shape, spec)
+    }
+
+    /// `model`'s first output on `input`, optimized and planned by tract.
+    pub fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
+        let plan = model.into_optimized().unwrap().into_runnable().unwrap();
+        let out = plan.run(tvec!(input.clone().into_tvalue())).unwrap();
+        out[0]
+            .try_as_plain_ram()
+            .unwrap()
+            .as_slice::<f32>()
+            .unwrap()
+            .to_vec()
     }
 }
 
