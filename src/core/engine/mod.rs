@@ -14,6 +14,7 @@ mod max_pool;
 mod onnxruntime;
 mod outputs;
 mod rewrites;
+pub mod segments;
 mod strided_plane;
 pub mod tract;
 mod weight_fold;
