@@ -153,12 +153,9 @@ fn run_config(text: &Text, raw: &Raw, memory_mib: Option<u64>) -> Result<RunConf
             detail: format!("{v:?} is not a backend; use `tract` or `onnxruntime`"),
         })?,
     };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = match text("DETECTOR_THREADS")? {
-        None => RunConfig::default_threads(
-            backend,
-            memory_mib,
-            std::thread::available_parallelism().map_or(1, usize::from),
-        ),
+        None => RunConfig::default_threads(backend, memory_mib, cores),
         Some(v) => match v.trim().parse::<usize>() {
             Ok(n) if (1..=256).contains(&n) => n,
             _ => {
@@ -174,6 +171,7 @@ fn run_config(text: &Text, raw: &Raw, memory_mib: Option<u64>) -> Result<RunConf
         threads,
         onnxruntime_library: raw("ORT_DYLIB_PATH").map(PathBuf::from),
         winograd: switch("DETECTOR_WINOGRAD", text("DETECTOR_WINOGRAD")?, false)?,
+        plan_threads: cores,
     };
     run.check()?;
     Ok(run)

@@ -1,6 +1,7 @@
-//! The plan build's own declutter (`tract::declutter`: the passes but `ChangeAxes` first, then all of
-//! them) plans the graph tract's one-round declutter plans: on every committed detector, the same
-//! operators and the same outputs, bit for bit, on a real photo's input tensor.
+//! The plan build's own steps against tract's, on every committed detector and a real photo's input
+//! tensor: the two-round declutter (`tract::declutter`: the passes but `ChangeAxes` first, then all of
+//! them) plans the graph tract's one-round declutter plans, the same operators and outputs bit for
+//! bit; the plan in segments (`tract::plan_segments`) computes what the whole graph's plan computes.
 
 use crate::common::{int8, read};
 use object_detector::core::engine::{f32_values, tract};
@@ -48,5 +49,68 @@ fn two_round_declutter_plans_what_tracts_declutter_plans() {
             run(two_rounds, &input) == run(one_round, &input),
             "{file}: outputs differ"
         );
+    }
+}
+
+/// The planned operators but sources and constants, each with its count.
+fn computing_operators(models: &[&TypedModel]) -> std::collections::BTreeMap<String, i64> {
+    let mut count = std::collections::BTreeMap::new();
+    for model in models {
+        for node in model.nodes() {
+            let name = node.op.name().to_string();
+            if name != "Source" && name != "Const" {
+                *count.entry(name).or_default() += 1;
+            }
+        }
+    }
+    count
+}
+
+/// The plan the engine runs, cut into segments planned on two threads (`segments.rs`), computes what
+/// the whole graph planned at once computes, with the same operators but for at most two where a cut
+/// keeps tract from fusing across it (on PicoDet-S: one reshape and one packing, measured by `cargo
+/// bench --bench plan_segments`).
+#[test]
+fn the_segmented_plan_computes_what_the_whole_plan_computes() {
+    let photo = decode(&read("tests/images/coffee.jpg"), &DecodeLimits::default()).unwrap();
+    let (input, _) = int8().preprocess(&photo.rgb).unwrap();
+    let config = object_detector::core::engine::RunConfig {
+        plan_threads: 2,
+        ..Default::default()
+    };
+    for file in MODELS {
+        let typed = tract::typed_model(&read(file), None, &[1, 3, 416, 416]).unwrap();
+        let parts = object_detector::core::engine::segments::parts_for(typed.nodes().len());
+        let whole = tract::plan(typed.clone(), tract::Rewrites::default()).unwrap();
+        let segmented = tract::plan_segments(typed, &config).unwrap();
+        assert_eq!(segmented.plans().len(), parts, "{file}");
+
+        let whole_ops = computing_operators(&[whole.model()]);
+        let models: Vec<&TypedModel> = segmented.plans().iter().map(|p| p.model()).collect();
+        let ops = computing_operators(&models);
+        let differ: i64 = whole_ops
+            .keys()
+            .chain(ops.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(|k| (ops.get(k).unwrap_or(&0) - whole_ops.get(k).unwrap_or(&0)).abs())
+            .sum();
+        assert!(differ <= 2, "{file}: {ops:?} against {whole_ops:?}");
+
+        let expected = whole.run(tvec!(input.clone().into())).unwrap();
+        let got = segmented
+            .run(tvec!(input.clone().into()), |p, inputs| p.run(inputs))
+            .unwrap();
+        assert_eq!(got.len(), expected.len(), "{file}");
+        for (i, (a, b)) in got.iter().zip(expected.iter()).enumerate() {
+            assert_eq!(a.shape(), b.shape(), "{file} output {i}");
+            let (a, b) = (f32_values(a).unwrap(), f32_values(b).unwrap());
+            let worst = a
+                .iter()
+                .zip(b.iter())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max);
+            assert!(worst <= 1e-4, "{file} output {i}: differs by {worst}");
+        }
     }
 }

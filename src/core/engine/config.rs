@@ -65,6 +65,9 @@ pub struct RunConfig {
     /// tract's im2col (`DETECTOR_WINOGRAD=on`). Off by default: 11-12% less inference time does not yet
     /// pay for 18-20 ms more plan build (BENCHMARKS.md).
     pub winograd: bool,
+    /// tract: threads the plan build uses, one segment of the graph each (`segments.rs`); the cores
+    /// the process sees, from the settings. The plan is the same on any number.
+    pub plan_threads: usize,
 }
 
 impl Default for RunConfig {
@@ -74,6 +77,7 @@ impl Default for RunConfig {
             threads: 1,
             onnxruntime_library: None,
             winograd: false,
+            plan_threads: 1,
         }
     }
 }

@@ -13,6 +13,7 @@ use super::depthwise::rewrite_depthwise;
 use super::max_pool::rewrite_max_pools;
 use super::outputs::OutputFacts;
 use super::rewrites::rewrite_resizes;
+use super::segments::{self, SegmentedPlan};
 use super::weight_fold::parse_and_fold;
 use super::winograd::rewrite_convolutions;
 use super::{input_index, RunConfig};
@@ -129,6 +130,17 @@ pub fn plan(mut model: TypedModel, rewrites: Rewrites) -> Result<Plan> {
     model.into_runnable().map_err(|e| invalid("planning", e))
 }
 
+/// A typed model cut into segments of about [`segments::SEGMENT_NODES`] nodes, each planned by [`plan`]
+/// on up to `config.plan_threads` threads: tract's plan build grows with the square of the graph.
+pub fn plan_segments(model: TypedModel, config: &RunConfig) -> Result<SegmentedPlan<Plan>> {
+    let parts = segments::parts_for(model.nodes().len());
+    let segments = segments::split(&model, parts)
+        .map_err(|e| invalid("cutting the graph into segments", e))?;
+    drop(model);
+    let rewrites = Rewrites::for_config(config);
+    segments.plan(config.plan_threads, |segment| plan(segment, rewrites))
+}
+
 /// Names, shapes and types of a typed model's outputs.
 fn output_facts(typed: &TypedModel) -> Result<OutputFacts> {
     let mut facts = OutputFacts::default();
@@ -150,10 +162,10 @@ fn output_facts(typed: &TypedModel) -> Result<OutputFacts> {
     Ok(facts)
 }
 
-/// A planned model and, when it runs on more than one thread, its own pool for tract's matrix products
-/// (no process-global executor).
+/// A planned model (in segments, `segments.rs`) and, when it runs on more than one thread, its own pool
+/// for tract's matrix products (no process-global executor).
 pub struct Runner {
-    plan: Plan,
+    plan: SegmentedPlan<Plan>,
     #[cfg(feature = "multithread")]
     pool: Option<tract_linalg::multithread::Executor>,
 }
@@ -168,7 +180,7 @@ impl Runner {
         let typed = typed_model(onnx, input_name, input_shape)?;
         let outputs = output_facts(&typed)?;
         let runner = Runner {
-            plan: plan(typed, Rewrites::for_config(config))?,
+            plan: plan_segments(typed, config)?,
             #[cfg(feature = "multithread")]
             pool: (config.threads > 1).then(|| {
                 tract_linalg::multithread::Executor::multithread_with_name(
@@ -181,7 +193,10 @@ impl Runner {
     }
 
     pub fn run(&self, input: Tensor) -> Result<TVec<TValue>> {
-        let run = || self.plan.run(tvec!(input.into()));
+        let run = || {
+            self.plan
+                .run(tvec!(input.into()), |plan, inputs| plan.run(inputs))
+        };
         #[cfg(feature = "multithread")]
         let outputs = match &self.pool {
             Some(pool) => tract_linalg::multithread::multithread_tract_scope(pool.clone(), run),
