@@ -28,7 +28,8 @@ fn main() -> TractResult<()> {
         ModelSource::Files { model, .. } => std::fs::read(model)?,
         ModelSource::Embedded => object_detector::core::embedded::MODEL.to_vec(),
     };
-    // The plan the detector runs, built by the engine's own steps.
+    // The plan the detector runs, built by the engine's own steps, as one graph: the detector plans it in
+    // segments (`tract::plan_segments`), with the same operators but at most two (tests/it/plan.rs).
     let shape = detector.preprocessor().input_shape();
     let input_name = detector.manifest().input.name.as_deref();
     let plan = tract::plan(
