@@ -9,7 +9,6 @@
 use crate::common;
 
 use object_detector::core::embedded;
-use object_detector::core::engine::f32_values;
 use object_detector::core::engine::RunConfig;
 use object_detector::core::image_decode::decode;
 use object_detector::{DecodeLimits, DetectOptions, Detector, Manifest};
@@ -50,13 +49,7 @@ fn assert_same_as_default(variant: &Detector, raw_tol: f32) {
         let b = variant.infer(input).unwrap();
         assert_eq!(a.len(), b.len());
         for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-            assert_eq!(x.shape(), y.shape(), "{photo}: output {i} shape");
-            let (x, y) = (f32_values(x).unwrap(), f32_values(y).unwrap());
-            let diff = x
-                .iter()
-                .zip(y.iter())
-                .map(|(p, q)| (p - q).abs())
-                .fold(0f32, f32::max);
+            let diff = common::largest_difference(x, y, &format!("{photo}: output {i}"));
             assert!(diff <= raw_tol, "{photo}: output {i} differs by {diff}");
         }
 

@@ -6,8 +6,23 @@ use std::sync::{Arc, OnceLock};
 
 use image::{DynamicImage, ImageFormat};
 use object_detector::core::embedded;
+use object_detector::core::engine::f32_values;
 use object_detector::{DetectOptions, Detector, Manifest};
 use serde_json::Value;
+
+/// The largest absolute difference between two raw outputs of the same shape (`what` names them).
+pub fn largest_difference(
+    a: &tract_onnx::prelude::Tensor,
+    b: &tract_onnx::prelude::Tensor,
+    what: &str,
+) -> f32 {
+    assert_eq!(a.shape(), b.shape(), "{what}: shape");
+    let (a, b) = (f32_values(a).unwrap(), f32_values(b).unwrap());
+    a.iter()
+        .zip(b.iter())
+        .map(|(p, q)| (p - q).abs())
+        .fold(0f32, f32::max)
+}
 
 /// The generated decoder-test models in tests/models (tools/make_test_models.py), one per family or
 /// layout.

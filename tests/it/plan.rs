@@ -3,7 +3,7 @@
 //! them) plans the graph tract's one-round declutter plans, the same operators and outputs bit for
 //! bit; the plan in segments (`tract::plan_segments`) computes what the whole graph's plan computes.
 
-use crate::common::{int8, read};
+use crate::common::{int8, largest_difference, read};
 use object_detector::core::engine::{f32_values, tract};
 use object_detector::core::image_decode::decode;
 use object_detector::DecodeLimits;
@@ -103,13 +103,7 @@ fn the_segmented_plan_computes_what_the_whole_plan_computes() {
             .unwrap();
         assert_eq!(got.len(), expected.len(), "{file}");
         for (i, (a, b)) in got.iter().zip(expected.iter()).enumerate() {
-            assert_eq!(a.shape(), b.shape(), "{file} output {i}");
-            let (a, b) = (f32_values(a).unwrap(), f32_values(b).unwrap());
-            let worst = a
-                .iter()
-                .zip(b.iter())
-                .map(|(x, y)| (x - y).abs())
-                .fold(0f32, f32::max);
+            let worst = largest_difference(a, b, &format!("{file} output {i}"));
             assert!(worst <= 1e-4, "{file} output {i}: differs by {worst}");
         }
     }
