@@ -390,11 +390,20 @@ mod tests {
         parse(&vars).map(|s| s.run)
     }
 
+    /// The run settings when none is set: `RunConfig`'s defaults, with the plan built on every core the
+    /// process sees.
+    fn default_run() -> RunConfig {
+        RunConfig {
+            plan_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            ..RunConfig::default()
+        }
+    }
+
     #[test]
     fn nothing_set_means_every_default() {
         let s = parse(&[]).unwrap();
         assert_eq!(s.model, ModelSource::Embedded);
-        assert_eq!(s.run, RunConfig::default());
+        assert_eq!(s.run, default_run());
         assert_eq!(s.limits, DecodeLimits::default());
         assert_eq!(s.cors_allow_origin, None);
         assert!(s.metrics_enabled);
@@ -414,7 +423,7 @@ mod tests {
             (Some(""), Some("  ")),
             (Some("tract"), Some("1")),
         ] {
-            assert_eq!(run(b, t).unwrap(), RunConfig::default());
+            assert_eq!(run(b, t).unwrap(), default_run());
         }
         assert_eq!(run(Some(" TRACT "), None).unwrap().backend, Backend::Tract);
     }
