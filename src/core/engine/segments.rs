@@ -251,10 +251,16 @@ pub fn split(model: &TypedModel, parts: usize) -> TractResult<Segments> {
     let mut computed = HashMap::new();
     for (s, range) in bounds.windows(2).enumerate() {
         computed.extend(order[range[0]..range[1]].iter().map(|&id| (id, s)));
+        // The whole model's symbols (a data-dependent dimension such as in-graph NMS's row count): a
+        // segment's facts name them, and tract resolves them in the model's own scope.
+        let segment = TypedModel {
+            symbols: model.symbols.clone(),
+            ..TypedModel::default()
+        };
         let mut builder = SegmentBuilder {
             whole: model,
             computed: &computed,
-            model: TypedModel::default(),
+            model: segment,
             mapping: HashMap::new(),
             imports: Vec::new(),
         };
@@ -578,6 +584,27 @@ mod tests {
             let out = run_segments(&model, parts, &input());
             assert_eq!(&f32_values(&out[0]).unwrap()[..], &[7.0, 8.0]);
             assert_same(&out, &whole, &format!("{parts} parts"));
+        }
+    }
+
+    #[test]
+    fn a_symbolic_dimension_runs_in_every_segment() {
+        // A batch of `n` rows, known only when the model runs.
+        let mut model = TypedModel::default();
+        let n = model.symbols.sym("n");
+        let x = model
+            .add_source("x", f32::fact(&[n.to_dim(), 4.to_dim()]))
+            .unwrap();
+        let y = blocks(&mut model, x, 0..6);
+        model.select_output_outlets(&[y]).unwrap();
+        let rows = tensor2(&[[0.5f32, -1.5, 2.0, -0.25], [1.0, 2.0, 3.0, 4.0]]);
+        let whole = run_whole(&model, &rows);
+        for parts in [2, 3] {
+            assert_same(
+                &run_segments(&model, parts, &rows),
+                &whole,
+                &format!("{parts} parts"),
+            );
         }
     }
 
