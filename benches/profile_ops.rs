@@ -91,6 +91,10 @@ fn main() -> TractResult<()> {
     rows.sort_by(|a, b| b.0.total_cmp(&a.0));
     for (ms, id, kind, name) in rows.iter().take(15) {
         println!("  #{id:<4} {kind:<24} {ms:>7.2}  {name}");
+        // What the operator says of itself: for a matrix product, the kernel tract picked.
+        for line in model.node(*id).op().info().unwrap_or_default() {
+            println!("          {line}");
+        }
     }
     Ok(())
 }
