@@ -93,7 +93,7 @@ pub struct Rewrites {
 
 impl Rewrites {
     /// The window kernels are on where they were measured faster than tract's (x86_64, `cargo bench
-    /// --bench window_kernels`); on aarch64 they are checked for correctness under emulation only
+    /// --bench kernels`); on aarch64 they are checked for correctness under emulation only
     /// (`tools/test_arm64.sh`), so tract keeps those operators there until a Graviton measures them.
     pub const WINDOW_KERNELS: bool = cfg!(target_arch = "x86_64");
 

@@ -2,7 +2,7 @@
 //! and one photo: both plans built by the engine's steps in one process, runs interleaved, medians and
 //! their ratio, and the same for the plan build.
 //!
-//!     cargo bench --bench window_kernels [-- photo.jpg]
+//!     cargo bench --bench kernels [-- photo.jpg]
 
 use std::time::Instant;
 
