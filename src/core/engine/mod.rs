@@ -13,6 +13,7 @@ mod max_pool;
 #[cfg(feature = "onnxruntime")]
 mod onnxruntime;
 mod outputs;
+mod pointwise;
 mod rewrites;
 pub mod segments;
 mod strided_plane;

@@ -12,6 +12,7 @@ use tract_onnx::tract_core::optim::Optimizer;
 use super::depthwise::rewrite_depthwise;
 use super::max_pool::rewrite_max_pools;
 use super::outputs::OutputFacts;
+use super::pointwise::rewrite_pointwise;
 use super::rewrites::rewrite_resizes;
 use super::segments::{self, SegmentedPlan};
 use super::weight_fold::parse_and_fold;
@@ -89,6 +90,8 @@ pub struct Rewrites {
     pub winograd: bool,
     /// Depthwise convolutions (`depthwise.rs`) and max pools (`max_pool.rs`).
     pub window_kernels: bool,
+    /// 1x1 convolutions (`pointwise.rs`).
+    pub pointwise: bool,
 }
 
 impl Rewrites {
@@ -102,7 +105,18 @@ impl Rewrites {
         Rewrites {
             winograd: config.winograd,
             window_kernels: Self::WINDOW_KERNELS,
+            pointwise: Self::pointwise_pays(),
         }
+    }
+
+    /// The 1x1 convolution kernel is on where it was measured faster than tract's matrix product:
+    /// x86_64 CPUs with AVX-512 (`cargo bench --bench kernels -- pointwise`). Elsewhere its portable loop
+    /// would run, which is correct but slower than tract's kernels.
+    pub fn pointwise_pays() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        return false;
     }
 }
 
@@ -114,7 +128,8 @@ impl Default for Rewrites {
 }
 
 /// Declutters a typed model, rewrites the operators tract runs slowly (resizes, `rewrites.rs`; and as
-/// `rewrites` says, depthwise convolutions and max pools, 3x3 convolutions), optimizes and plans it.
+/// `rewrites` says, depthwise convolutions and max pools, 1x1 and 3x3 convolutions), optimizes and
+/// plans it.
 pub fn plan(mut model: TypedModel, rewrites: Rewrites) -> Result<Plan> {
     declutter(&mut model).map_err(|e| invalid("optimization", e))?;
     rewrite_resizes(&mut model).map_err(|e| invalid("rewriting resizes", e))?;
@@ -122,6 +137,9 @@ pub fn plan(mut model: TypedModel, rewrites: Rewrites) -> Result<Plan> {
         rewrite_depthwise(&mut model)
             .map_err(|e| invalid("rewriting depthwise convolutions", e))?;
         rewrite_max_pools(&mut model).map_err(|e| invalid("rewriting max pools", e))?;
+    }
+    if rewrites.pointwise {
+        rewrite_pointwise(&mut model).map_err(|e| invalid("rewriting 1x1 convolutions", e))?;
     }
     if rewrites.winograd {
         rewrite_convolutions(&mut model).map_err(|e| invalid("rewriting convolutions", e))?;
