@@ -1,8 +1,11 @@
-//! The project's depthwise convolution and max pool kernels against tract's own, on the embedded model
-//! and one photo: both plans built by the engine's steps in one process, runs interleaved, medians and
-//! their ratio, and the same for the plan build.
+//! One family of the project's kernels against tract's own operators, on the embedded model and one
+//! photo: both plans built by the engine's steps in one process (everything else as the engine has it
+//! on this machine), runs interleaved, medians and their ratio, and the same for the plan build.
 //!
-//!     cargo bench --bench kernels [-- photo.jpg]
+//!     cargo bench --bench kernels [-- window|pointwise] [photo.jpg]
+//!
+//! `window` (the default): depthwise convolutions and max pools (`depthwise.rs`, `max_pool.rs`);
+//! `pointwise`: 1x1 convolutions (`pointwise.rs`).
 
 use std::time::Instant;
 
@@ -21,17 +24,31 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 fn main() -> TractResult<()> {
-    let photo = std::env::args()
+    // `cargo bench` passes `--bench`; the rest are the family and the photo.
+    let args: Vec<String> = std::env::args()
         .skip(1)
-        .find(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let family = match args.first().map(String::as_str) {
+        Some(f @ ("window" | "pointwise")) => f.to_string(),
+        _ => "window".to_string(),
+    };
+    let photo = args
+        .iter()
+        .find(|a| *a != &family)
+        .cloned()
         .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/tests/images/coffee.jpg").into());
     let detector = Detector::embedded()?;
     let shape = detector.preprocessor().input_shape();
     let input_name = detector.manifest().input.name.as_deref();
     // [the project's kernels, tract's own]
-    let variants = [true, false].map(|window_kernels| tract::Rewrites {
-        window_kernels,
-        ..Default::default()
+    let variants = [true, false].map(|on| {
+        let mut rewrites = tract::Rewrites::default();
+        match family.as_str() {
+            "pointwise" => rewrites.pointwise = on,
+            _ => rewrites.window_kernels = on,
+        }
+        rewrites
     });
     let mut builds = [Vec::new(), Vec::new()];
     let mut plans = Vec::new();
@@ -69,11 +86,21 @@ fn main() -> TractResult<()> {
         worst = a
             .iter()
             .zip(b.iter())
-            .fold(worst, |m, (x, y)| m.max((x - y).abs()));
+            // NaN against anything counts as infinitely far (`f32::max` would skip it).
+            .fold(worst, |m, (x, y)| {
+                let d = (x - y).abs();
+                if d.is_nan() {
+                    f32::INFINITY
+                } else {
+                    m.max(d)
+                }
+            });
     }
     let [ours, theirs] = runs.each_mut().map(|v| median(v));
     let [build_ours, build_theirs] = builds.each_mut().map(|v| median(v));
-    println!("{photo}: medians of {RUNS} interleaved runs, {BUILDS} plan builds each");
+    println!(
+        "{photo}, {family} kernels: medians of {RUNS} interleaved runs, {BUILDS} plan builds each"
+    );
     println!("                 project's kernels   tract's   ratio");
     println!(
         "inference      {ours:>12.2} ms   {theirs:>7.2} ms   {:.3}",
