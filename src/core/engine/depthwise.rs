@@ -159,6 +159,11 @@ impl TypedOp for DepthwiseConv {
 /// fused multiply-adds where the CPU has them (x86_64 with AVX2 and FMA, checked at run time).
 fn convolve(x: &[f32], weights: &[f32], bias: &[f32], y: &mut [f32], w: Window) {
     #[cfg(target_arch = "x86_64")]
+    if matches!((w.kernel_h, w.kernel_w), (3, 3) | (5, 5)) && is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F (checked just above), all `avx512::convolve` asks.
+        return unsafe { avx512::convolve(x, weights, bias, y, w) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA (checked just above), all `convolve_avx2_fma` asks.
         return unsafe { convolve_avx2_fma(x, weights, bias, y, w) };
@@ -298,6 +303,148 @@ fn add_taps_from<M: MulAdd, const K: usize>(
     }
 }
 
+/// 3x3 and 5x5 filters with AVX-512: tiles of up to 8 output rows by 1 to 4 vectors of 16 output
+/// columns (the last one masked to the row's end), so that 8 independent sums keep the multiply-add
+/// units busy; each tap is one broadcast weight times one load from the padded plane per vector.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{StridedPlane, Window};
+    use std::arch::x86_64::*;
+
+    const LANES: usize = 16;
+    /// Vectors of one tile, at most.
+    const VECTORS: usize = 4;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn convolve(
+        x: &[f32],
+        weights: &[f32],
+        bias: &[f32],
+        y: &mut [f32],
+        w: Window,
+    ) {
+        let mut plane = StridedPlane::new(w);
+        let taps = w.kernel_h * w.kernel_w;
+        for (((input, output), filter), &b) in x
+            .chunks_exact(w.height * w.width)
+            .zip(y.chunks_exact_mut(w.out_h * w.out_w))
+            .zip(weights.chunks_exact(taps))
+            .zip(bias)
+        {
+            plane.fill(input, 0.0);
+            match w.kernel_h {
+                3 => channel::<3>(&plane, filter, b, output, w),
+                _ => channel::<5>(&plane, filter, b, output, w),
+            }
+        }
+    }
+
+    /// One channel with a `K x K` filter, by blocks of up to [`VECTORS`] vectors of columns.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn channel<const K: usize>(
+        plane: &StridedPlane,
+        filter: &[f32],
+        bias: f32,
+        out: &mut [f32],
+        w: Window,
+    ) {
+        let mut x0 = 0;
+        while x0 < w.out_w {
+            let width = (w.out_w - x0).min(VECTORS * LANES);
+            let vectors = width.div_ceil(LANES);
+            let tail = width - (vectors - 1) * LANES;
+            let tile = Tile {
+                plane,
+                filter,
+                bias,
+                out: out.as_mut_ptr(),
+                window: w,
+                x0,
+                mask: if tail == LANES {
+                    0xffff
+                } else {
+                    (1u16 << tail) - 1
+                },
+            };
+            // Rows per tile: eight sums in flight.
+            let rows = 8 / vectors.min(VECTORS);
+            let mut oy = 0;
+            while oy < w.out_h {
+                if w.out_h - oy >= rows {
+                    match vectors {
+                        1 => tile.run::<K, 8, 1>(oy),
+                        2 => tile.run::<K, 4, 2>(oy),
+                        3 => tile.run::<K, 2, 3>(oy),
+                        _ => tile.run::<K, 2, 4>(oy),
+                    }
+                    oy += rows;
+                } else {
+                    match vectors {
+                        1 => tile.run::<K, 1, 1>(oy),
+                        2 => tile.run::<K, 1, 2>(oy),
+                        3 => tile.run::<K, 1, 3>(oy),
+                        _ => tile.run::<K, 1, 4>(oy),
+                    }
+                    oy += 1;
+                }
+            }
+            x0 += VECTORS * LANES;
+        }
+    }
+
+    /// Output columns `x0..` (the last vector masked) of one channel.
+    struct Tile<'a> {
+        plane: &'a StridedPlane,
+        filter: &'a [f32],
+        bias: f32,
+        /// The channel's `[out_h, out_w]` output.
+        out: *mut f32,
+        window: Window,
+        x0: usize,
+        mask: __mmask16,
+    }
+
+    impl Tile<'_> {
+        /// Output rows `oy..oy + R`, `V` vectors of columns.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn run<const K: usize, const R: usize, const V: usize>(&self, oy: usize) {
+            let w = self.window;
+            let mut acc = [[_mm512_set1_ps(self.bias); V]; R];
+            for ky in 0..K {
+                for kx in 0..K {
+                    let weight = _mm512_set1_ps(self.filter[ky * K + kx]);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let src = self
+                            .plane
+                            .taps((oy + r) * w.stride_h + ky, kx)
+                            .as_ptr()
+                            .add(self.x0);
+                        for (v, acc) in acc.iter_mut().enumerate() {
+                            let x = if v + 1 < V {
+                                _mm512_loadu_ps(src.add(v * LANES))
+                            } else {
+                                _mm512_maskz_loadu_ps(self.mask, src.add(v * LANES))
+                            };
+                            *acc = _mm512_fmadd_ps(weight, x, *acc);
+                        }
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                let dst = self.out.add((oy + r) * w.out_w + self.x0);
+                for (v, &acc) in acc.iter().enumerate() {
+                    if v + 1 < V {
+                        _mm512_storeu_ps(dst.add(v * LANES), acc);
+                    } else {
+                        _mm512_mask_storeu_ps(dst.add(v * LANES), self.mask, acc);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::strided_plane::test_support::{run, square_window};
@@ -352,6 +499,12 @@ mod tests {
             (2, 13, 11, 5, 2),
             (3, 1, 1, 3, 1),
             (2, 2, 3, 5, 2),
+            // Rows wider than a vector: two blocks of vectors (70 = 64 + 6), 2 and 3 vectors, tiles
+            // of rows with a remainder (19 and 37 rows).
+            (2, 19, 70, 3, 1),
+            (3, 19, 40, 5, 2),
+            (2, 37, 33, 5, 1),
+            (2, 21, 47, 3, 2),
         ] {
             for batch_axis in [true, false] {
                 let shape: &[usize] = if batch_axis {
