@@ -353,8 +353,10 @@ mod avx512 {
             let width = (w.out_w - x0).min(VECTORS * LANES);
             let vectors = width.div_ceil(LANES);
             let tail = width - (vectors - 1) * LANES;
-            let tile = Tile {
-                plane,
+            let tile = Tile::<K> {
+                values: plane.values(),
+                row_len: plane.row_len(),
+                columns: std::array::from_fn(|kx| plane.column_offset(kx)),
                 filter,
                 bias,
                 out: out.as_mut_ptr(),
@@ -372,18 +374,18 @@ mod avx512 {
             while oy < w.out_h {
                 if w.out_h - oy >= rows {
                     match vectors {
-                        1 => tile.run::<K, 8, 1>(oy),
-                        2 => tile.run::<K, 4, 2>(oy),
-                        3 => tile.run::<K, 2, 3>(oy),
-                        _ => tile.run::<K, 2, 4>(oy),
+                        1 => tile.run::<8, 1>(oy),
+                        2 => tile.run::<4, 2>(oy),
+                        3 => tile.run::<2, 3>(oy),
+                        _ => tile.run::<2, 4>(oy),
                     }
                     oy += rows;
                 } else {
                     match vectors {
-                        1 => tile.run::<K, 1, 1>(oy),
-                        2 => tile.run::<K, 1, 2>(oy),
-                        3 => tile.run::<K, 1, 3>(oy),
-                        _ => tile.run::<K, 1, 4>(oy),
+                        1 => tile.run::<1, 1>(oy),
+                        2 => tile.run::<1, 2>(oy),
+                        3 => tile.run::<1, 3>(oy),
+                        _ => tile.run::<1, 4>(oy),
                     }
                     oy += 1;
                 }
@@ -393,8 +395,12 @@ mod avx512 {
     }
 
     /// Output columns `x0..` (the last vector masked) of one channel.
-    struct Tile<'a> {
-        plane: &'a StridedPlane,
+    struct Tile<'a, const K: usize> {
+        /// The padded, phase-split plane (`StridedPlane::values`).
+        values: &'a [f32],
+        row_len: usize,
+        /// Where each window column's taps start in a padded row.
+        columns: [usize; K],
         filter: &'a [f32],
         bias: f32,
         /// The channel's `[out_h, out_w]` output.
@@ -404,22 +410,21 @@ mod avx512 {
         mask: __mmask16,
     }
 
-    impl Tile<'_> {
+    impl<const K: usize> Tile<'_, K> {
         /// Output rows `oy..oy + R`, `V` vectors of columns.
         #[target_feature(enable = "avx512f")]
         #[inline]
-        unsafe fn run<const K: usize, const R: usize, const V: usize>(&self, oy: usize) {
+        unsafe fn run<const R: usize, const V: usize>(&self, oy: usize) {
             let w = self.window;
             let mut acc = [[_mm512_set1_ps(self.bias); V]; R];
             for ky in 0..K {
                 for kx in 0..K {
                     let weight = _mm512_set1_ps(self.filter[ky * K + kx]);
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let src = self
-                            .plane
-                            .taps((oy + r) * w.stride_h + ky, kx)
-                            .as_ptr()
-                            .add(self.x0);
+                        let row = (oy + r) * w.stride_h + ky;
+                        let start = row * self.row_len + self.columns[kx] + self.x0;
+                        debug_assert!(start + w.out_w - self.x0 <= self.values.len());
+                        let src = self.values.as_ptr().add(start);
                         for (v, acc) in acc.iter_mut().enumerate() {
                             let x = if v + 1 < V {
                                 _mm512_loadu_ps(src.add(v * LANES))

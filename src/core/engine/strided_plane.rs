@@ -173,10 +173,26 @@ impl StridedPlane {
     /// The `out_w` values window column `kx` reads in padded row `r`: output column `x` gets element
     /// `x`.
     pub fn taps(&self, r: usize, kx: usize) -> &[f32] {
-        let w = self.window;
-        let phase = kx % w.stride_w;
-        let start = (r * w.stride_w + phase) * self.phase_len + kx / w.stride_w;
-        &self.values[start..][..w.out_w]
+        let start = r * self.row_len() + self.column_offset(kx);
+        &self.values[start..][..self.window.out_w]
+    }
+
+    /// The whole buffer: padded row `r`'s taps for window column `kx` start at `r * row_len() +
+    /// column_offset(kx)`, [`StridedPlane::taps`] without the slicing, for kernels that compute the
+    /// offsets once.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// Values from one padded row to the next (all its phases).
+    pub fn row_len(&self) -> usize {
+        self.window.stride_w * self.phase_len
+    }
+
+    /// Where window column `kx`'s taps start in a padded row.
+    pub fn column_offset(&self, kx: usize) -> usize {
+        let stride = self.window.stride_w;
+        (kx % stride) * self.phase_len + kx / stride
     }
 }
 
