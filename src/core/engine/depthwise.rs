@@ -134,14 +134,13 @@ impl EvalOp for DepthwiseConv {
             self.channels,
             self.batch_axis,
             |x, y| {
-                convolve(
+                convolve_in_parallel(
                     x,
                     self.weights.try_as_plain_ram()?.as_slice::<f32>()?,
                     self.bias.try_as_plain_ram()?.as_slice::<f32>()?,
                     y,
                     self.window,
-                );
-                Ok(())
+                )
             },
         )
     }
@@ -153,6 +152,33 @@ impl TypedOp for DepthwiseConv {
     }
 
     as_op!();
+}
+
+/// [`convolve`] on tract's thread pool when the plan runs on more than one thread (`DETECTOR_THREADS`),
+/// by shares of whole channels.
+fn convolve_in_parallel(
+    x: &[f32],
+    weights: &[f32],
+    bias: &[f32],
+    y: &mut [f32],
+    w: Window,
+) -> TractResult<()> {
+    let (plane, out_plane, taps) = (
+        w.height * w.width,
+        w.out_h * w.out_w,
+        w.kernel_h * w.kernel_w,
+    );
+    tract_linalg::multithread::par_chunks_mut(y, out_plane, x.len(), |first, share| {
+        let channels = share.len() / out_plane;
+        convolve(
+            &x[first * plane..][..channels * plane],
+            &weights[first * taps..][..channels * taps],
+            &bias[first..][..channels],
+            share,
+            w,
+        );
+        Ok(())
+    })
 }
 
 /// The convolution itself: `x` `[channels, height, width]` into `y` `[channels, out_h, out_w]`, with
