@@ -478,7 +478,7 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::strided_plane::test_support::{run, square_window};
+    use super::super::strided_plane::test_support::{pseudo_random, run, square_window};
     use super::*;
 
     /// A model of one depthwise convolution of a `[1, channels, h, w]` input (NCHW), or of a
@@ -509,14 +509,6 @@ mod tests {
         let y = model.wire_node("conv", conv, &[x, kernel, bias]).unwrap();
         model.select_output_outlets(&y).unwrap();
         model
-    }
-
-    fn pseudo_random(shape: &[usize], seed: usize) -> Tensor {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect();
-        tensor1(&values).into_shape(shape).unwrap()
     }
 
     #[test]

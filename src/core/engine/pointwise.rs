@@ -448,18 +448,10 @@ mod avx512 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::strided_plane::test_support::run;
+    use super::super::strided_plane::test_support::{pseudo_random, run};
     use super::*;
     use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec, PoolSpec};
     use tract_onnx::tract_core::ops::nn::DataFormat;
-
-    fn pseudo_random(shape: &[usize], seed: usize) -> Tensor {
-        let n: usize = shape.iter().product();
-        let values: Vec<f32> = (0..n)
-            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
-            .collect();
-        tensor1(&values).into_shape(shape).unwrap()
-    }
 
     /// A model of one 1x1 convolution of a `[1, inputs, h, w]` map into `outputs` channels, decluttered
     /// as the engine does before its rewrites (the convolution is then an `EinSum` and an `Add`).

@@ -232,6 +232,16 @@ pub(super) mod test_support {
         (shape, spec)
     }
 
+    /// Values in -1..1 that follow no pattern a kernel could get right by accident, different for
+    /// each `seed`.
+    pub fn pseudo_random(shape: &[usize], seed: usize) -> Tensor {
+        let n: usize = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.5) - 1.0)
+            .collect();
+        tensor1(&values).into_shape(shape).unwrap()
+    }
+
     /// `model`'s first output on `input`, optimized and planned by tract.
     pub fn run(model: TypedModel, input: &Tensor) -> Vec<f32> {
         let plan = model.into_optimized().unwrap().into_runnable().unwrap();
