@@ -334,10 +334,9 @@ fn add_taps_from<M: MulAdd, const K: usize>(
 /// units busy; each tap is one broadcast weight times one load from the padded plane per vector.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::avx512_row::{self, LANES};
     use super::{StridedPlane, Window};
     use std::arch::x86_64::*;
-
-    const LANES: usize = 16;
     /// Vectors of one tile, at most.
     const VECTORS: usize = 4;
 
@@ -376,9 +375,7 @@ mod avx512 {
     ) {
         let mut x0 = 0;
         while x0 < w.out_w {
-            let width = (w.out_w - x0).min(VECTORS * LANES);
-            let vectors = width.div_ceil(LANES);
-            let tail = width - (vectors - 1) * LANES;
+            let (vectors, mask) = avx512_row::split((w.out_w - x0).min(VECTORS * LANES));
             let tile = Tile::<K> {
                 values: plane.values(),
                 row_len: plane.row_len(),
@@ -388,11 +385,7 @@ mod avx512 {
                 out: out.as_mut_ptr(),
                 window: w,
                 x0,
-                mask: if tail == LANES {
-                    0xffff
-                } else {
-                    (1u16 << tail) - 1
-                },
+                mask,
             };
             // Rows per tile: eight sums in flight.
             let rows = 8 / vectors.min(VECTORS);
@@ -451,12 +444,8 @@ mod avx512 {
                         let start = row * self.row_len + self.columns[kx] + self.x0;
                         debug_assert!(start + w.out_w - self.x0 <= self.values.len());
                         let src = self.values.as_ptr().add(start);
-                        for (v, acc) in acc.iter_mut().enumerate() {
-                            let x = if v + 1 < V {
-                                _mm512_loadu_ps(src.add(v * LANES))
-                            } else {
-                                _mm512_maskz_loadu_ps(self.mask, src.add(v * LANES))
-                            };
+                        let xs = avx512_row::load::<V>(src, self.mask);
+                        for (acc, &x) in acc.iter_mut().zip(&xs) {
                             *acc = _mm512_fmadd_ps(weight, x, *acc);
                         }
                     }
@@ -464,13 +453,7 @@ mod avx512 {
             }
             for (r, acc) in acc.iter().enumerate() {
                 let dst = self.out.add((oy + r) * w.out_w + self.x0);
-                for (v, &acc) in acc.iter().enumerate() {
-                    if v + 1 < V {
-                        _mm512_storeu_ps(dst.add(v * LANES), acc);
-                    } else {
-                        _mm512_mask_storeu_ps(dst.add(v * LANES), self.mask, acc);
-                    }
-                }
+                avx512_row::store::<V>(dst, self.mask, acc);
             }
         }
     }

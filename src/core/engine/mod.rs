@@ -7,6 +7,8 @@ use tract_onnx::prelude::{TValue, TVec, Tensor};
 
 use crate::core::error::{Error, Result};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512_row;
 mod config;
 mod depthwise;
 mod max_pool;

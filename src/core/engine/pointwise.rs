@@ -344,11 +344,9 @@ impl Product<'_> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
+    use super::super::avx512_row::{self, LANES};
     use super::{Product, ROWS};
     use std::arch::x86_64::*;
-
-    /// Lanes of one vector.
-    const LANES: usize = 16;
     /// Vectors of pixels in one tile.
     const VECTORS: usize = 4;
 
@@ -361,14 +359,7 @@ mod avx512 {
         let stride = product.weights.len() / product.inputs;
         let mut start = 0;
         while start < p {
-            let width = (p - start).min(VECTORS * LANES);
-            let vectors = width.div_ceil(LANES);
-            let tail = width - (vectors - 1) * LANES;
-            let mask: __mmask16 = if tail == LANES {
-                0xffff
-            } else {
-                (1u16 << tail) - 1
-            };
+            let (vectors, mask) = avx512_row::split((p - start).min(VECTORS * LANES));
             let mut r = 0;
             while r < count {
                 let tile = Tile {
@@ -413,15 +404,7 @@ mod avx512 {
         unsafe fn run<const V: usize>(&self) {
             let mut acc = [[_mm512_setzero_ps(); V]; ROWS];
             for k in 0..self.inputs {
-                let x = self.x.add(k * self.pixels);
-                let mut xv = [_mm512_setzero_ps(); V];
-                for (v, xv) in xv.iter_mut().enumerate() {
-                    *xv = if v + 1 < V {
-                        _mm512_loadu_ps(x.add(v * LANES))
-                    } else {
-                        _mm512_maskz_loadu_ps(self.mask, x.add(v * LANES))
-                    };
-                }
+                let xv = avx512_row::load::<V>(self.x.add(k * self.pixels), self.mask);
                 let w = self.weights.add(k * self.stride);
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let b = _mm512_set1_ps(*w.add(r));
@@ -432,15 +415,11 @@ mod avx512 {
             }
             for (r, acc) in acc.iter().enumerate().take(self.rows) {
                 let b = _mm512_set1_ps(self.bias[r]);
-                let y = self.y.add(r * self.pixels);
-                for (v, &acc) in acc.iter().enumerate() {
-                    let value = _mm512_add_ps(acc, b);
-                    if v + 1 < V {
-                        _mm512_storeu_ps(y.add(v * LANES), value);
-                    } else {
-                        _mm512_mask_storeu_ps(y.add(v * LANES), self.mask, value);
-                    }
+                let mut row = *acc;
+                for value in &mut row {
+                    *value = _mm512_add_ps(*value, b);
                 }
+                avx512_row::store::<V>(self.y.add(r * self.pixels), self.mask, &row);
             }
         }
     }
