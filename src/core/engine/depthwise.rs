@@ -334,8 +334,8 @@ fn add_taps_from<M: MulAdd, const K: usize>(
 /// units busy; each tap is one broadcast weight times one load from the padded plane per vector.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::avx512_row::{self, LANES};
     use super::{StridedPlane, Window};
+    use crate::core::engine::avx512_row::{self, LANES};
     use std::arch::x86_64::*;
     /// Vectors of one tile, at most.
     const VECTORS: usize = 4;

@@ -344,8 +344,8 @@ impl Product<'_> {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::super::avx512_row::{self, LANES};
     use super::{Product, ROWS};
+    use crate::core::engine::avx512_row::{self, LANES};
     use std::arch::x86_64::*;
     /// Vectors of pixels in one tile.
     const VECTORS: usize = 4;
