@@ -11,16 +11,17 @@ use serde_json::{json, Value};
 
 use super::cors::AllowedOrigins;
 use super::events::{self, EventKind, HttpKind};
-use super::record::{Detection, Record};
+use super::protocols::native;
+use super::record::Record;
 use super::reply::{self, Reply};
+use super::service::Service;
 use super::{body, error, log, object_answer, Config, Handled, Invocation, Route};
 use crate::aws::batch::Batch;
-use crate::aws::metrics::{DetectionStats, Metrics};
+use crate::aws::metrics::Metrics;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
-use crate::core::image_decode::SUPPORTED_FORMATS;
-use crate::core::options::{DetectOptions, Format};
-use crate::core::response::{decimal, millis};
+use crate::core::options::Format;
+use crate::core::response::millis;
 use aws_lambda_events::http::Method;
 
 /// The function: a warm detector plus configuration, shared by every invocation.
@@ -49,7 +50,7 @@ impl App {
             batch,
         } = config;
         let batch = Batch::new(Arc::clone(&detector), batch)?;
-        let model_info = model_info(&detector);
+        let model_info = native::model_info(&detector);
         let model_load_ms = millis(detector.plan_build_time());
         let metrics = metrics
             .map(|metrics| Metrics::new(metrics, &detector.model_ref(), model_load_ms, function));
@@ -159,7 +160,7 @@ impl App {
                     .into(),
             }));
         }
-        let response = self.detect(&bytes, &options, record)?;
+        let response = self.service().detect(&bytes, &options, record)?;
         RawValue::from_string(reply::json_body(&response)?)
             .map_err(|e| Failure::internal(e.to_string()))
     }
@@ -193,8 +194,15 @@ impl App {
         }
     }
 
+    fn service(&self) -> Service<'_> {
+        Service {
+            detector: &self.detector,
+            model_info: &self.model_info,
+        }
+    }
+
     async fn route(&self, request: &events::Request, record: &mut Record) -> Reply {
-        let route = match events::route(request) {
+        let route = match native::route(request) {
             Some(r) => r,
             None => return Reply::from(error::not_found(&request.path)),
         };
@@ -212,84 +220,6 @@ impl App {
             reply.allow = Some(route.allow());
             return reply;
         }
-        match route {
-            Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
-            Route::Model => Reply::json(200, self.model_info.clone()),
-            Route::Detect => self
-                .detect_http(request, record)
-                .await
-                .unwrap_or_else(Reply::from),
-        }
+        native::answer(&self.service(), route, request, record).await
     }
-
-    async fn detect_http(
-        &self,
-        request: &events::Request,
-        record: &mut Record,
-    ) -> Result<Reply, Failure> {
-        let query = body::options_from_query(&request.query)?;
-        let (bytes, options) = body::from_http(request).await?;
-        record.bytes = Some(bytes.len());
-        // Options in the body win over the query string; the query fills what the body leaves unset;
-        // without a `format`, an Accept header naming an image type asks for the picture.
-        let mut options = options.or(query);
-        if options.format.is_none() {
-            options.format = reply::format_from_accept(request.header("accept"));
-        }
-        let format = options.format.unwrap_or_default();
-        let response = self.detect(&bytes, &options, record)?;
-        reply::detection(response, format)
-    }
-
-    fn detect(
-        &self,
-        bytes: &[u8],
-        options: &DetectOptions,
-        record: &mut Record,
-    ) -> Result<crate::Response, Failure> {
-        let response = self
-            .detector
-            .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
-            .map_err(|e| match e {
-                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage => {
-                    body::explain_mangled_binary(Failure::from(e), bytes)
-                }
-                e => Failure::from(e),
-            })?;
-        record.detection = Some(Detection {
-            image: (response.image.width, response.image.height),
-            detected: DetectionStats::of(&response),
-        });
-        Ok(response)
-    }
-}
-
-/// `GET /model`: what the active model is and what it accepts.
-fn model_info(detector: &Detector) -> String {
-    let m = detector.manifest();
-    let limits = detector.limits();
-    json!({
-        "name": m.name,
-        "version": m.version,
-        "input": {
-            "width": m.input.width,
-            "height": m.input.height,
-        },
-        "decoder": m.head.family(),
-        "backend": detector.run_config().backend.name(),
-        "labels": m.labels,
-        "defaults": {
-            "score_threshold": decimal(m.defaults.score_threshold),
-            "iou_threshold": decimal(m.defaults.iou_threshold),
-            "max_detections": m.defaults.max_detections,
-        },
-        "limits": {
-            "max_image_pixels": limits.max_pixels,
-            "max_decode_bytes": limits.max_alloc_bytes,
-            "max_detections": crate::core::options::MAX_DETECTIONS_LIMIT,
-        },
-        "formats": SUPPORTED_FORMATS,
-        "provenance": m.provenance,
-    })
-    .to_string()
 }

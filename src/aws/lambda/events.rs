@@ -19,7 +19,6 @@ use serde_json::Value;
 use super::cors::AllowedOrigins;
 use super::objects::ObjectSource;
 use super::reply::{Body as ReplyBody, Reply};
-use super::Route;
 use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
 
@@ -238,22 +237,6 @@ fn parse_query(raw: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The route of a request. Only the last path segment counts, so a REST stage (`/prod/detect`), a custom
-/// domain's base path (`/vision/v1/detect`) or a function URL's bare `/` all work.
-pub fn route(request: &Request) -> Option<Route> {
-    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
-    match segments.last().copied() {
-        None => Some(Route::Detect),
-        Some("detect") => Some(Route::Detect),
-        Some("model") => Some(Route::Model),
-        Some("health") => Some(Route::Health),
-        Some(only) if segments.len() == 1 && request.stage.as_deref() == Some(only) => {
-            Some(Route::Detect)
-        }
-        Some(_) => None,
-    }
-}
-
 /// The answer's headers; `origin` is the request's `Origin`, answered from `cors`.
 fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -382,37 +365,6 @@ mod tests {
             json!({"requestContext": {}}),
         ] {
             assert_eq!(classify(&other), None, "{other}");
-        }
-    }
-
-    fn req(path: &str, stage: Option<&str>) -> Request {
-        Request {
-            method: Method::POST,
-            path: path.into(),
-            stage: stage.map(Into::into),
-            headers: HeaderMap::new(),
-            query: vec![],
-            body: None,
-            is_base64: false,
-        }
-    }
-
-    #[test]
-    fn routes_ignore_stage_and_base_path() {
-        for (path, stage, want) in [
-            ("/detect", None, Some(Route::Detect)),
-            ("/prod/detect", Some("prod"), Some(Route::Detect)),
-            ("/vision/v1/detect/", None, Some(Route::Detect)),
-            ("/", None, Some(Route::Detect)),
-            ("", None, Some(Route::Detect)),
-            ("/prod", Some("prod"), Some(Route::Detect)),
-            ("/model", None, Some(Route::Model)),
-            ("/api/health", None, Some(Route::Health)),
-            ("/detects", None, None),
-            ("/prod", None, None),
-            ("/favicon.ico", None, None),
-        ] {
-            assert_eq!(route(&req(path, stage)), want, "{path} {stage:?}");
         }
     }
 

@@ -24,8 +24,10 @@ mod events;
 mod log;
 mod object_answer;
 mod objects;
+mod protocols;
 mod record;
 mod reply;
+mod service;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub mod trace_env;
 
@@ -39,6 +41,7 @@ pub use app::App;
 pub use cors::AllowedOrigins;
 pub use events::{EventKind, HttpKind};
 pub use objects::{ObjectRef, ObjectSource};
+pub use protocols::Route;
 
 /// What the adapter is configured with, beside the detector.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -71,29 +74,4 @@ pub struct Handled {
     pub object_lines: Vec<String>,
     /// The EMF metric records, one JSON document each; empty with metrics off.
     pub metric_records: Vec<String>,
-}
-
-/// What a route does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
-    Detect,
-    Model,
-    Health,
-}
-
-impl Route {
-    fn name(self) -> &'static str {
-        match self {
-            Route::Detect => "detect",
-            Route::Model => "model",
-            Route::Health => "health",
-        }
-    }
-
-    fn allow(self) -> &'static str {
-        match self {
-            Route::Detect => "POST, OPTIONS",
-            Route::Model | Route::Health => "GET, HEAD, OPTIONS",
-        }
-    }
 }

@@ -1,0 +1,158 @@
+//! The function's own protocol: `POST /detect` (image bytes, JSON with base64, multipart forms),
+//! `GET /model`, `GET /health`.
+
+use serde_json::json;
+
+use crate::aws::lambda::body;
+use crate::aws::lambda::events::Request;
+use crate::aws::lambda::record::Record;
+use crate::aws::lambda::reply::{self, Reply};
+use crate::aws::lambda::service::Service;
+use crate::core::detector::Detector;
+use crate::core::error::Failure;
+use crate::core::image_decode::SUPPORTED_FORMATS;
+use crate::core::response::decimal;
+
+/// What a route does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Detect,
+    Model,
+    Health,
+}
+
+impl Route {
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Detect => "detect",
+            Route::Model => "model",
+            Route::Health => "health",
+        }
+    }
+
+    pub fn allow(self) -> &'static str {
+        match self {
+            Route::Detect => "POST, OPTIONS",
+            Route::Model | Route::Health => "GET, HEAD, OPTIONS",
+        }
+    }
+}
+
+/// The route of a request. Only the last path segment counts, so a REST stage (`/prod/detect`), a custom
+/// domain's base path (`/vision/v1/detect`) or a function URL's bare `/` all work.
+pub fn route(request: &Request) -> Option<Route> {
+    let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.last().copied() {
+        None => Some(Route::Detect),
+        Some("detect") => Some(Route::Detect),
+        Some("model") => Some(Route::Model),
+        Some("health") => Some(Route::Health),
+        Some(only) if segments.len() == 1 && request.stage.as_deref() == Some(only) => {
+            Some(Route::Detect)
+        }
+        Some(_) => None,
+    }
+}
+
+/// The answer to a route the method is allowed on.
+pub async fn answer(
+    service: &Service<'_>,
+    route: Route,
+    request: &Request,
+    record: &mut Record,
+) -> Reply {
+    match route {
+        Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
+        Route::Model => Reply::json(200, service.model_info.to_string()),
+        Route::Detect => detect(service, request, record)
+            .await
+            .unwrap_or_else(Reply::from),
+    }
+}
+
+async fn detect(
+    service: &Service<'_>,
+    request: &Request,
+    record: &mut Record,
+) -> Result<Reply, Failure> {
+    let query = body::options_from_query(&request.query)?;
+    let (bytes, options) = body::from_http(request).await?;
+    record.bytes = Some(bytes.len());
+    // Options in the body win over the query string; the query fills what the body leaves unset;
+    // without a `format`, an Accept header naming an image type asks for the picture.
+    let mut options = options.or(query);
+    if options.format.is_none() {
+        options.format = reply::format_from_accept(request.header("accept"));
+    }
+    let format = options.format.unwrap_or_default();
+    let response = service.detect(&bytes, &options, record)?;
+    reply::detection(response, format)
+}
+
+/// `GET /model`: what the active model is and what it accepts.
+pub fn model_info(detector: &Detector) -> String {
+    let m = detector.manifest();
+    let limits = detector.limits();
+    json!({
+        "name": m.name,
+        "version": m.version,
+        "input": {
+            "width": m.input.width,
+            "height": m.input.height,
+        },
+        "decoder": m.head.family(),
+        "backend": detector.run_config().backend.name(),
+        "labels": m.labels,
+        "defaults": {
+            "score_threshold": decimal(m.defaults.score_threshold),
+            "iou_threshold": decimal(m.defaults.iou_threshold),
+            "max_detections": m.defaults.max_detections,
+        },
+        "limits": {
+            "max_image_pixels": limits.max_pixels,
+            "max_decode_bytes": limits.max_alloc_bytes,
+            "max_detections": crate::core::options::MAX_DETECTIONS_LIMIT,
+        },
+        "formats": SUPPORTED_FORMATS,
+        "provenance": m.provenance,
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lambda_events::http::header::HeaderMap;
+    use aws_lambda_events::http::Method;
+
+    fn req(path: &str, stage: Option<&str>) -> Request {
+        Request {
+            method: Method::POST,
+            path: path.into(),
+            stage: stage.map(Into::into),
+            headers: HeaderMap::new(),
+            query: vec![],
+            body: None,
+            is_base64: false,
+        }
+    }
+
+    #[test]
+    fn routes_ignore_stage_and_base_path() {
+        for (path, stage, want) in [
+            ("/detect", None, Some(Route::Detect)),
+            ("/prod/detect", Some("prod"), Some(Route::Detect)),
+            ("/vision/v1/detect/", None, Some(Route::Detect)),
+            ("/", None, Some(Route::Detect)),
+            ("", None, Some(Route::Detect)),
+            ("/prod", Some("prod"), Some(Route::Detect)),
+            ("/model", None, Some(Route::Model)),
+            ("/api/health", None, Some(Route::Health)),
+            ("/detects", None, None),
+            ("/prod", None, None),
+            ("/favicon.ico", None, None),
+        ] {
+            assert_eq!(route(&req(path, stage)), want, "{path} {stage:?}");
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! What every route answers from: the warm detector, and one detection on a request's image with what
+//! the invocation's record keeps of it.
+
+use super::body;
+use super::record::{Detection, Record};
+use super::reply;
+use crate::aws::metrics::DetectionStats;
+use crate::core::detector::Detector;
+use crate::core::error::Failure;
+use crate::core::options::DetectOptions;
+
+/// The warm detector and the `GET /model` body, serialized once.
+pub struct Service<'a> {
+    pub detector: &'a Detector,
+    pub model_info: &'a str,
+}
+
+impl Service<'_> {
+    pub fn detect(
+        &self,
+        bytes: &[u8],
+        options: &DetectOptions,
+        record: &mut Record,
+    ) -> Result<crate::Response, Failure> {
+        let response = self
+            .detector
+            .detect_within(bytes, options, Some(reply::PICTURE_BUDGET))
+            .map_err(|e| match e {
+                crate::Error::InvalidImage { .. } | crate::Error::NotAnImage => {
+                    body::explain_mangled_binary(Failure::from(e), bytes)
+                }
+                e => Failure::from(e),
+            })?;
+        record.detection = Some(Detection {
+            image: (response.image.width, response.image.height),
+            detected: DetectionStats::of(&response),
+        });
+        Ok(response)
+    }
+}
