@@ -11,11 +11,11 @@ use serde_json::{json, Value};
 
 use super::cors::AllowedOrigins;
 use super::events::{self, EventKind, HttpKind};
-use super::protocols::native;
+use super::protocols::{self, native};
 use super::record::Record;
 use super::reply::{self, Reply};
 use super::service::Service;
-use super::{body, error, log, object_answer, Config, Handled, Invocation, Route};
+use super::{body, error, log, object_answer, Config, Handled, Invocation};
 use crate::aws::batch::Batch;
 use crate::aws::metrics::Metrics;
 use crate::core::detector::Detector;
@@ -202,24 +202,19 @@ impl App {
     }
 
     async fn route(&self, request: &events::Request, record: &mut Record) -> Reply {
-        let route = match native::route(request) {
-            Some(r) => r,
-            None => return Reply::from(error::not_found(&request.path)),
+        let Some(route) = protocols::route(request) else {
+            return Reply::from(error::not_found(&request.path));
         };
-        record.route = Some(route);
+        record.route = Some(route.clone());
         let method = &request.method;
         if method == Method::OPTIONS {
             return Reply::no_content(route.allow());
         }
-        let allowed = match route {
-            Route::Detect => method == Method::POST,
-            Route::Model | Route::Health => method == Method::GET || method == Method::HEAD,
-        };
-        if !allowed {
-            let mut reply = Reply::from(error::method_not_allowed(method.as_str(), route.allow()));
+        if !route.allows(method) {
+            let mut reply = route.error(error::method_not_allowed(method.as_str(), route.allow()));
             reply.allow = Some(route.allow());
             return reply;
         }
-        native::answer(&self.service(), route, request, record).await
+        protocols::answer(&self.service(), &route, request, record).await
     }
 }

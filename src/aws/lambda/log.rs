@@ -77,7 +77,7 @@ impl Entry {
         entry.event = record.event.map(EventKind::name);
         entry.method = record.method.as_ref().map(|m| m.as_str().to_string());
         entry.path = record.path.clone();
-        entry.route = record.route.map(Route::name);
+        entry.route = record.route.as_ref().map(Route::name);
         entry.status = record.status;
         entry.bytes = record.bytes;
         if let Some(d) = &record.detection {

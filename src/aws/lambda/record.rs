@@ -78,7 +78,8 @@ impl Record {
     /// A detection request: a direct invocation, or `/detect` other than its CORS preflight.
     pub fn is_detection(&self) -> bool {
         self.event == Some(EventKind::Direct)
-            || (self.route == Some(Route::Detect) && self.method != Some(Method::OPTIONS))
+            || (self.route.as_ref().is_some_and(Route::is_detection)
+                && self.method != Some(Method::OPTIONS))
     }
 
     /// The metric observations: one per object that reached the detector or failed, for an object
@@ -121,16 +122,18 @@ mod tests {
     use crate::core::error_code::ErrorCode;
 
     #[test]
-    fn a_detection_is_a_direct_invocation_or_detect_but_not_its_preflight() {
+    fn a_detection_is_a_direct_invocation_or_a_detecting_route_but_not_its_preflight() {
+        use crate::aws::lambda::protocols::native;
         let http = |route, method| Record {
             route: Some(route),
             method: Some(method),
             ..Record::new(None)
         };
         assert!(Record::new(Some(EventKind::Direct)).is_detection());
-        assert!(http(Route::Detect, Method::POST).is_detection());
-        assert!(!http(Route::Detect, Method::OPTIONS).is_detection());
-        assert!(!http(Route::Health, Method::GET).is_detection());
+        let detect = Route::Native(native::Route::Detect);
+        assert!(http(detect.clone(), Method::POST).is_detection());
+        assert!(!http(detect, Method::OPTIONS).is_detection());
+        assert!(!http(Route::Native(native::Route::Health), Method::GET).is_detection());
         assert!(!Record::new(None).is_detection());
     }
 
