@@ -12,6 +12,10 @@ pub const MAX_DETECTIONS_LIMIT: usize = 1000;
 /// Most labels one `classes` option may list.
 pub const MAX_CLASSES: usize = 256;
 
+/// Most images one request may carry (TF Serving's `instances`): they run one after another on the
+/// warm plan, so this bounds the work a single request asks for within Lambda's 6 MB.
+pub const MAX_IMAGES_PER_REQUEST: usize = 16;
+
 /// Defaults and ranges of the annotated image's options.
 pub const ANNOTATE_MAX_SIDE_DEFAULT: u32 = 1280;
 pub const ANNOTATE_MAX_SIDE_RANGE: std::ops::RangeInclusive<u32> = 64..=4096;

@@ -849,3 +849,144 @@ fn json_clients_get_the_picture_beside_the_detections() {
         );
     }
 }
+
+/// An HTTP API (v2) request of `method` to `path`, with a JSON `body` when given.
+fn v2_request(method: &str, path: &str, body: Option<&Value>) -> Value {
+    let mut e = event("http-api-jpeg.json");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["rawQueryString"] = json!("");
+    e.as_object_mut().unwrap().remove("queryStringParameters");
+    e["headers"]["content-type"] = json!("application/json");
+    e["isBase64Encoded"] = json!(false);
+    match body {
+        Some(b) => e["body"] = json!(b.to_string()),
+        None => {
+            e.as_object_mut().unwrap().remove("body");
+        }
+    }
+    e
+}
+
+#[test]
+fn tf_serving_clients_get_the_detections_of_detect_in_their_own_shape() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    let (status, _, native) = http(
+        &run(
+            &app,
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, ""),
+        )
+        .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let (w, h) = (
+        native["image"]["width"].as_f64().unwrap(),
+        native["image"]["height"].as_f64().unwrap(),
+    );
+    let detections = native["detections"].as_array().unwrap();
+    assert!(!detections.is_empty());
+    let name = native["model"]["name"].as_str().unwrap().to_string();
+    let image = json!({"b64": b64(&jpeg)});
+
+    // Rows, bare and under an input's name, after a stage.
+    let rows =
+        json!({"signature_name": "serving_default", "instances": [image, {"image_bytes": image}]});
+    let predict = format!("/prod/v1/models/{name}:predict");
+    let (status, headers, body) =
+        http(&run(&app, v2_request("POST", &predict, Some(&rows))).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    let predictions = body["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2);
+    assert_eq!(predictions[0], predictions[1]);
+    let p = &predictions[0];
+    assert_eq!(
+        p["num_detections"].as_f64().unwrap() as usize,
+        detections.len()
+    );
+    for (i, d) in detections.iter().enumerate() {
+        let b = &d["box"];
+        let want = [
+            b["y_min"].as_f64().unwrap() / h,
+            b["x_min"].as_f64().unwrap() / w,
+            b["y_max"].as_f64().unwrap() / h,
+            b["x_max"].as_f64().unwrap() / w,
+        ];
+        for (k, want) in want.iter().enumerate() {
+            let got = p["detection_boxes"][i][k].as_f64().unwrap();
+            assert!((got - want).abs() < 1e-4, "box {i}[{k}]: {got} vs {want}");
+        }
+        let score = p["detection_scores"][i].as_f64().unwrap();
+        assert!((score - d["score"].as_f64().unwrap()).abs() < 1e-6);
+    }
+    // COCO's category ids: cat is 17 where the model's class index is 15.
+    let cat = detections
+        .iter()
+        .position(|d| d["label"] == "cat")
+        .expect("the cat");
+    assert_eq!(p["detection_classes"][cat], json!(17.0));
+
+    // Columnar, with options from the query string as on /detect.
+    let columns = json!({"inputs": {"image_bytes": [image]}});
+    let mut e = v2_request(
+        "POST",
+        &format!("/v1/models/{name}/versions/1:predict"),
+        Some(&columns),
+    );
+    e["rawQueryString"] = json!("classes=cat");
+    let (status, _, body) = http(&run(&app, e).unwrap());
+    assert_eq!(status, 200, "{body}");
+    let outputs = &body["outputs"];
+    assert_eq!(outputs["num_detections"], json!([1.0]));
+    assert_eq!(outputs["detection_classes"], json!([[17.0]]));
+    assert_eq!(outputs["detection_boxes"][0][0], p["detection_boxes"][cat]);
+
+    // Status and metadata.
+    let (status, _, body) =
+        http(&run(&app, v2_request("GET", &format!("/v1/models/{name}"), None)).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(body["model_version_status"][0]["state"], "AVAILABLE");
+    let path = format!("/v1/models/{name}/labels/stable/metadata");
+    let (status, _, body) = http(&run(&app, v2_request("GET", &path, None)).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(body["model_spec"]["name"], json!(name));
+
+    // Errors: one string, the code first, the table's status; the method's `Allow`.
+    let error = |e: Value| {
+        let (status, headers, body) = http(&run(&app, e).unwrap());
+        let text = body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_string();
+        (status, headers.get("allow").cloned(), text)
+    };
+    let (status, _, text) = error(v2_request("POST", "/v1/models/resnet:predict", Some(&rows)));
+    assert_eq!(status, 404);
+    assert!(
+        text.starts_with("not_found: Servable not found for request: Latest(resnet)"),
+        "{text}"
+    );
+    let (status, allow, text) = error(v2_request("GET", &predict, None));
+    assert_eq!((status, allow), (405, Some(json!("POST, OPTIONS"))));
+    assert!(text.starts_with("method_not_allowed: "), "{text}");
+    let text_image = json!({"instances": [image, {"b64": b64(b"hello")}]});
+    let (status, _, text) = error(v2_request("POST", &predict, Some(&text_image)));
+    assert_eq!(status, 422);
+    assert!(text.starts_with("not_an_image: image 1: "), "{text}");
+    let (status, _, text) = error(v2_request(
+        "POST",
+        &predict,
+        Some(&json!({"instances": [[[[1, 2, 3]]]]})),
+    ));
+    assert_eq!(status, 400);
+    assert!(text.starts_with("invalid_parameter: "), "{text}");
+    let (status, _, text) = error(v2_request("POST", &predict, None));
+    assert_eq!(status, 400);
+    assert!(text.starts_with("empty_body: "), "{text}");
+    let mut picture = v2_request("POST", &predict, Some(&rows));
+    picture["rawQueryString"] = json!("format=png");
+    let (status, _, text) = error(picture);
+    assert_eq!(status, 400, "{text}");
+}

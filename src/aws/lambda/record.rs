@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_detection_is_a_direct_invocation_or_a_detecting_route_but_not_its_preflight() {
-        use crate::aws::lambda::protocols::native;
+        use crate::aws::lambda::protocols::{native, tf_serving};
         let http = |route, method| Record {
             route: Some(route),
             method: Some(method),
@@ -134,6 +134,15 @@ mod tests {
         assert!(http(detect.clone(), Method::POST).is_detection());
         assert!(!http(detect, Method::OPTIONS).is_detection());
         assert!(!http(Route::Native(native::Route::Health), Method::GET).is_detection());
+        let tf = |endpoint| {
+            Route::TfServing(tf_serving::Route {
+                model: "m".into(),
+                version: tf_serving::Selector::Latest,
+                endpoint,
+            })
+        };
+        assert!(http(tf(tf_serving::Endpoint::Predict), Method::POST).is_detection());
+        assert!(!http(tf(tf_serving::Endpoint::Status), Method::GET).is_detection());
         assert!(!Record::new(None).is_detection());
     }
 
