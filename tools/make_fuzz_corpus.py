@@ -102,8 +102,12 @@ def main():
     )
     json_body = json.dumps({"image": "data:image/png;base64," + base64.b64encode(images["png"]).decode(),
                             "classes": ["cat", "dog"], "annotate": True}).encode()
+    png_b64 = {"b64": base64.b64encode(images["png"]).decode()}
+    tf_rows = json.dumps({"signature_name": "serving_default",
+                          "instances": [png_b64, {"image_bytes": png_b64}]}).encode()
+    tf_columns = json.dumps({"inputs": {"image_bytes": [png_b64]}}).encode()
     # Mode byte: content type index in the high nibble, body mode in the low bits (0 text, 1 base64 of
-    # the bytes, 2 bytes claimed to be base64), bit 2 OPTIONS.
+    # the bytes, 2 bytes claimed to be base64), bit 2 OPTIONS, bit 3 TF Serving's predict route.
     for name, mode, query, body in [
         ("raw-jpeg", 0x01, b"classes=cat,dog&max_detections=3", images["jpg"]),
         ("raw-png-octet", 0x31, b"", images["png"]),
@@ -113,6 +117,8 @@ def main():
         ("bad-base64", 0x02, b"", b"***"),
         ("preflight", 0x04, b"", b""),
         ("custom-type", 0xF1, b"", images["gif"]),
+        ("tf-serving-rows", 0x18, b"max_detections=5", tf_rows),
+        ("tf-serving-columns", 0x19, b"", tf_columns),
     ]:
         write("http_request", name, bytes([mode]) + query + b"\xff" + b"image/gif" + b"\xff" + body)
 

@@ -1,7 +1,8 @@
 //! An HTTP API request with arbitrary bytes where a client controls them: content type, query string,
-//! origin and body, the body raw text, base64 of the bytes, or bytes claimed to be base64. Reaches body
-//! extraction (raw, base64 variants, JSON, multipart) and the options of the query, JSON and forms
-//! without the fuzzer having to find the event's shape first.
+//! origin and body, the body raw text, base64 of the bytes, or bytes claimed to be base64, sent to
+//! `/detect` or to TF Serving's predict route for the embedded model. Reaches body extraction (raw,
+//! base64 variants, JSON, multipart, TF Serving's rows and columns) and the options of the query, JSON
+//! and forms without the fuzzer having to find the event's shape first.
 #![no_main]
 
 #[path = "common.rs"]
@@ -39,10 +40,15 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         _ => (String::from_utf8_lossy(body).into_owned(), true),
     };
     let method = if mode & 0x4 == 0 { "POST" } else { "OPTIONS" };
+    let path = if mode & 0x8 == 0 {
+        "/detect".to_string()
+    } else {
+        format!("/v1/models/{}:predict", common::detector().manifest().name)
+    };
     let event = json!({
         "version": "2.0",
         "routeKey": "$default",
-        "rawPath": "/detect",
+        "rawPath": path,
         "rawQueryString": query,
         "headers": {"content-type": content_type, "origin": "https://a.example"},
         "requestContext": {
@@ -50,7 +56,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             "apiId": "api",
             "domainName": "api.example",
             "domainPrefix": "api",
-            "http": {"method": method, "path": "/detect", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "fuzz"},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "fuzz"},
             "requestId": "fuzz",
             "routeKey": "$default",
             "stage": "$default",
