@@ -14,7 +14,7 @@
 //! The function serves one model, the manifest's name, as version [`VERSION`]; any label names it.
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
@@ -425,11 +425,7 @@ fn predict(
             .map_err(|e| at(i, e))?;
         predictions.push(Prediction::of(&response, manifest));
     }
-    let body = match layout {
-        Layout::Row => json!({ "predictions": predictions }),
-        Layout::Columnar => json!({ "outputs": columns(&predictions) }),
-    };
-    Ok(Reply::json(200, body.to_string()))
+    Ok(Reply::json(200, predict_body(layout, &predictions)?))
 }
 
 /// The picture options of `/detect` have no place in a predict answer.
@@ -493,37 +489,46 @@ fn category(manifest: &Manifest, class_id: usize) -> u64 {
 }
 
 /// Columnar outputs: each output's values for every image, in order.
-fn columns(predictions: &[Prediction]) -> Map<String, Value> {
-    let mut outputs = Map::new();
-    outputs.insert(
-        "detection_boxes".into(),
-        json!(predictions
+#[derive(Debug, Serialize)]
+struct Columns<'a> {
+    detection_boxes: Vec<&'a [[f32; 4]]>,
+    detection_scores: Vec<&'a [f32]>,
+    detection_classes: Vec<&'a [f32]>,
+    num_detections: Vec<f32>,
+}
+
+fn columns(predictions: &[Prediction]) -> Columns<'_> {
+    Columns {
+        detection_boxes: predictions.iter().map(|p| &p.detection_boxes[..]).collect(),
+        detection_scores: predictions
             .iter()
-            .map(|p| &p.detection_boxes)
-            .collect::<Vec<_>>()),
-    );
-    outputs.insert(
-        "detection_scores".into(),
-        json!(predictions
+            .map(|p| &p.detection_scores[..])
+            .collect(),
+        detection_classes: predictions
             .iter()
-            .map(|p| &p.detection_scores)
-            .collect::<Vec<_>>()),
-    );
-    outputs.insert(
-        "detection_classes".into(),
-        json!(predictions
-            .iter()
-            .map(|p| &p.detection_classes)
-            .collect::<Vec<_>>()),
-    );
-    outputs.insert(
-        "num_detections".into(),
-        json!(predictions
-            .iter()
-            .map(|p| p.num_detections)
-            .collect::<Vec<_>>()),
-    );
-    outputs
+            .map(|p| &p.detection_classes[..])
+            .collect(),
+        num_detections: predictions.iter().map(|p| p.num_detections).collect(),
+    }
+}
+
+/// The predict answer's JSON, written from the f32 values as they are (shortest form), not widened.
+fn predict_body(layout: Layout, predictions: &[Prediction]) -> Result<String, Failure> {
+    #[derive(Serialize)]
+    struct Rows<'a> {
+        predictions: &'a [Prediction],
+    }
+    #[derive(Serialize)]
+    struct Outputs<'a> {
+        outputs: Columns<'a>,
+    }
+    match layout {
+        Layout::Row => serde_json::to_string(&Rows { predictions }),
+        Layout::Columnar => serde_json::to_string(&Outputs {
+            outputs: columns(predictions),
+        }),
+    }
+    .map_err(|e| Failure::internal(e.to_string()))
 }
 
 #[cfg(test)]
@@ -737,12 +742,23 @@ mod tests {
         assert_eq!(p.detection_scores, vec![0.75]);
         assert_eq!(p.detection_classes, vec![17.0], "COCO's id for cat");
         assert_eq!(p.num_detections, 1.0);
-        let outputs = columns(&[p.clone(), p]);
+        let two = [p.clone(), p];
+        let columns: Value =
+            serde_json::from_str(&predict_body(Layout::Columnar, &two).unwrap()).unwrap();
+        let outputs = &columns["outputs"];
         assert_eq!(outputs["num_detections"], json!([1.0, 1.0]));
         assert_eq!(
             outputs["detection_boxes"][1][0],
             json!([0.25, 0.25, 0.75, 1.0])
         );
+        assert_eq!(outputs["detection_classes"], json!([[17.0], [17.0]]));
+        // f32 values in their shortest form, as the native response writes them.
+        let third = Prediction {
+            detection_scores: vec![1.0 / 3.0],
+            ..two[0].clone()
+        };
+        let rows = predict_body(Layout::Row, &[third]).unwrap();
+        assert!(rows.contains("\"detection_scores\":[0.33333334]"), "{rows}");
     }
 
     #[test]
