@@ -71,6 +71,26 @@ impl CategoryMap {
     }
 }
 
+/// COCO's supercategory of a category id of its 80 detection classes (`person`, `vehicle`, `animal`,
+/// ...), as the annotation files' `categories` give it; `None` for an id that is not one of them.
+pub fn supercategory(coco_id: u64) -> Option<&'static str> {
+    Some(match coco_id {
+        1 => "person",
+        2..=9 => "vehicle",
+        10 | 11 | 13..=15 => "outdoor",
+        16..=25 => "animal",
+        27 | 28 | 31..=33 => "accessory",
+        34..=43 => "sports",
+        44 | 46..=51 => "kitchen",
+        52..=61 => "food",
+        62..=65 | 67 | 70 => "furniture",
+        72..=77 => "electronic",
+        78..=82 => "appliance",
+        84..=90 => "indoor",
+        _ => return None,
+    })
+}
+
 /// Names meet whatever their case and surrounding spaces.
 fn name_key(name: &str) -> String {
     name.trim().to_lowercase()
@@ -79,6 +99,18 @@ fn name_key(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_80_coco_ids_have_their_supercategory_and_the_gaps_none() {
+        let known: Vec<u64> = (1..=90).filter(|&id| supercategory(id).is_some()).collect();
+        assert_eq!(known.len(), 80);
+        for gap in [12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 0, 91] {
+            assert_eq!(supercategory(gap), None, "{gap}");
+        }
+        assert_eq!(supercategory(17), Some("animal"), "cat");
+        assert_eq!(supercategory(70), Some("furniture"), "toilet");
+        assert_eq!(supercategory(72), Some("electronic"), "tv");
+    }
 
     fn manifest(category_ids: Option<&str>) -> Manifest {
         let ids = category_ids.map_or(String::new(), |ids| format!("category_ids = {ids}\n"));

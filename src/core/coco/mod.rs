@@ -16,7 +16,7 @@ mod evaluate;
 mod operating;
 mod summary;
 
-pub use categories::CategoryMap;
+pub use categories::{supercategory, CategoryMap};
 pub use dataset::{Category, Dataset, GroundTruth, ImageEntry, ScoredBox};
 pub use evaluate::{evaluate, Evaluation, AREA_RANGES, MAX_DETECTIONS};
 pub use operating::{Matches, OperatingPoint};
