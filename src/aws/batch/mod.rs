@@ -116,6 +116,23 @@ impl Batch {
             .map_err(|e| Failure::new(e.code(), e.to_string()))
     }
 
+    /// Fetches one object for a request that names it (Rekognition's `S3Object`), with the batch path's
+    /// client, size cap (`MAX_OBJECT_BYTES`) and error codes; the message names the object.
+    pub async fn fetch_object(&self, object: &ObjectRef) -> Result<Bytes, Failure> {
+        let s3 = self.s3()?;
+        let (fetched, _) = self.fetch(s3, object).await;
+        fetched.map(|o| o.bytes).map_err(|e| {
+            Failure::new(
+                e.code(),
+                format!(
+                    "s3://{}/{}: {e}",
+                    crate::core::error::bounded(&object.bucket, 64),
+                    crate::core::error::bounded(&object.key, 256)
+                ),
+            )
+        })
+    }
+
     /// Processes objects, several in flight, reporting in their order.
     pub async fn process(&self, objects: Vec<ObjectRef>) -> Vec<Report> {
         stream::iter(objects)
