@@ -104,6 +104,7 @@ async fn local(app: &App, files: &[String]) -> ExitCode {
             log_line,
             object_lines,
             metric_records,
+            error_type,
         } = app.handle_recorded(event, invocation).await;
         for line in object_lines {
             eprintln!("{line}");
@@ -129,11 +130,12 @@ async fn local(app: &App, files: &[String]) -> ExitCode {
                 failed |= status.is_some_and(|s| s >= 400);
             }
             Err(e) => {
-                eprintln!("{file}: function error {}", e.code());
+                let error_type = error_type.unwrap_or(e.code().as_str());
+                eprintln!("{file}: function error {error_type}");
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &json!({"errorType": e.code(), "errorMessage": e.message()})
+                        &json!({"errorType": error_type, "errorMessage": e.message()})
                     )
                     .unwrap_or_default()
                 );

@@ -990,3 +990,111 @@ fn tf_serving_clients_get_the_detections_of_detect_in_their_own_shape() {
     let (status, _, text) = error(picture);
     assert_eq!(status, 400, "{text}");
 }
+
+#[test]
+fn rekognition_clients_get_the_detections_of_detect_as_labels() {
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/coffee.jpg");
+    let query = "score_threshold=0.55";
+    let (status, _, native) = http(
+        &run(
+            &app,
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, query),
+        )
+        .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let detections = native["detections"].as_array().unwrap();
+    assert!(detections.len() >= 2, "{native}");
+    let (w, h) = (
+        native["image"]["width"].as_f64().unwrap(),
+        native["image"]["height"].as_f64().unwrap(),
+    );
+    let request = json!({"Image": {"Bytes": b64(&jpeg)}});
+    let check = |answer: &Value| {
+        let labels = answer["Labels"].as_array().unwrap();
+        let instances: usize = labels
+            .iter()
+            .map(|l| l["Instances"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(instances, detections.len(), "{answer}");
+        for d in detections {
+            let name = d["label"].as_str().unwrap();
+            let title: String = name[..1].to_uppercase() + &name[1..];
+            let label = labels
+                .iter()
+                .find(|l| l["Name"].as_str().unwrap().eq_ignore_ascii_case(&title))
+                .unwrap_or_else(|| panic!("{name} in {answer}"));
+            let b = &d["box"];
+            let want = [
+                (b["x_max"].as_f64().unwrap() - b["x_min"].as_f64().unwrap()) / w,
+                (b["y_max"].as_f64().unwrap() - b["y_min"].as_f64().unwrap()) / h,
+                b["x_min"].as_f64().unwrap() / w,
+                b["y_min"].as_f64().unwrap() / h,
+            ];
+            let score = d["score"].as_f64().unwrap() * 100.0;
+            let found = label["Instances"].as_array().unwrap().iter().any(|i| {
+                let bb = &i["BoundingBox"];
+                let got = ["Width", "Height", "Left", "Top"].map(|k| bb[k].as_f64().unwrap());
+                (i["Confidence"].as_f64().unwrap() - score).abs() < 1e-3
+                    && got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-4)
+            });
+            assert!(found, "{d} in {label}");
+        }
+        assert_eq!(
+            answer["LabelModelVersion"],
+            json!(format!(
+                "{} {}",
+                native["model"]["name"].as_str().unwrap(),
+                native["model"]["version"].as_str().unwrap()
+            ))
+        );
+    };
+
+    // Over HTTP, as an SDK's Rekognition client sends it: POST / with X-Amz-Target.
+    let mut e = v2_request("POST", "/", Some(&request));
+    e["headers"]["content-type"] = json!("application/x-amz-json-1.1");
+    e["headers"]["x-amz-target"] = json!("RekognitionService.DetectLabels");
+    let answer = run(&app, e.clone()).unwrap();
+    assert_eq!(answer["statusCode"], 200);
+    assert_eq!(
+        answer["headers"]["content-type"],
+        "application/x-amz-json-1.1"
+    );
+    check(&serde_json::from_str(answer["body"].as_str().unwrap()).unwrap());
+
+    // A direct invocation: the response object itself.
+    check(&run(&app, request.clone()).unwrap());
+
+    // Errors: over HTTP in the protocol's shape, directly as function errors named as the exception.
+    let mut bad = e.clone();
+    bad["body"] = json!(json!({"Image": {"Bytes": b64(b"hello")}}).to_string());
+    let answer = run(&app, bad).unwrap();
+    assert_eq!(answer["statusCode"], 400);
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["__type"], "InvalidImageFormatException", "{body}");
+    let mut unknown = e.clone();
+    unknown["headers"]["x-amz-target"] = json!("RekognitionService.DetectFaces");
+    let answer = run(&app, unknown).unwrap();
+    let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (answer["statusCode"].as_i64(), body["__type"].as_str()),
+        (Some(400), Some("UnknownOperationException"))
+    );
+    let invocation = Invocation {
+        request_id: "test-request",
+        trace_id: None,
+    };
+    let handled = runtime()
+        .block_on(app.handle_recorded(json!({"Image": {"Bytes": b64(b"hello")}}), invocation));
+    assert_eq!(
+        handled.result.unwrap_err().code(),
+        object_detector::ErrorCode::NotAnImage
+    );
+    assert_eq!(handled.error_type, Some("InvalidImageFormatException"));
+    let handled = runtime().block_on(app.handle_recorded(
+        json!({"Image": {"Bytes": b64(&jpeg)}, "MinConfidence": 200}),
+        invocation,
+    ));
+    assert_eq!(handled.error_type, Some("InvalidParameterException"));
+}

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::cors::AllowedOrigins;
 use super::events::{self, EventKind, HttpKind};
-use super::protocols::{self, native};
+use super::protocols::{self, native, rekognition};
 use super::record::Record;
 use super::reply::{self, Reply};
 use super::service::Service;
@@ -66,13 +66,13 @@ impl App {
 
     /// Handles one event, writing its log line to stderr and its metric records to stdout. `Ok` is
     /// the response payload (serialized JSON, so floats keep their shortest form and fields their
-    /// documented order); `Err` is for direct invocations only, and becomes a Lambda function error
-    /// whose `errorType` is the stable error code.
+    /// documented order); `Err` is for direct invocations only: the Lambda function error, whose
+    /// `errorType` is the stable error code (a Rekognition-shaped invocation's: the exception's name).
     pub async fn handle(
         &self,
         event: Value,
         invocation: Invocation<'_>,
-    ) -> Result<Box<RawValue>, Failure> {
+    ) -> Result<Box<RawValue>, lambda_runtime::Diagnostic> {
         let handled = self.handle_recorded(event, invocation).await;
         // Write errors (a closed stream) lose a line, never the answer.
         let mut err = std::io::stderr().lock();
@@ -88,7 +88,9 @@ impl App {
             }
             let _ = out.flush();
         }
-        handled.result
+        handled
+            .result
+            .map_err(|failure| error::function_error(failure, handled.error_type))
     }
 
     /// [`App::handle`], returning the log line and metric records instead of writing them.
@@ -112,11 +114,18 @@ impl App {
                 .collect(),
         };
         let log_line = log::Entry::of(&record, invocation.request_id, invocation.trace_id).line();
+        let error_type = match (&result, record.event) {
+            (Err(failure), Some(EventKind::DirectRekognition)) => {
+                Some(rekognition::exception(failure.code()).0)
+            }
+            _ => None,
+        };
         Handled {
             result,
             log_line,
             object_lines,
             metric_records,
+            error_type,
         }
     }
 
@@ -126,6 +135,13 @@ impl App {
         let mut record = Record::new(kind);
         let result = match kind {
             Some(EventKind::Direct) => self.direct(event, &mut record).await,
+            Some(EventKind::DirectRekognition) => {
+                rekognition::detect_labels(&self.service(), event, &mut record)
+                    .await
+                    .and_then(|text| {
+                        RawValue::from_string(text).map_err(|e| Failure::internal(e.to_string()))
+                    })
+            }
             Some(EventKind::Http(kind)) => {
                 // The HTTP path records the status and error of the reply it sends.
                 let response = self.http(kind, event, &mut record).await;
@@ -198,6 +214,7 @@ impl App {
         Service {
             detector: &self.detector,
             model_info: &self.model_info,
+            batch: &self.batch,
         }
     }
 

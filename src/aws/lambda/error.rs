@@ -45,7 +45,7 @@ pub fn invalid_event(event: &Value) -> Failure {
             format!(
                 "unrecognised event: expected an API Gateway REST (v1) or HTTP API (v1/v2) proxy event, a Lambda \
                  function URL event, an ALB target-group event, a direct invocation {{\"image\": \"<base64>\", \
-                 ...options}}, or an event naming S3 objects (S3, SQS, EventBridge, {{\"bucket\", \"keys\"}}); got {seen}"
+                 ...options}}, a Rekognition DetectLabels request {{\"Image\": {{...}}}}, or an event naming S3 objects (S3, SQS, EventBridge, {{\"bucket\", \"keys\"}}); got {seen}"
             ),
         )
 }
@@ -54,10 +54,16 @@ pub fn invalid_event(event: &Value) -> Failure {
 /// can `Catch` on it.
 impl From<Failure> for lambda_runtime::Diagnostic {
     fn from(e: Failure) -> lambda_runtime::Diagnostic {
-        lambda_runtime::Diagnostic {
-            error_type: e.code().as_str().to_string(),
-            error_message: e.into_message(),
-        }
+        function_error(e, None)
+    }
+}
+
+/// The function error a direct invocation fails with: `errorType` is `error_type` when given (a
+/// protocol's name for the failure, such as Rekognition's exceptions), else the stable code.
+pub fn function_error(e: Failure, error_type: Option<&str>) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: error_type.unwrap_or(e.code().as_str()).to_string(),
+        error_message: e.into_message(),
     }
 }
 

@@ -29,6 +29,8 @@ pub enum EventKind {
     Http(HttpKind),
     /// A direct invocation: `{"image": "<base64>", ...options}`.
     Direct,
+    /// A direct invocation in Rekognition's shape: a `DetectLabels` request, `{"Image": {...}, ...}`.
+    DirectRekognition,
     /// An event naming S3 objects: S3, SQS, EventBridge, or a batch of keys.
     Objects(ObjectSource),
 }
@@ -58,6 +60,7 @@ impl EventKind {
             EventKind::Http(HttpKind::FunctionUrl) => "function_url",
             EventKind::Http(HttpKind::Alb) => "alb",
             EventKind::Direct => "direct",
+            EventKind::DirectRekognition => "direct_rekognition",
             EventKind::Objects(source) => source.name(),
         }
     }
@@ -94,6 +97,9 @@ pub fn classify(event: &Value) -> Option<EventKind> {
     }
     if obj.contains_key("image") && !obj.contains_key("httpMethod") {
         return Some(EventKind::Direct);
+    }
+    if obj.contains_key("Image") {
+        return Some(EventKind::DirectRekognition);
     }
     None
 }

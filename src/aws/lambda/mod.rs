@@ -74,4 +74,7 @@ pub struct Handled {
     pub object_lines: Vec<String>,
     /// The EMF metric records, one JSON document each; empty with metrics off.
     pub metric_records: Vec<String>,
+    /// A direct invocation's function error is reported under this `errorType` when it is not the
+    /// failure's code: the exception's name for a Rekognition-shaped invocation.
+    pub error_type: Option<&'static str>,
 }

@@ -77,9 +77,11 @@ impl Record {
 
     /// A detection request: a direct invocation, or `/detect` other than its CORS preflight.
     pub fn is_detection(&self) -> bool {
-        self.event == Some(EventKind::Direct)
-            || (self.route.as_ref().is_some_and(Route::is_detection)
-                && self.method != Some(Method::OPTIONS))
+        matches!(
+            self.event,
+            Some(EventKind::Direct | EventKind::DirectRekognition)
+        ) || (self.route.as_ref().is_some_and(Route::is_detection)
+            && self.method != Some(Method::OPTIONS))
     }
 
     /// The metric observations: one per object that reached the detector or failed, for an object

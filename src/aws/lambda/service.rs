@@ -4,15 +4,18 @@
 use super::body;
 use super::record::{Detection, Record};
 use super::reply;
+use crate::aws::batch::Batch;
 use crate::aws::metrics::DetectionStats;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::options::DetectOptions;
 
-/// The warm detector and the `GET /model` body, serialized once.
+/// The warm detector, the `GET /model` body (serialized once) and the batch path, whose S3 client
+/// fetches the objects a request names.
 pub struct Service<'a> {
     pub detector: &'a Detector,
     pub model_info: &'a str,
+    pub batch: &'a Batch,
 }
 
 impl Service<'_> {

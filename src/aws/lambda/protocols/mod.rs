@@ -7,6 +7,7 @@
 //! function's own routes, which look at its last segment.
 
 pub mod native;
+pub mod rekognition;
 pub mod tf_serving;
 
 use aws_lambda_events::http::Method;
@@ -25,6 +26,8 @@ pub enum Route {
     Native(native::Route),
     /// TF Serving's REST API: `v1/models/{name}...`.
     TfServing(tf_serving::Route),
+    /// Rekognition's operations, named by `X-Amz-Target` (the AWS JSON 1.1 protocol).
+    Rekognition(rekognition::Route),
 }
 
 impl Route {
@@ -33,6 +36,7 @@ impl Route {
         match self {
             Route::Native(r) => r.name(),
             Route::TfServing(r) => r.name(),
+            Route::Rekognition(r) => r.name(),
         }
     }
 
@@ -41,6 +45,7 @@ impl Route {
         match self {
             Route::Native(r) => r.allow(),
             Route::TfServing(r) => r.allow(),
+            Route::Rekognition(r) => r.allow(),
         }
     }
 
@@ -56,6 +61,7 @@ impl Route {
         match self {
             Route::Native(r) => *r == native::Route::Detect,
             Route::TfServing(r) => r.is_detection(),
+            Route::Rekognition(r) => r.is_detection(),
         }
     }
 
@@ -64,12 +70,17 @@ impl Route {
         match self {
             Route::Native(_) => Reply::from(failure),
             Route::TfServing(_) => tf_serving::error(failure),
+            Route::Rekognition(_) => rekognition::error(failure),
         }
     }
 }
 
-/// The route of a request, by its whole path; `None` when no protocol claims it.
+/// The route of a request: by its `X-Amz-Target` header (an AWS SDK's call), else by its whole path;
+/// `None` when no protocol claims it.
 pub fn route(request: &Request) -> Option<Route> {
+    if let Some(r) = rekognition::route(request) {
+        return Some(Route::Rekognition(r));
+    }
     let segments = segments(&request.path);
     let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     if let Some(r) = tf_serving::route(&segments) {
@@ -88,6 +99,7 @@ pub async fn answer(
     match route {
         Route::Native(r) => native::answer(service, *r, request, record).await,
         Route::TfServing(r) => tf_serving::answer(service, r, request, record).await,
+        Route::Rekognition(r) => rekognition::answer(service, r, request, record).await,
     }
 }
 
