@@ -3,13 +3,17 @@ clients send, against the real function behind `cargo lambda watch`'s function-U
 
     python tests/protocols_e2e.py [BINARY]     (default target/release/object-detector)
 
-Starts the emulator and the function on 127.0.0.1 and free ports, stops both by PID at the end. For each
-test photo, `POST /detect` gives the reference detections; then:
+Starts moto_server (S3), the emulator and the function on 127.0.0.1 and free ports, stops them by PID at the
+end. For each test photo, `POST /detect` gives the reference detections; then:
 
 - TF Serving's REST API as its clients send it (plain HTTP JSON: `{"instances": [{"b64": ...}]}` rows,
   `{"inputs": ...}` columns, after a base path and at the root): the boxes, scores and COCO ids equal
   `/detect`'s after the conversion to `[ymin, xmin, ymax, xmax]` fractions (within 0.01); the status and
-  metadata routes; another model's name, a wrong method and a bad image in TF Serving's error shape.
+  metadata routes; another model's name, a wrong method and a bad image in TF Serving's error shape;
+- Rekognition's DetectLabels through boto3's own `rekognition` client, its endpoint the function URL (the
+  image as Bytes, and as an S3Object in moto_server's S3), and as a direct invocation through boto3's
+  Lambda client: every detection is an instance of its label (title case), its box and confidence
+  `/detect`'s; MinConfidence, MaxLabels and the label filters; errors as the client's own exceptions.
 """
 
 import base64
@@ -21,10 +25,17 @@ import tomllib
 import urllib.error
 import urllib.request
 
+import boto3
+from botocore.config import Config
+
 from harness import ROOT, Processes, free_port, function_env, wait_for_port
 
 BIN = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "target/release/object-detector")
 PHOTOS = ["tests/images/chelsea.jpg", "tests/images/astronaut.png", "tests/images/coffee.jpg"]
+
+REGION = "us-east-1"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+BUCKET = "photos"
 
 failures = []
 
@@ -140,11 +151,104 @@ def tf_serving(url, model, photos, coco_ids):
     error("TF Serving: not JSON", 400, "invalid_json: ", f"{url}/v1/models/{model}:predict", b"{\"instances\": ")
 
 
+def label_problem(labels, detections, width, height):
+    """None when every detection is one instance of its label, box and confidence equal (0.01, 1e-3)."""
+    instances = sum(len(label["Instances"]) for label in labels)
+    if instances != len(detections):
+        return f"{instances} instances for {len(detections)} detections"
+    for d in detections:
+        title = d["label"].title()
+        label = next((lb for lb in labels if lb["Name"] == title), None)
+        if label is None:
+            return f"no label {title} in {[lb['Name'] for lb in labels]}"
+        b = d["box"]
+        want = [(b["x_max"] - b["x_min"]) / width, (b["y_max"] - b["y_min"]) / height,
+                b["x_min"] / width, b["y_min"] / height]
+        if not any(abs(i["Confidence"] - d["score"] * 100) < 1e-3
+                   and all(abs(i["BoundingBox"][k] - w) < 0.01
+                           for k, w in zip(("Width", "Height", "Left", "Top"), want))
+                   for i in label["Instances"]):
+            return f"{title}: no instance {want} at {d['score'] * 100} in {label['Instances']}"
+    return None
+
+
+def rekognition(url, lambda_port, s3_port, photos):
+    session = boto3.session.Session(region_name=REGION, aws_access_key_id="testing",
+                                    aws_secret_access_key="testing")
+    config = Config(read_timeout=120, retries={"max_attempts": 0})
+    client = session.client("rekognition", endpoint_url=url, config=config)
+    s3 = session.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}")
+    lam = session.client("lambda", endpoint_url=f"http://127.0.0.1:{lambda_port}", config=config)
+    s3.create_bucket(Bucket=BUCKET)
+
+    for path, (data, native) in photos.items():
+        width, height = native["image"]["width"], native["image"]["height"]
+        # /detect's reference at Rekognition's default MinConfidence, 55.
+        expected = [d for d in native["detections"] if d["score"] >= 0.55]
+        answer = client.detect_labels(Image={"Bytes": data})
+        problem = label_problem(answer["Labels"], expected, width, height)
+        check(f"Rekognition detect_labels, Bytes, {path}", problem is None, problem)
+
+        key = "in/" + pathlib.Path(path).name
+        s3.put_object(Bucket=BUCKET, Key=key, Body=data)
+        answer = client.detect_labels(Image={"S3Object": {"Bucket": BUCKET, "Name": key}}, MinConfidence=55)
+        problem = label_problem(answer["Labels"], expected, width, height)
+        check(f"Rekognition detect_labels, S3Object in moto_server, {path}", problem is None, problem)
+
+        out = lam.invoke(FunctionName="object-detector",
+                         Payload=json.dumps({"Image": {"Bytes": base64.b64encode(data).decode()}}).encode())
+        answer = json.loads(out["Payload"].read())
+        problem = out.get("FunctionError") or label_problem(answer.get("Labels", []), expected, width, height)
+        check(f"Rekognition-shaped direct invocation, boto3's Lambda client, {path}", problem is None, problem)
+
+    data, native = photos["tests/images/coffee.jpg"]
+    answer = client.detect_labels(Image={"Bytes": data}, MinConfidence=0, MaxLabels=1)
+    top = max(native["detections"], key=lambda d: d["score"])["label"].title()
+    check("Rekognition MaxLabels 1 keeps the most confident label",
+          [label["Name"] for label in answer["Labels"]] == [top], answer["Labels"])
+    answer = client.detect_labels(Image={"Bytes": data}, MinConfidence=0,
+                                  Settings={"GeneralLabels": {"LabelInclusionFilters": ["Cup"]}})
+    check("Rekognition label inclusion filter", {lb["Name"] for lb in answer["Labels"]} == {"Cup"},
+          answer["Labels"])
+    check("Rekognition LabelModelVersion names the model",
+          answer["LabelModelVersion"] == f"{native['model']['name']} {native['model']['version']}",
+          answer["LabelModelVersion"])
+
+    def raises(name, exception, call):
+        try:
+            call()
+        except client.exceptions.ClientError as e:
+            got = e.response["Error"]["Code"]
+            check(name, got == exception, f"{got}: {e}")
+        else:
+            check(name, False, "no error")
+
+    raises("Rekognition: a text file is InvalidImageFormatException", "InvalidImageFormatException",
+           lambda: client.detect_labels(Image={"Bytes": b"not a photo"}))
+    raises("Rekognition: a missing S3 object is InvalidS3ObjectException", "InvalidS3ObjectException",
+           lambda: client.detect_labels(Image={"S3Object": {"Bucket": BUCKET, "Name": "in/none.jpg"}}))
+    raises("Rekognition: image properties are InvalidParameterException", "InvalidParameterException",
+           lambda: client.detect_labels(Image={"Bytes": data}, Features=["IMAGE_PROPERTIES"]))
+    raises("Rekognition: another operation is UnknownOperationException", "UnknownOperationException",
+           lambda: client.detect_faces(Image={"Bytes": data}))
+    # A function error: Lambda answers the Invoke API with 200 and X-Amz-Function-Error, cargo lambda's
+    # emulator with a 500 that botocore cannot read, so the Invoke API is called as boto3 calls it.
+    status, error = call(f"http://127.0.0.1:{lambda_port}/2015-03-31/functions/object-detector/invocations",
+                         {"Image": {"Bytes": base64.b64encode(b"not a photo").decode()}})
+    check("Rekognition-shaped direct invocation fails as InvalidImageFormatException",
+          isinstance(error, dict) and error.get("errorType") == "InvalidImageFormatException", f"{status} {error}")
+
+
 def main():
     with tempfile.TemporaryDirectory() as logs, Processes(logs) as procs:
-        port = free_port()
+        port, s3_port = free_port(), free_port()
+        venv_bin = pathlib.Path(sys.executable).parent
+        procs.start([venv_bin / "moto_server", "-H", "127.0.0.1", "-p", s3_port], "moto.log")
+        wait_for_port(s3_port, "moto_server")
         procs.emulator(port, "watch.log")
-        procs.start([BIN], "function.log", stdout="function.out", env=function_env(port))
+        env = function_env(port, **CREDENTIALS, AWS_REGION=REGION, AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{s3_port}",
+                           S3_FORCE_PATH_STYLE="true")
+        procs.start([BIN], "function.log", stdout="function.out", env=env)
         url = f"http://127.0.0.1:{port}/lambda-url/object-detector"
         wait_for_port(port, "the emulator")
 
@@ -162,6 +266,7 @@ def main():
         manifest = tomllib.loads((ROOT / "model" / f"{model}.toml").read_text())
 
         tf_serving(url, model, photos, manifest["category_ids"])
+        rekognition(url, port, s3_port, photos)
 
         log = (pathlib.Path(logs) / "function.log").read_text()
         check("the function logged no error", '"level":"ERROR"' not in log,
