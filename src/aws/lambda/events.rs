@@ -254,7 +254,7 @@ fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -
     match &reply.body {
         ReplyBody::Empty => {}
         ReplyBody::Json(_) => put("content-type", "application/json"),
-        ReplyBody::Picture { content_type, .. } => put("content-type", content_type),
+        ReplyBody::Binary { content_type, .. } => put("content-type", content_type),
     }
     if let Some(allow) = reply.allow {
         put("allow", allow);
@@ -295,7 +295,7 @@ pub fn respond(
     let (body, base64) = match reply.body {
         ReplyBody::Empty => (None, false),
         ReplyBody::Json(text) => (Some(Body::Text(text)), false),
-        ReplyBody::Picture { bytes, .. } => (Some(Body::Binary(bytes)), true),
+        ReplyBody::Binary { bytes, .. } => (Some(Body::Binary(bytes)), true),
     };
     let status = i64::from(reply.status);
     let value = match kind {

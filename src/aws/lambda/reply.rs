@@ -22,7 +22,8 @@ const HEADER_LABELS: usize = 5;
 pub(crate) enum Body {
     Empty,
     Json(String),
-    Picture {
+    /// Bytes of a media type: an annotated picture, a binary tensor answer.
+    Binary {
         bytes: Vec<u8>,
         content_type: &'static str,
     },
@@ -129,7 +130,7 @@ pub fn detection(mut response: Response, format: Format) -> Result<Reply, Failur
     let model = &response.model;
     Ok(Reply {
         status: 200,
-        body: Body::Picture {
+        body: Body::Binary {
             content_type: picture.encoding.content_type(),
             bytes: picture.bytes,
         },
