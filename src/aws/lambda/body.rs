@@ -114,13 +114,18 @@ fn looks_like_json(raw: &[u8]) -> bool {
     raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-/// The image and options of an HTTP request, by its content type.
-pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Failure> {
-    let raw = match &request.body {
+/// The body's bytes as the client sent them: decoded from base64 when the front door encoded it.
+pub fn raw_bytes(request: &Request) -> Result<Vec<u8>, Failure> {
+    Ok(match &request.body {
         None => Vec::new(),
         Some(b) if request.is_base64 => decode_base64(b)?,
         Some(b) => b.as_bytes().to_vec(),
-    };
+    })
+}
+
+/// The image and options of an HTTP request, by its content type.
+pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Failure> {
+    let raw = raw_bytes(request)?;
     if raw.is_empty() {
         return Err(Failure::new(
             ErrorCode::EmptyBody,

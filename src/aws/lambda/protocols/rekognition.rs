@@ -134,13 +134,8 @@ pub async fn answer(
         return error_named("UnknownOperationException", 400, failure);
     }
     let answered = async {
-        let text = match &request.body {
-            None => String::new(),
-            Some(b) if request.is_base64 => String::from_utf8(body::decode_base64(b)?)
-                .map_err(|_| Failure::new(ErrorCode::InvalidJson, "the body is not UTF-8 JSON"))?,
-            Some(b) => b.clone(),
-        };
-        let value: Value = serde_json::from_str(&text).map_err(|e| {
+        let raw = body::raw_bytes(request)?;
+        let value: Value = serde_json::from_slice(&raw).map_err(|e| {
             Failure::new(
                 ErrorCode::InvalidJson,
                 format!("the body is not valid JSON: {e}"),

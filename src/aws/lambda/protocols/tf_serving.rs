@@ -397,19 +397,14 @@ fn predict(
 ) -> Result<Reply, Failure> {
     let options = body::options_from_query(&request.query)?;
     refuse_pictures(&options)?;
-    let text = match &request.body {
-        None => String::new(),
-        Some(b) if request.is_base64 => String::from_utf8(body::decode_base64(b)?)
-            .map_err(|_| Failure::new(ErrorCode::InvalidJson, "the body is not UTF-8 JSON"))?,
-        Some(b) => b.clone(),
-    };
-    if text.trim().is_empty() {
+    let raw = body::raw_bytes(request)?;
+    if raw.trim_ascii().is_empty() {
         return Err(Failure::new(
             ErrorCode::EmptyBody,
             "the request has no body: send {\"instances\": [{\"b64\": \"<base64>\"}]}",
         ));
     }
-    let value: Value = serde_json::from_str(&text).map_err(|e| {
+    let value: Value = serde_json::from_slice(&raw).map_err(|e| {
         Failure::new(
             ErrorCode::InvalidJson,
             format!("the body is not valid JSON: {e}"),
