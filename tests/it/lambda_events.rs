@@ -1098,3 +1098,144 @@ fn rekognition_clients_get_the_detections_of_detect_as_labels() {
     ));
     assert_eq!(handled.error_type, Some("InvalidParameterException"));
 }
+
+#[test]
+fn open_inference_clients_get_the_detections_of_detect_as_tensors() {
+    use base64::Engine;
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/coffee.jpg");
+    let (status, _, native) = http(
+        &run(
+            &app,
+            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, ""),
+        )
+        .unwrap(),
+    );
+    assert_eq!(status, 200);
+    let detections = native["detections"].as_array().unwrap().clone();
+    let name = native["model"]["name"].as_str().unwrap().to_string();
+    let infer = format!("/v2/models/{name}/infer");
+
+    // JSON: base64 data, JSON outputs, options in parameters.
+    let request = json!({
+        "id": "r1",
+        "parameters": {"max_detections": 1},
+        "inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "data": [b64(&jpeg), b64(&jpeg)]}],
+        "outputs": [{"name": "detection_scores"}, {"name": "num_detections"}]
+    });
+    let (status, _, body) = http(&run(&app, v2_request("POST", &infer, Some(&request))).unwrap());
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], "r1");
+    assert_eq!(body["model_name"], json!(name));
+    assert_eq!(body["outputs"][0]["shape"], json!([2, 1]));
+    let top = detections[0]["score"].as_f64().unwrap();
+    let got = body["outputs"][0]["data"][1].as_f64().unwrap();
+    assert!((got - top).abs() < 1e-6, "{got} vs {top}");
+    assert_eq!(
+        body["outputs"][1],
+        json!({"name": "num_detections", "datatype": "INT32", "shape": [2], "data": [1, 1]})
+    );
+
+    // Binary tensor data both ways, through a base64-encoded body as a function URL delivers it.
+    let mut data = (jpeg.len() as u32).to_le_bytes().to_vec();
+    data.extend(&jpeg);
+    let header = json!({
+        "inputs": [{"name": "IMAGE", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": data.len()}}],
+        "parameters": {"binary_data_output": true}
+    })
+    .to_string();
+    let mut raw = header.clone().into_bytes();
+    raw.extend(&data);
+    let mut e = v2_request(
+        "POST",
+        &format!("/base/v2/models/{name}/versions/1/infer"),
+        None,
+    );
+    e["body"] = json!(b64(&raw));
+    e["isBase64Encoded"] = json!(true);
+    e["headers"]["content-type"] = json!("application/octet-stream");
+    e["headers"]["inference-header-content-length"] = json!(header.len().to_string());
+    let answer = run(&app, e).unwrap();
+    assert_eq!(answer["statusCode"], 200, "{answer}");
+    assert_eq!(answer["isBase64Encoded"], true);
+    let length: usize = answer["headers"]["inference-header-content-length"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(answer["body"].as_str().unwrap())
+        .unwrap();
+    let head: Value = serde_json::from_slice(&bytes[..length]).unwrap();
+    let names: Vec<&str> = head["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "detection_boxes",
+            "detection_scores",
+            "detection_classes",
+            "num_detections"
+        ]
+    );
+    let k = detections.len();
+    assert_eq!(head["outputs"][0]["shape"], json!([1, k, 4]));
+    let sizes: Vec<usize> = head["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["parameters"]["binary_data_size"].as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(sizes, [16 * k, 4 * k, 4 * k, 4]);
+    let floats = |from: usize, n: usize| -> Vec<f32> {
+        bytes[from..from + 4 * n]
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    };
+    let scores = floats(length + sizes[0], k);
+    for (s, d) in scores.iter().zip(&detections) {
+        assert!((*s as f64 - d["score"].as_f64().unwrap()).abs() < 1e-6);
+    }
+    let tail = &bytes[bytes.len() - 4..];
+    assert_eq!(i32::from_le_bytes(tail.try_into().unwrap()) as usize, k);
+
+    // Health, metadata, errors in the protocol's shape.
+    for path in [
+        "/v2/health/live",
+        "/v2/health/ready",
+        &format!("/v2/models/{name}/ready"),
+    ] {
+        let answer = run(&app, v2_request("GET", path, None)).unwrap();
+        assert_eq!(answer["statusCode"], 200, "{path}");
+    }
+    let (status, _, body) =
+        http(&run(&app, v2_request("GET", &format!("/v2/models/{name}"), None)).unwrap());
+    assert_eq!(status, 200);
+    assert_eq!(body["inputs"][0]["datatype"], "BYTES");
+    assert_eq!(body["outputs"][3]["datatype"], "INT32");
+    let (status, _, body) =
+        http(&run(&app, v2_request("GET", "/v2/models/resnet/ready", None)).unwrap());
+    assert_eq!(status, 404);
+    assert!(
+        body["error"].as_str().unwrap().starts_with("not_found: "),
+        "{body}"
+    );
+    let bad = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(b"hello")]}]});
+    let (status, _, body) = http(&run(&app, v2_request("POST", &infer, Some(&bad))).unwrap());
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not_an_image: image 0: "),
+        "{body}"
+    );
+    let range = json!({"parameters": {"score_threshold": 3}, "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(&jpeg)]}]});
+    let (status, _, body) = http(&run(&app, v2_request("POST", &infer, Some(&range))).unwrap());
+    assert_eq!(status, 400, "{body}");
+}

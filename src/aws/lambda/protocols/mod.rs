@@ -2,11 +2,12 @@
 //! core's, its answers and errors in its own shape. Adding one is a file and an arm in [`Route`].
 //!
 //! Routing reads the whole path. Each protocol looks for its own anchor among the path's segments
-//! (`v1/models/...` for TF Serving), so whatever precedes it (a REST API stage, a custom domain's base
+//! (`v1/models/...` for TF Serving, `v2/...` for the Open Inference Protocol), so whatever precedes it (a REST API stage, a custom domain's base
 //! path, nothing at a function URL's root) is left alone; a path no protocol claims goes to the
 //! function's own routes, which look at its last segment.
 
 pub mod native;
+pub mod open_inference;
 pub mod rekognition;
 pub mod tf_serving;
 
@@ -28,6 +29,8 @@ pub enum Route {
     TfServing(tf_serving::Route),
     /// Rekognition's operations, named by `X-Amz-Target` (the AWS JSON 1.1 protocol).
     Rekognition(rekognition::Route),
+    /// The Open Inference Protocol (KServe v2, Triton): `v2/...`.
+    OpenInference(open_inference::Route),
 }
 
 impl Route {
@@ -37,6 +40,7 @@ impl Route {
             Route::Native(r) => r.name(),
             Route::TfServing(r) => r.name(),
             Route::Rekognition(r) => r.name(),
+            Route::OpenInference(r) => r.name(),
         }
     }
 
@@ -46,6 +50,7 @@ impl Route {
             Route::Native(r) => r.allow(),
             Route::TfServing(r) => r.allow(),
             Route::Rekognition(r) => r.allow(),
+            Route::OpenInference(r) => r.allow(),
         }
     }
 
@@ -62,6 +67,7 @@ impl Route {
             Route::Native(r) => *r == native::Route::Detect,
             Route::TfServing(r) => r.is_detection(),
             Route::Rekognition(r) => r.is_detection(),
+            Route::OpenInference(r) => r.is_detection(),
         }
     }
 
@@ -71,6 +77,7 @@ impl Route {
             Route::Native(_) => Reply::from(failure),
             Route::TfServing(_) => tf_serving::error(failure),
             Route::Rekognition(_) => rekognition::error(failure),
+            Route::OpenInference(_) => open_inference::error(failure),
         }
     }
 }
@@ -86,6 +93,9 @@ pub fn route(request: &Request) -> Option<Route> {
     if let Some(r) = tf_serving::route(&segments) {
         return Some(Route::TfServing(r));
     }
+    if let Some(r) = open_inference::route(&segments) {
+        return Some(Route::OpenInference(r));
+    }
     native::route(request).map(Route::Native)
 }
 
@@ -100,6 +110,7 @@ pub async fn answer(
         Route::Native(r) => native::answer(service, *r, request, record).await,
         Route::TfServing(r) => tf_serving::answer(service, r, request, record).await,
         Route::Rekognition(r) => rekognition::answer(service, r, request, record).await,
+        Route::OpenInference(r) => open_inference::answer(service, r, request, record).await,
     }
 }
 

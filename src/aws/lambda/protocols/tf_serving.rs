@@ -434,19 +434,20 @@ fn refuse_pictures(options: &DetectOptions) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One image's outputs, as an Object Detection API export names them.
+/// One image's outputs, as an Object Detection API export names them (the Open Inference Protocol's
+/// answer has the same four).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Prediction {
+pub struct Prediction {
     /// `[ymin, xmin, ymax, xmax]`, fractions of the upright image.
-    detection_boxes: Vec<[f32; 4]>,
-    detection_scores: Vec<f32>,
+    pub detection_boxes: Vec<[f32; 4]>,
+    pub detection_scores: Vec<f32>,
     /// COCO category ids (1-based), as floats as the export has them.
-    detection_classes: Vec<f32>,
-    num_detections: f32,
+    pub detection_classes: Vec<f32>,
+    pub num_detections: f32,
 }
 
 impl Prediction {
-    fn of(response: &Response, manifest: &Manifest) -> Prediction {
+    pub fn of(response: &Response, manifest: &Manifest) -> Prediction {
         let (w, h) = (
             response.image.width.max(1) as f32,
             response.image.height.max(1) as f32,
