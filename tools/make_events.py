@@ -109,6 +109,15 @@ def function_url(method, path, body, ctype):
     return e
 
 
+def json_body_event(path, ctype, body, headers=None):
+    """A function URL POST of a JSON body, which the URL passes as text (not base64)."""
+    e = function_url("POST", path, b"", ctype)
+    e["body"] = json.dumps(body)
+    e["isBase64Encoded"] = False
+    e["headers"].update(headers or {})
+    return e
+
+
 def http_v1_payload(method, path, body, ctype):
     e = rest(method, path, b64(body), True, ctype, stage="$default")
     e["version"] = "1.0"
@@ -157,6 +166,18 @@ def main():
                              {"score_threshold": "0.3", "classes": "cat%2Cdog"}),
         # Direct invocation (SDK, CLI, Step Functions).
         "direct-invoke.json": {"image": b64(JPEG), "score_threshold": 0.3},
+        # Other systems' protocols (docs/protocols.md), as their clients send them to a function URL.
+        "function-url-tf-serving.json": json_body_event(
+            "/v1/models/picodet-s-416-coco:predict", "application/json",
+            {"signature_name": "serving_default", "instances": [{"b64": b64(JPEG)}]}),
+        "function-url-rekognition.json": json_body_event(
+            "/", "application/x-amz-json-1.1", {"Image": {"Bytes": b64(JPEG)}, "MaxLabels": 5},
+            {"x-amz-target": "RekognitionService.DetectLabels"}),
+        "function-url-open-inference.json": json_body_event(
+            "/v2/models/picodet-s-416-coco/infer", "application/json",
+            {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(JPEG)]}]}),
+        # A direct invocation with Rekognition's DetectLabels request.
+        "direct-rekognition.json": {"Image": {"Bytes": b64(JPEG)}, "MinConfidence": 50},
     }
     for name, event in events.items():
         (OUT / name).write_text(json.dumps(event, indent=2) + "\n")

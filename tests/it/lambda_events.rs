@@ -1239,3 +1239,24 @@ fn open_inference_clients_get_the_detections_of_detect_as_tensors() {
     let (status, _, body) = http(&run(&app, v2_request("POST", &infer, Some(&range))).unwrap());
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn the_protocol_event_samples_find_the_cat() {
+    let app = app(Config::default());
+    let body = |name: &str| {
+        let (status, _, body) = http(&run(&app, event(name)).unwrap());
+        assert_eq!(status, 200, "{name}: {body}");
+        body
+    };
+    let tf = body("function-url-tf-serving.json");
+    assert_eq!(tf["predictions"][0]["detection_classes"][0], json!(17.0));
+    let oip = body("function-url-open-inference.json");
+    assert_eq!(oip["outputs"][2]["data"][0], json!(17.0));
+    let rekognition: Value = {
+        let answer = run(&app, event("function-url-rekognition.json")).unwrap();
+        serde_json::from_str(answer["body"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(rekognition["Labels"][0]["Name"], "Cat");
+    let direct = run(&app, event("direct-rekognition.json")).unwrap();
+    assert_eq!(direct["Labels"][0]["Name"], "Cat");
+}
