@@ -13,7 +13,10 @@ end. For each test photo, `POST /detect` gives the reference detections; then:
 - Rekognition's DetectLabels through boto3's own `rekognition` client, its endpoint the function URL (the
   image as Bytes, and as an S3Object in moto_server's S3), and as a direct invocation through boto3's
   Lambda client: every detection is an instance of its label (title case), its box and confidence
-  `/detect`'s; MinConfidence, MaxLabels and the label filters; errors as the client's own exceptions.
+  `/detect`'s; MinConfidence, MaxLabels and the label filters; errors as the client's own exceptions;
+- the Open Inference Protocol through `tritonclient[http]` pointed at the function URL's base path: server
+  and model health and metadata, `infer` with binary tensor data both ways and with JSON, the tensors held
+  to `/detect`'s detections; a bad image and an unknown model as the client's exceptions.
 """
 
 import base64
@@ -26,7 +29,10 @@ import urllib.error
 import urllib.request
 
 import boto3
+import numpy as np
+import tritonclient.http as triton
 from botocore.config import Config
+from tritonclient.utils import InferenceServerException
 
 from harness import ROOT, Processes, free_port, function_env, wait_for_port
 
@@ -239,6 +245,78 @@ def rekognition(url, lambda_port, s3_port, photos):
           isinstance(error, dict) and error.get("errorType") == "InvalidImageFormatException", f"{status} {error}")
 
 
+def tensors_problem(result, photos_in_order, coco_ids):
+    """None when the tensors hold /detect's detections of each photo, in order, zero-padded."""
+    boxes, scores = result.as_numpy("detection_boxes"), result.as_numpy("detection_scores")
+    classes, counts = result.as_numpy("detection_classes"), result.as_numpy("num_detections")
+    for i, (_, native) in enumerate(photos_in_order):
+        want = tf_boxes(native["detections"], native["image"]["width"], native["image"]["height"], coco_ids)
+        n = int(counts[i])
+        got = {"detection_boxes": boxes[i][:n].tolist(), "detection_scores": scores[i][:n].tolist(),
+               "detection_classes": classes[i][:n].tolist(), "num_detections": float(n)}
+        problem = same_prediction(got, want)
+        if problem:
+            return f"image {i}: {problem}"
+        if scores[i][n:].any() or boxes[i][n:].any():
+            return f"image {i}: padding is not zero"
+    return None
+
+
+def open_inference(url, model, photos, coco_ids):
+    client = triton.InferenceServerClient(url=url.removeprefix("http://"), network_timeout=120,
+                                          connection_timeout=120)
+    check("OIP server live and ready, model ready",
+          client.is_server_live() and client.is_server_ready() and client.is_model_ready(model))
+    meta = client.get_model_metadata(model)
+    check("OIP model metadata: one BYTES input, four outputs",
+          [i["datatype"] for i in meta["inputs"]] == ["BYTES"]
+          and [o["name"] for o in meta["outputs"]] == ["detection_boxes", "detection_scores",
+                                                       "detection_classes", "num_detections"], meta)
+    check("OIP server metadata names the binary extension",
+          "binary_tensor_data" in client.get_server_metadata().get("extensions", []))
+
+    # tritonclient sends binary bodies without a Content-Type. A function URL base64-encodes such a body;
+    # cargo lambda's emulator answers 500 before the function sees it, so binary requests here name theirs.
+    binary = {"Content-Type": "application/octet-stream"}
+    items = list(photos.items())
+    image = triton.InferInput("image", [len(items)], "BYTES")
+    image.set_data_from_numpy(np.array([data for _, (data, _) in items], dtype=np.object_), binary_data=True)
+    result = client.infer(model, [image], headers=binary)
+    problem = tensors_problem(result, [p for _, p in items], coco_ids)
+    check("OIP infer, three photos as binary tensor data, binary outputs", problem is None, problem)
+
+    one = triton.InferInput("image", [1], "BYTES")
+    one.set_data_from_numpy(np.array([base64.b64encode(items[0][1][0]).decode()], dtype=np.object_),
+                            binary_data=False)
+    outputs = [triton.InferRequestedOutput(name, binary_data=False)
+               for name in ("detection_boxes", "detection_scores", "detection_classes", "num_detections")]
+    result = client.infer(model, [one], outputs=outputs, model_version="1")
+    problem = tensors_problem(result, [items[0][1]], coco_ids)
+    check("OIP infer, base64 JSON data and JSON outputs, version 1", problem is None, problem)
+
+    result = client.infer(model, [one], outputs=outputs, parameters={"classes": "cat", "max_detections": 1})
+    check("OIP detection options in the request's parameters",
+          result.as_numpy("detection_classes").tolist() == [[17.0]], result.get_response())
+
+    def raises(name, status, prefix, call):
+        try:
+            call()
+        except InferenceServerException as e:
+            check(name, e.status() == status and e.message().startswith(prefix), f"{e.status()} {e.message()}")
+        else:
+            check(name, False, "no error")
+
+    text = triton.InferInput("image", [1], "BYTES")
+    text.set_data_from_numpy(np.array([b"not a photo"], dtype=np.object_), binary_data=True)
+    raises("OIP: a text file is 422 not_an_image", "422", "not_an_image: image 0: ",
+           lambda: client.infer(model, [text], headers=binary))
+    raises("OIP: another model is 404", "404", "not_found: ", lambda: client.get_model_metadata("resnet"))
+    raises("OIP: a float input is 400", "400", "invalid_parameter: ", lambda: client.infer(
+        model, [triton.InferInput("image", [1], "FP32").set_data_from_numpy(np.zeros(1, np.float32))],
+        headers=binary))
+    client.close()
+
+
 def main():
     with tempfile.TemporaryDirectory() as logs, Processes(logs) as procs:
         port, s3_port = free_port(), free_port()
@@ -267,6 +345,7 @@ def main():
 
         tf_serving(url, model, photos, manifest["category_ids"])
         rekognition(url, port, s3_port, photos)
+        open_inference(url, model, photos, manifest["category_ids"])
 
         log = (pathlib.Path(logs) / "function.log").read_text()
         check("the function logged no error", '"level":"ERROR"' not in log,

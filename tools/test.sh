@@ -73,7 +73,7 @@ tools/fuzz.sh 10
 step "end to end through the Lambda emulator"
 tests/e2e.sh target/release/object-detector
 
-step "other systems' protocols end to end: TF Serving's REST API, boto3's Rekognition and Lambda clients (S3 in moto_server), through the emulator"
+step "other systems' protocols end to end: TF Serving's REST API, boto3's Rekognition and Lambda clients (S3 in moto_server), tritonclient, through the emulator"
 python tests/protocols_e2e.py target/release/object-detector
 
 step "batch path end to end: moto_server's S3 and SQS, real notifications, the Lambda emulator"
