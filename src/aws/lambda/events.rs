@@ -270,12 +270,12 @@ fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -
         put("access-control-allow-methods", "GET, POST, OPTIONS");
         put(
             "access-control-allow-headers",
-            "content-type, authorization, x-api-key",
+            "content-type, authorization, x-api-key, x-amz-target, inference-header-content-length",
         );
         put("access-control-max-age", "600");
         put(
             "access-control-expose-headers",
-            "x-detection-count, x-detection-labels, x-model",
+            "x-detection-count, x-detection-labels, x-model, inference-header-content-length",
         );
     }
     h
