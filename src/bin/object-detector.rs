@@ -40,6 +40,7 @@ fn build(settings: &Settings) -> object_detector::Result<App> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
+    object_detector::core::memory::reuse_freed_memory();
     let files: Vec<String> = std::env::args().skip(1).collect();
     let built =
         Settings::from_env().and_then(|settings| Ok((build(&settings)?, settings.in_lambda)));

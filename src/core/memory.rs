@@ -10,6 +10,12 @@
 //! (`cargo bench --bench trim`), so it runs only after an image whose pixels needed at least
 //! [`TRIM_AFTER_BYTES`], where the decode dwarfs that cost.
 //!
+//! A fresh process starts the other way round: glibc's mmap threshold begins at 128 KiB, so until a large
+//! buffer has been freed every tensor of the first inference is a fresh mapping, faulted in page by page
+//! and unmapped when freed, and the first request pays for it. [`reuse_freed_memory`], called by the
+//! binaries at start, fixes the thresholds where glibc's own adjustment ends up (32 MiB, and twice that
+//! for trimming), so the first request reuses memory as the warm ones do.
+//!
 //! Other allocators (musl, other platforms) return memory their own way: nothing is done there.
 
 use std::cell::Cell;
@@ -53,6 +59,23 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// glibc's mmap threshold (32 MiB, the ceiling of its own adjustment) and trim threshold (twice that, as
+/// the adjustment sets it), fixed from the start instead of reached after the first large free.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub fn reuse_freed_memory() {
+    const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+    // SAFETY: mallopt sets two of the allocator's tunables; it locks the main arena and has no
+    // preconditions.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD);
+    }
+}
+
+/// Nothing to set on this platform.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn reuse_freed_memory() {}
 
 /// Returns the allocator's free pages to the operating system (nothing to do on this platform).
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

@@ -130,6 +130,7 @@ fn options(args: &Args) -> object_detector::Result<DetectOptions> {
 }
 
 fn main() -> ExitCode {
+    object_detector::core::memory::reuse_freed_memory();
     if std::env::args_os()
         .nth(1)
         .is_some_and(|first| first == "eval")
