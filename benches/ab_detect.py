@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Two `detect` builds against each other, runs alternating: time per image (one worker, the same photo
-N times; process start and model load spread over the N) and the model's load time (`detect -v`),
-medians and the ratio B / A from the same run.
+N times; process start and model load spread over the N), the cold run of one photo (process start to
+exit, wall time), the model's load time and that run's first inference (`detect -v`), medians and the
+ratio B / A from the same run.
 For a build setting (an opt-level, a feature) whose cost is a few percent, below what separate runs on
 a noisy machine can show.
 
@@ -27,10 +28,15 @@ def per_image_ms(binary, photos):
     return (time.perf_counter() - start) * 1e3 / len(photos)
 
 
-def load_ms(binary, photo):
-    err = subprocess.run([binary, "-v", "--jobs", "1", photo], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True, check=True).stderr
-    return float(re.search(r"ready in ([0-9.]+) ms", err).group(1))
+def cold_run(binary, photo):
+    """Wall time of a process that loads the model and answers one photo, its model load and its
+    (first) inference, in ms."""
+    start = time.perf_counter()
+    done = subprocess.run([binary, "-v", "--jobs", "1", photo], capture_output=True, text=True, check=True)
+    wall = (time.perf_counter() - start) * 1e3
+    load = float(re.search(r"ready in ([0-9.]+) ms", done.stderr).group(1))
+    inference = float(re.search(r'"inference":([0-9.]+)', done.stdout).group(1))
+    return wall, load, inference
 
 
 def main():
@@ -47,13 +53,21 @@ def main():
             photos.append(str(pathlib.Path(folder) / f"{i}.jpg"))
             shutil.copy(args.photo, photos[-1])
         warm = {"a": [], "b": []}
+        cold = {"a": [], "b": []}
         load = {"a": [], "b": []}
+        first = {"a": [], "b": []}
         for _ in range(args.runs):
             for key in ("a", "b"):
                 binary = getattr(args, key)
                 warm[key].append(per_image_ms(binary, photos))
-                load[key].append(load_ms(binary, args.photo))
-    for name, figures in (("warm per image", warm), ("model load", load)):
+                # Three cold runs for each warm one: they are short and noisier.
+                for _ in range(3):
+                    wall, model, inference = cold_run(binary, args.photo)
+                    cold[key].append(wall)
+                    load[key].append(model)
+                    first[key].append(inference)
+    for name, figures in (("warm per image", warm), ("cold, one photo", cold), ("model load", load),
+                          ("first inference", first)):
         a, b = statistics.median(figures["a"]), statistics.median(figures["b"])
         runs = lambda key: " ".join(f"{v:.1f}" for v in figures[key])
         print(f"{name}: A {a:.1f} ms [{runs('a')}]  B {b:.1f} ms [{runs('b')}]  B/A {b / a:.3f}")
