@@ -74,6 +74,15 @@ impl From<Failure> for Reply {
     }
 }
 
+/// A failure as one string, `{"error": "<code>: <message>"}`, with the code's status: the error shape
+/// TF Serving's REST API and the Open Inference Protocol share.
+pub fn one_string_error(failure: Failure) -> Reply {
+    let body = serde_json::json!({ "error": failure.to_string() });
+    let mut reply = Reply::json(failure.status(), body.to_string());
+    reply.error = Some(failure);
+    reply
+}
+
 /// The picture format an `Accept` header names explicitly (`image/jpeg` or `image/png`, first listed
 /// wins, `q=0` refuses); never for `*/*` or `image/*`, which curl and browsers send by default.
 pub fn format_from_accept(accept: Option<&str>) -> Option<Format> {

@@ -18,7 +18,30 @@ pub struct Service<'a> {
     pub batch: &'a Batch,
 }
 
+/// `failure` of the `i`th image of a request of several, the index in front of its message.
+pub fn of_image(i: usize, failure: Failure) -> Failure {
+    Failure::new(failure.code(), format!("image {i}: {}", failure.message()))
+}
+
 impl Service<'_> {
+    /// The images of a request of several, one after another on the warm plan; the first failure fails
+    /// the request, naming its image ([`of_image`]).
+    pub fn detect_each(
+        &self,
+        images: &[Vec<u8>],
+        options: &DetectOptions,
+        record: &mut Record,
+    ) -> Result<Vec<crate::Response>, Failure> {
+        images
+            .iter()
+            .enumerate()
+            .map(|(i, image)| {
+                self.detect(image, options, record)
+                    .map_err(|e| of_image(i, e))
+            })
+            .collect()
+    }
+
     pub fn detect(
         &self,
         bytes: &[u8],

@@ -24,7 +24,7 @@ use super::tf_serving::Prediction;
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
-use crate::aws::lambda::reply::{Body, Reply};
+use crate::aws::lambda::reply::{self, Body, Reply};
 use crate::aws::lambda::service::Service;
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
@@ -121,10 +121,7 @@ fn route_after(rest: &[&str]) -> Option<Route> {
 
 /// A failure as the protocol answers it: `{"error": "<code>: <message>"}`.
 pub fn error(failure: Failure) -> Reply {
-    let body = json!({ "error": failure.to_string() }).to_string();
-    let mut reply = Reply::json(failure.status(), body);
-    reply.error = Some(failure);
-    reply
+    reply::one_string_error(failure)
 }
 
 pub async fn answer(
@@ -488,13 +485,11 @@ fn infer(service: &Service<'_>, request: &Request, record: &mut Record) -> Resul
     let asked = inference(request, &raw)?;
     record.bytes = Some(asked.images.iter().map(Vec::len).sum());
     let manifest = service.detector.manifest();
-    let mut predictions = Vec::with_capacity(asked.images.len());
-    for (i, image) in asked.images.iter().enumerate() {
-        let response = service
-            .detect(image, &asked.options, record)
-            .map_err(|e| Failure::new(e.code(), format!("image {i}: {}", e.message())))?;
-        predictions.push(Prediction::of(&response, manifest));
-    }
+    let predictions: Vec<Prediction> = service
+        .detect_each(&asked.images, &asked.options, record)?
+        .iter()
+        .map(|response| Prediction::of(response, manifest))
+        .collect();
     response(&asked, &predictions, manifest)
 }
 

@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
-use crate::aws::lambda::reply::Reply;
-use crate::aws::lambda::service::Service;
+use crate::aws::lambda::reply::{self, Reply};
+use crate::aws::lambda::service::{of_image, Service};
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::manifest::Manifest;
@@ -123,10 +123,7 @@ pub fn route(segments: &[&str]) -> Option<Route> {
 
 /// A failure in TF Serving's shape: `{"error": "<code>: <message>"}`, the code's status.
 pub fn error(failure: Failure) -> Reply {
-    let body = json!({ "error": failure.to_string() }).to_string();
-    let mut reply = Reply::json(failure.status(), body);
-    reply.error = Some(failure);
-    reply
+    reply::one_string_error(failure)
 }
 
 pub async fn answer(
@@ -313,7 +310,7 @@ fn images(body: Value) -> Result<Images, Failure> {
     let images = items
         .iter()
         .enumerate()
-        .map(|(i, item)| encoded_image(item).map_err(|e| at(i, e)))
+        .map(|(i, item)| encoded_image(item).map_err(|e| of_image(i, e)))
         .collect::<Result<_, _>>()?;
     Ok(Images { layout, images })
 }
@@ -380,11 +377,6 @@ fn encoded_image(item: &Value) -> Result<Vec<u8>, Failure> {
     body::decode_base64(text)
 }
 
-/// `failure` of the `i`th image, the index in front of its message.
-fn at(i: usize, failure: Failure) -> Failure {
-    Failure::new(failure.code(), format!("image {i}: {}", failure.message()))
-}
-
 /// A JSON value for a message, cut short.
 fn bounded_json(value: &Value) -> String {
     crate::core::error::bounded(&value.to_string(), 64)
@@ -413,13 +405,11 @@ fn predict(
     let Images { layout, images } = images(value)?;
     record.bytes = Some(images.iter().map(Vec::len).sum());
     let manifest = service.detector.manifest();
-    let mut predictions = Vec::with_capacity(images.len());
-    for (i, image) in images.iter().enumerate() {
-        let response = service
-            .detect(image, &options, record)
-            .map_err(|e| at(i, e))?;
-        predictions.push(Prediction::of(&response, manifest));
-    }
+    let predictions: Vec<Prediction> = service
+        .detect_each(&images, &options, record)?
+        .iter()
+        .map(|response| Prediction::of(response, manifest))
+        .collect();
     Ok(Reply::json(200, predict_body(layout, &predictions)?))
 }
 
