@@ -850,6 +850,14 @@ fn json_clients_get_the_picture_beside_the_detections() {
     }
 }
 
+/// `/detect`'s answer for `image` with the options of `query`: what the other protocols are held to.
+fn detected(app: &App, image: &[u8], query: &str) -> Value {
+    let event = v2_with(Some("image/jpeg"), Some(&b64(image)), true, query);
+    let (status, _, body) = http(&run(app, event).unwrap());
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
 /// An HTTP API (v2) request of `method` to `path`, with a JSON `body` when given.
 fn v2_request(method: &str, path: &str, body: Option<&Value>) -> Value {
     let mut e = event("http-api-jpeg.json");
@@ -873,14 +881,7 @@ fn v2_request(method: &str, path: &str, body: Option<&Value>) -> Value {
 fn tf_serving_clients_get_the_detections_of_detect_in_their_own_shape() {
     let app = app(Config::default());
     let jpeg = common::read("tests/images/chelsea.jpg");
-    let (status, _, native) = http(
-        &run(
-            &app,
-            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, ""),
-        )
-        .unwrap(),
-    );
-    assert_eq!(status, 200);
+    let native = detected(&app, &jpeg, "");
     let (w, h) = (
         native["image"]["width"].as_f64().unwrap(),
         native["image"]["height"].as_f64().unwrap(),
@@ -995,15 +996,7 @@ fn tf_serving_clients_get_the_detections_of_detect_in_their_own_shape() {
 fn rekognition_clients_get_the_detections_of_detect_as_labels() {
     let app = app(Config::default());
     let jpeg = common::read("tests/images/coffee.jpg");
-    let query = "score_threshold=0.55";
-    let (status, _, native) = http(
-        &run(
-            &app,
-            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, query),
-        )
-        .unwrap(),
-    );
-    assert_eq!(status, 200);
+    let native = detected(&app, &jpeg, "score_threshold=0.55");
     let detections = native["detections"].as_array().unwrap();
     assert!(detections.len() >= 2, "{native}");
     let (w, h) = (
@@ -1104,14 +1097,7 @@ fn open_inference_clients_get_the_detections_of_detect_as_tensors() {
     use base64::Engine;
     let app = app(Config::default());
     let jpeg = common::read("tests/images/coffee.jpg");
-    let (status, _, native) = http(
-        &run(
-            &app,
-            v2_with(Some("image/jpeg"), Some(&b64(&jpeg)), true, ""),
-        )
-        .unwrap(),
-    );
-    assert_eq!(status, 200);
+    let native = detected(&app, &jpeg, "");
     let detections = native["detections"].as_array().unwrap().clone();
     let name = native["model"]["name"].as_str().unwrap().to_string();
     let infer = format!("/v2/models/{name}/infer");
