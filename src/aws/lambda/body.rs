@@ -100,14 +100,18 @@ pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), Failure> {
     Ok((image, options))
 }
 
-fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), Failure> {
-    let v: Value = serde_json::from_slice(raw).map_err(|e| {
+/// `raw` parsed as JSON; `invalid_json` naming `what` (the body, an inference request) when it is not.
+pub fn json_value(raw: &[u8], what: &str) -> Result<Value, Failure> {
+    serde_json::from_slice(raw).map_err(|e| {
         Failure::new(
             ErrorCode::InvalidJson,
-            format!("the body is not valid JSON: {e}"),
+            format!("{what} is not valid JSON: {e}"),
         )
-    })?;
-    from_json_value(v)
+    })
+}
+
+fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), Failure> {
+    from_json_value(json_value(raw, "the body")?)
 }
 
 fn looks_like_json(raw: &[u8]) -> bool {

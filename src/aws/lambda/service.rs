@@ -8,7 +8,8 @@ use crate::aws::batch::Batch;
 use crate::aws::metrics::DetectionStats;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
-use crate::core::options::DetectOptions;
+use crate::core::error_code::ErrorCode;
+use crate::core::options::{DetectOptions, Format};
 
 /// The warm detector, the `GET /model` body (serialized once) and the batch path, whose S3 client
 /// fetches the objects a request names.
@@ -21,6 +22,19 @@ pub struct Service<'a> {
 /// `failure` of the `i`th image of a request of several, the index in front of its message.
 pub fn of_image(i: usize, failure: Failure) -> Failure {
     Failure::new(failure.code(), format!("image {i}: {}", failure.message()))
+}
+
+/// The picture options of `/detect` (`format` other than JSON, `annotate`) refused by a protocol whose
+/// answer carries no picture; `answer` says what it carries instead.
+pub fn refuse_pictures(options: &DetectOptions, answer: &str) -> Result<(), Failure> {
+    let picture = options.format.is_some_and(|f| f != Format::Json);
+    if picture || options.annotate == Some(true) {
+        return Err(Failure::new(
+            ErrorCode::InvalidParameter,
+            format!("{answer}: `format` and `annotate` are for /detect"),
+        ));
+    }
+    Ok(())
 }
 
 impl Service<'_> {

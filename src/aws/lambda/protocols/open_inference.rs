@@ -25,7 +25,7 @@ use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
 use crate::aws::lambda::reply::{self, Body, Reply};
-use crate::aws::lambda::service::Service;
+use crate::aws::lambda::service::{refuse_pictures, Service};
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::manifest::Manifest;
@@ -245,12 +245,7 @@ fn inference(request: &Request, raw: &[u8]) -> Result<Inference, Failure> {
             outputs: outputs(None, true)?,
         });
     }
-    let value: Value = serde_json::from_slice(header).map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidJson,
-            format!("the inference request is not valid JSON: {e}"),
-        )
-    })?;
+    let value = body::json_value(header, "the inference request")?;
     let Value::Object(mut map) = value else {
         return Err(Failure::new(
             ErrorCode::InvalidJson,
@@ -311,15 +306,7 @@ fn inference(request: &Request, raw: &[u8]) -> Result<Inference, Failure> {
             }
         }
     }
-    if options
-        .format
-        .is_some_and(|f| f != crate::core::options::Format::Json)
-        || options.annotate == Some(true)
-    {
-        return Err(invalid(
-            "an inference answers tensors only: `format` and `annotate` are for /detect",
-        ));
-    }
+    refuse_pictures(&options, "an inference answers tensors only")?;
     Ok(Inference {
         id,
         images,

@@ -135,12 +135,7 @@ pub async fn answer(
     }
     let answered = async {
         let raw = body::raw_bytes(request)?;
-        let value: Value = serde_json::from_slice(&raw).map_err(|e| {
-            Failure::new(
-                ErrorCode::InvalidJson,
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
+        let value = body::json_value(&raw, "the body")?;
         detect_labels(service, value, record).await
     };
     match answered.await {

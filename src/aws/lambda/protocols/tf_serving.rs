@@ -20,11 +20,11 @@ use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
 use crate::aws::lambda::reply::{self, Reply};
-use crate::aws::lambda::service::{of_image, Service};
+use crate::aws::lambda::service::{of_image, refuse_pictures, Service};
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::manifest::Manifest;
-use crate::core::options::{DetectOptions, Format, MAX_IMAGES_PER_REQUEST};
+use crate::core::options::MAX_IMAGES_PER_REQUEST;
 use crate::core::response::Response;
 
 /// The version number the served model answers to.
@@ -388,7 +388,7 @@ fn predict(
     record: &mut Record,
 ) -> Result<Reply, Failure> {
     let options = body::options_from_query(&request.query)?;
-    refuse_pictures(&options)?;
+    refuse_pictures(&options, "a predict request answers detections only")?;
     let raw = body::raw_bytes(request)?;
     if raw.trim_ascii().is_empty() {
         return Err(Failure::new(
@@ -396,12 +396,7 @@ fn predict(
             "the request has no body: send {\"instances\": [{\"b64\": \"<base64>\"}]}",
         ));
     }
-    let value: Value = serde_json::from_slice(&raw).map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidJson,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
+    let value = body::json_value(&raw, "the body")?;
     let Images { layout, images } = images(value)?;
     record.bytes = Some(images.iter().map(Vec::len).sum());
     let manifest = service.detector.manifest();
@@ -411,17 +406,6 @@ fn predict(
         .map(|response| Prediction::of(response, manifest))
         .collect();
     Ok(Reply::json(200, predict_body(layout, &predictions)?))
-}
-
-/// The picture options of `/detect` have no place in a predict answer.
-fn refuse_pictures(options: &DetectOptions) -> Result<(), Failure> {
-    let picture = options.format.is_some_and(|f| f != Format::Json);
-    if picture || options.annotate == Some(true) {
-        return Err(invalid(
-            "a predict request answers detections only: `format` and `annotate` are for /detect",
-        ));
-    }
-    Ok(())
 }
 
 /// One image's outputs, as an Object Detection API export names them (the Open Inference Protocol's
