@@ -18,7 +18,7 @@ use crate::core::image_decode::{decode_at_least, DecodeLimits};
 use crate::core::manifest::Manifest;
 use crate::core::memory::TrimAfterLarge;
 use crate::core::nms::{best_first, nms};
-use crate::core::options::{DetectOptions, Resolved};
+use crate::core::options::{BoxFormat, DetectOptions, Resolved};
 use crate::core::preprocess::{Geometry, Preprocessor};
 use crate::core::response::{
     millis, BoundingBox, Detection, ImageSize, ModelRef, Response, Timings,
@@ -211,17 +211,22 @@ impl Detector {
             response.annotated = Some(picture);
             response.timings_ms.annotate = Some(millis(t.elapsed()));
         }
+        // After the picture, which is drawn in pixels.
+        if resolved.box_format == BoxFormat::Normalized {
+            response.normalize_boxes();
+        }
         response.timings_ms.total = millis(start.elapsed());
         Ok(response)
     }
 
     /// The pipeline on an already decoded, upright image.
     pub fn detect_rgb(&self, rgb: &RgbImage, options: &DetectOptions) -> Result<Response> {
-        self.run(
-            rgb,
-            rgb.dimensions(),
-            &options.resolve(&self.model.manifest)?,
-        )
+        let resolved = options.resolve(&self.model.manifest)?;
+        let mut response = self.run(rgb, rgb.dimensions(), &resolved)?;
+        if resolved.box_format == BoxFormat::Normalized {
+            response.normalize_boxes();
+        }
+        Ok(response)
     }
 
     /// `rgb` holds the pixels of an image of size `image` (smaller after a reduced-scale decode).

@@ -48,6 +48,27 @@ impl Format {
     }
 }
 
+/// How boxes are written: pixels of the upright image (the default), or fractions of its width and
+/// height.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BoxFormat {
+    #[default]
+    Pixels,
+    Normalized,
+}
+
+impl BoxFormat {
+    pub const NAMES: [&'static str; 2] = ["pixels", "normalized"];
+
+    pub fn from_name(name: &str) -> Option<BoxFormat> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "pixels" => Some(BoxFormat::Pixels),
+            "normalized" => Some(BoxFormat::Normalized),
+            _ => None,
+        }
+    }
+}
+
 /// Options as the caller gave them; `None` means the model's default.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetectOptions {
@@ -63,6 +84,8 @@ pub struct DetectOptions {
     /// The annotated picture's longer side at most.
     pub annotate_max_side: Option<u32>,
     pub jpeg_quality: Option<u32>,
+    /// Boxes in pixels (default) or as fractions of the image.
+    pub box_format: Option<BoxFormat>,
 }
 
 /// Options checked against a model, ready for the pipeline.
@@ -75,11 +98,12 @@ pub struct Resolved {
     pub format: Format,
     /// The picture to draw: for `format` jpeg or png, or `annotate` with JSON.
     pub annotation: Option<Spec>,
+    pub box_format: BoxFormat,
 }
 
 impl DetectOptions {
     /// The option names accepted by [`DetectOptions::set`], for error messages and docs.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 9] = [
         "score_threshold",
         "iou_threshold",
         "max_detections",
@@ -88,6 +112,7 @@ impl DetectOptions {
         "annotate",
         "annotate_max_side",
         "jpeg_quality",
+        "box_format",
     ];
 
     /// Sets one option from its text form; `classes` is comma-separated.
@@ -129,6 +154,18 @@ impl DetectOptions {
             }
             "annotate_max_side" => self.annotate_max_side = Some(parse_whole(name, value)?),
             "jpeg_quality" => self.jpeg_quality = Some(parse_whole(name, value)?),
+            "box_format" => {
+                self.box_format = Some(BoxFormat::from_name(value).ok_or_else(|| {
+                    Error::parameter(
+                        name,
+                        format!(
+                            "expected one of {}, got {}",
+                            BoxFormat::NAMES.join(", "),
+                            quote(value)
+                        ),
+                    )
+                })?)
+            }
             other => return Err(Self::unknown("option", other, &[])),
         }
         Ok(())
@@ -186,6 +223,7 @@ impl DetectOptions {
             annotate: self.annotate.or(other.annotate),
             annotate_max_side: self.annotate_max_side.or(other.annotate_max_side),
             jpeg_quality: self.jpeg_quality.or(other.jpeg_quality),
+            box_format: self.box_format.or(other.box_format),
         }
     }
 
@@ -218,6 +256,7 @@ impl DetectOptions {
             class_mask,
             format,
             annotation: self.annotation(format)?,
+            box_format: self.box_format.unwrap_or_default(),
         })
     }
 
@@ -361,6 +400,7 @@ mod tests {
                 class_mask: None,
                 format: Format::Json,
                 annotation: None,
+                box_format: BoxFormat::Pixels,
             }
         );
     }
@@ -371,8 +411,10 @@ mod tests {
         o.set("score_threshold", " 0.5 ").unwrap();
         o.set("max_detections", "7").unwrap();
         o.set("classes", "person, Traffic Light").unwrap();
+        o.set("box_format", "Normalized").unwrap();
         let r = o.resolve(&manifest()).unwrap();
         assert_eq!((r.score_threshold, r.max_detections), (0.5, 7));
+        assert_eq!(r.box_format, BoxFormat::Normalized);
         let mask = r.class_mask.unwrap();
         assert!(mask[0] && mask[9] && mask.iter().filter(|m| **m).count() == 2);
 
@@ -381,6 +423,7 @@ mod tests {
             ("iou_threshold", "", "\"\""),
             ("max_detections", "-3", "\"-3\""),
             ("max_detections", "2.5", "\"2.5\""),
+            ("box_format", "fractions", "normalized"),
             ("colour", "red", "unknown option"),
         ] {
             let err = DetectOptions::default().set(name, value).unwrap_err();

@@ -41,6 +41,8 @@ pub struct Detection {
 }
 
 /// Pixels of the upright image; `x_max`/`y_max` are exclusive edges (a full-image box is `0, 0, w, h`).
+/// With `box_format=normalized`, fractions of its width and height instead (a full-image box is
+/// `0, 0, 1, 1`).
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
 pub struct BoundingBox {
     pub x_min: f32,
@@ -59,6 +61,22 @@ pub struct Timings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annotate: Option<f64>,
     pub total: f64,
+}
+
+impl Response {
+    /// Every box as fractions of the image's width and height instead of pixels.
+    pub fn normalize_boxes(&mut self) {
+        let (w, h) = (self.image.width as f32, self.image.height as f32);
+        for d in &mut self.detections {
+            let b = &mut d.bbox;
+            *b = BoundingBox {
+                x_min: (b.x_min / w).clamp(0.0, 1.0),
+                y_min: (b.y_min / h).clamp(0.0, 1.0),
+                x_max: (b.x_max / w).clamp(0.0, 1.0),
+                y_max: (b.y_max / h).clamp(0.0, 1.0),
+            };
+        }
+    }
 }
 
 /// A duration in milliseconds, rounded to the microsecond: how every reported duration is written

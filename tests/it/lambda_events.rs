@@ -623,6 +623,95 @@ fn request_forms_and_option_precedence() {
     assert_eq!((status, labels(&body)[0]), (200, "cat"));
 }
 
+/// The boxes of `normalized` are those of `pixels` over the image's width and height, in 0..=1.
+fn assert_normalized(pixels: &Value, normalized: &Value) {
+    let (w, h) = (
+        pixels["image"]["width"].as_f64().unwrap(),
+        pixels["image"]["height"].as_f64().unwrap(),
+    );
+    let (p, n) = (
+        pixels["detections"].as_array().unwrap(),
+        normalized["detections"].as_array().unwrap(),
+    );
+    assert!(!p.is_empty());
+    assert_eq!(p.len(), n.len());
+    for (p, n) in p.iter().zip(n) {
+        assert_eq!(p["label"], n["label"]);
+        for (edge, size) in [("x_min", w), ("y_min", h), ("x_max", w), ("y_max", h)] {
+            let (pv, nv) = (
+                p["box"][edge].as_f64().unwrap(),
+                n["box"][edge].as_f64().unwrap(),
+            );
+            assert!((0.0..=1.0).contains(&nv), "{edge} {nv}");
+            assert!(
+                (pv / size - nv).abs() < 1e-6,
+                "{edge}: {pv} / {size} vs {nv}"
+            );
+        }
+    }
+}
+
+#[test]
+fn normalized_boxes_are_fractions_of_the_image_from_every_place_options_go() {
+    use base64::Engine;
+    let app = app(Config::default());
+    let jpeg = common::read("tests/images/chelsea.jpg");
+    let pixels = detected(&app, &jpeg, "");
+    // The query, a JSON body, a direct invocation; the picture is still drawn in pixels.
+    assert_normalized(&pixels, &detected(&app, &jpeg, "box_format=normalized"));
+    let body = json!({"image": b64(&jpeg), "box_format": "normalized", "annotate": true});
+    let e = v2_with(Some("application/json"), Some(&body.to_string()), false, "");
+    let (status, _, answer) = http(&run(&app, e).unwrap());
+    assert_eq!(status, 200, "{answer}");
+    assert_normalized(&pixels, &answer);
+    let drawn = answer["annotated_image"].as_str().unwrap();
+    let drawn = image::load_from_memory(
+        &base64::engine::general_purpose::STANDARD
+            .decode(drawn)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        drawn.width(),
+        pixels["image"]["width"].as_u64().unwrap() as u32
+    );
+    let direct = run(
+        &app,
+        json!({"image": b64(&jpeg), "box_format": "NORMALIZED"}),
+    )
+    .unwrap();
+    assert_normalized(&pixels, &direct);
+    // `pixels` is the default, and anything else is a bad parameter.
+    assert_eq!(
+        detected(&app, &jpeg, "box_format=pixels")["detections"],
+        pixels["detections"]
+    );
+    let (status, _, body) = http(
+        &run(
+            &app,
+            v2_with(
+                Some("image/jpeg"),
+                Some(&b64(&jpeg)),
+                true,
+                "box_format=percent",
+            ),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_parameter")),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pixels, normalized"),
+        "{body}"
+    );
+}
+
 #[test]
 fn cors_answers_only_the_configured_origins_and_never_reflects_another() {
     let app = app(Config {
@@ -986,10 +1075,14 @@ fn tf_serving_clients_get_the_detections_of_detect_in_their_own_shape() {
     let (status, _, text) = error(v2_request("POST", &predict, None));
     assert_eq!(status, 400);
     assert!(text.starts_with("empty_body: "), "{text}");
-    let mut picture = v2_request("POST", &predict, Some(&rows));
-    picture["rawQueryString"] = json!("format=png");
-    let (status, _, text) = error(picture);
-    assert_eq!(status, 400, "{text}");
+    // Its answer is its own: no picture, and boxes always fractions.
+    for query in ["format=png", "box_format=normalized"] {
+        let mut picture = v2_request("POST", &predict, Some(&rows));
+        picture["rawQueryString"] = json!(query);
+        let (status, _, text) = error(picture);
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains("are for /detect"), "{text}");
+    }
 }
 
 #[test]

@@ -24,14 +24,14 @@ pub fn of_image(i: usize, failure: Failure) -> Failure {
     Failure::new(failure.code(), format!("image {i}: {}", failure.message()))
 }
 
-/// The picture options of `/detect` (`format` other than JSON, `annotate`) refused by a protocol whose
-/// answer carries no picture; `answer` says what it carries instead.
-pub fn refuse_pictures(options: &DetectOptions, answer: &str) -> Result<(), Failure> {
+/// The options only `/detect`'s answer has a use for (`format` other than JSON, `annotate`,
+/// `box_format`), refused by a protocol whose answer is its own; `answer` says what it carries instead.
+pub fn refuse_detect_only(options: &DetectOptions, answer: &str) -> Result<(), Failure> {
     let picture = options.format.is_some_and(|f| f != Format::Json);
-    if picture || options.annotate == Some(true) {
+    if picture || options.annotate == Some(true) || options.box_format.is_some() {
         return Err(Failure::new(
             ErrorCode::InvalidParameter,
-            format!("{answer}: `format` and `annotate` are for /detect"),
+            format!("{answer}: `format`, `annotate` and `box_format` are for /detect"),
         ));
     }
     Ok(())

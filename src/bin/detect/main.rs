@@ -60,6 +60,9 @@ struct Args {
     /// Only report these labels, comma-separated (e.g. "person,dog").
     #[arg(long, value_name = "LABELS")]
     classes: Option<String>,
+    /// Boxes in pixels of the upright image, or as fractions of its width and height.
+    #[arg(long, value_name = "UNIT", value_parser = ["pixels", "normalized"])]
+    box_format: Option<String>,
     /// Write each image's annotated picture (boxes and labels drawn) into this folder.
     #[arg(long, value_name = "DIR")]
     annotate: Option<PathBuf>,
@@ -118,6 +121,7 @@ fn options(args: &Args) -> object_detector::Result<DetectOptions> {
         ("classes", &args.classes),
         ("annotate_max_side", &args.annotate_max_side),
         ("jpeg_quality", &args.jpeg_quality),
+        ("box_format", &args.box_format),
     ] {
         if let Some(v) = value {
             options.set(name, v)?;

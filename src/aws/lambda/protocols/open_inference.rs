@@ -25,7 +25,7 @@ use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
 use crate::aws::lambda::reply::{self, Body, Reply};
-use crate::aws::lambda::service::{refuse_pictures, Service};
+use crate::aws::lambda::service::{refuse_detect_only, Service};
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::manifest::Manifest;
@@ -306,7 +306,7 @@ fn inference(request: &Request, raw: &[u8]) -> Result<Inference, Failure> {
             }
         }
     }
-    refuse_pictures(&options, "an inference answers tensors only")?;
+    refuse_detect_only(&options, "an inference answers tensors only")?;
     Ok(Inference {
         id,
         images,
@@ -811,6 +811,7 @@ mod tests {
         for body in [
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}], "parameters": {"threshold": 0.3}}),
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}], "parameters": {"format": "png"}}),
+            json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}], "parameters": {"box_format": "normalized"}}),
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}], "outputs": [{"name": "logits"}]}),
             json!({"inputs": [{"name": "x", "shape": [1], "datatype": "BYTES", "data": ["aGk="]}], "extra": 1}),
         ] {

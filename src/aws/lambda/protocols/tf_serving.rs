@@ -20,7 +20,7 @@ use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
 use crate::aws::lambda::reply::{self, Reply};
-use crate::aws::lambda::service::{of_image, refuse_pictures, Service};
+use crate::aws::lambda::service::{of_image, refuse_detect_only, Service};
 use crate::core::error::{quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::manifest::Manifest;
@@ -388,7 +388,7 @@ fn predict(
     record: &mut Record,
 ) -> Result<Reply, Failure> {
     let options = body::options_from_query(&request.query)?;
-    refuse_pictures(&options, "a predict request answers detections only")?;
+    refuse_detect_only(&options, "a predict request answers detections only")?;
     let raw = body::raw_bytes(request)?;
     if raw.trim_ascii().is_empty() {
         return Err(Failure::new(
