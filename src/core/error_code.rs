@@ -56,6 +56,9 @@ error_codes! {
     InvalidImage = "invalid_image", 422, "a supported format whose data is corrupt or truncated";
     ImageTooComplex = "image_too_complex", 422, "an image whose structure asks for more decoding work than allowed: a JPEG with over 100 scans, scans that walk its blocks over 16 times each, or over 1,000 Huffman tables; a lossless WebP with over 4,096 prefix-code groups";
     ResponseTooLarge = "response_too_large", 422, "the annotated image would not fit in Lambda's 6 MB response";
+    ImageUrlRefused = "image_url_refused", 400, "`image_url` is not fetched: not an https URL, a host `IMAGE_URL_HOSTS` does not list, an address that is not public (also after a redirect), or URL input is off";
+    ImageUrlUnreachable = "image_url_unreachable", 422, "`image_url` could not be fetched: no such host, no connection, a TLS failure, an HTTP error status, too many redirects, or not within the time allowed";
+    ImageUrlTooLarge = "image_url_too_large", 413, "`image_url`'s image is over `MAX_OBJECT_BYTES`";
     ObjectNotFound = "object_not_found", 404, "batch: the S3 object (or its version) is gone, deleted since the notification";
     ObjectTooLarge = "object_too_large", 413, "batch: the S3 object is over `MAX_OBJECT_BYTES`";
     ObjectUnreadable = "object_unreadable", 422, "batch: S3 will not serve the object (an archived storage class, a bad request), or its key cannot be addressed (`.` or `..` segments)";
