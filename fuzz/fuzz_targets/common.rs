@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use object_detector::aws::batch::BatchConfig;
+use object_detector::aws::image_url::{HostList, ImageUrlConfig};
 use object_detector::aws::lambda::{App, Config, Handled, Invocation};
 use object_detector::aws::s3::S3Config;
 use object_detector::{DecodeLimits, Detector, ErrorCode};
@@ -52,6 +53,13 @@ fn app() -> &'static App {
                     },
                     ..BatchConfig::default()
                 },
+                // URLs are refused by the guard or a closed local port, never fetched from outside.
+                image_url: Some(ImageUrlConfig {
+                    hosts: Some(HostList::parse("127.0.0.1").unwrap()),
+                    ca_file: None,
+                    max_bytes: 1 << 20,
+                    timeout: std::time::Duration::from_millis(200),
+                }),
             },
         )
         .expect("the fuzz settings are valid")

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::aws::batch::{BatchConfig, Output, DEFAULT_MAX_OBJECT_BYTES};
+use crate::aws::image_url::{HostList, ImageUrlConfig, FETCH_TIMEOUT};
 use crate::aws::lambda::{self, AllowedOrigins};
 use crate::aws::metrics::{FunctionId, MetricsConfig, DEFAULT_NAMESPACE};
 use crate::aws::s3::{AccessKeys, S3Config};
@@ -42,6 +43,8 @@ pub struct Settings {
     pub function: Option<FunctionId>,
     /// The batch path: where results go, what is read, the S3 endpoint and credentials.
     pub batch: BatchConfig,
+    /// `image_url` input; `None` when it is off (`IMAGE_URL=off`).
+    pub image_url: Option<ImageUrlConfig>,
 }
 
 impl Settings {
@@ -57,6 +60,7 @@ impl Settings {
             metrics: self.metrics_enabled.then(|| self.metrics.clone()),
             function: self.function.clone(),
             batch: self.batch.clone(),
+            image_url: self.image_url.clone(),
         }
     }
 
@@ -105,6 +109,8 @@ impl Settings {
                 })
             })
             .transpose()?;
+        let batch = batch(&text)?;
+        let image_url = image_url(&text, &raw, batch.max_object_bytes)?;
         Ok(Settings {
             model,
             run,
@@ -114,7 +120,8 @@ impl Settings {
             metrics,
             in_lambda: raw("AWS_LAMBDA_RUNTIME_API").is_some(),
             function,
-            batch: batch(&text)?,
+            batch,
+            image_url,
         })
     }
 }
@@ -259,6 +266,28 @@ fn batch(text: &Text) -> Result<BatchConfig> {
         detail: e.to_string(),
     })?;
     Ok(config)
+}
+
+/// `image_url` input: on unless `IMAGE_URL=off`, narrowed by `IMAGE_URL_HOSTS`, with the roots of
+/// `IMAGE_URL_CA_FILE` (read when the function starts), and the batch path's byte cap.
+fn image_url(text: &Text, raw: &Raw, max_bytes: u64) -> Result<Option<ImageUrlConfig>> {
+    if !switch("IMAGE_URL", text("IMAGE_URL")?, true)? {
+        return Ok(None);
+    }
+    let hosts = text("IMAGE_URL_HOSTS")?
+        .map(|v| {
+            HostList::parse(&v).map_err(|detail| Error::Setting {
+                variable: "IMAGE_URL_HOSTS",
+                detail,
+            })
+        })
+        .transpose()?;
+    Ok(Some(ImageUrlConfig {
+        hosts,
+        ca_file: raw("IMAGE_URL_CA_FILE").map(PathBuf::from),
+        max_bytes,
+        timeout: FETCH_TIMEOUT,
+    }))
 }
 
 /// `DETECT_OPTIONS`: a JSON object of the API's options; `format` is not one (results are JSON, and

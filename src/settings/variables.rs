@@ -73,6 +73,21 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "`true` also publishes `Detections` per label (dimension `Model`, `Label`): up to one billed metric per class",
     },
     Variable {
+        name: "IMAGE_URL",
+        default: "`on`",
+        meaning: "`off` refuses `image_url` input (`image_url_refused`); on, the function fetches it behind the SSRF guard (see [SECURITY.md](../SECURITY.md#images-named-by-url))",
+    },
+    Variable {
+        name: "IMAGE_URL_HOSTS",
+        default: "unset (any public https host)",
+        meaning: "the hosts `image_url` may name, separated by commas: names (`photos.example.com`), domains (`*.example.com`, any host under it) and addresses (`127.0.0.1`, `[::1]`); a host listed by its exact name or address may also be plain `http` and a private address",
+    },
+    Variable {
+        name: "IMAGE_URL_CA_FILE",
+        default: "unset (the Mozilla roots)",
+        meaning: "a PEM file of certificates `image_url` fetches also trust: a private CA's, or a test's own",
+    },
+    Variable {
         name: "OUTPUT_BUCKET",
         default: "unset (the object's own bucket)",
         meaning: "batch: the bucket results are written to (see [Batch: photos in S3](batch.md#batch-photos-in-s3))",
@@ -90,7 +105,7 @@ pub const VARIABLES: &[Variable] = &[
     Variable {
         name: "MAX_OBJECT_BYTES",
         default: "52428800 (50 MiB)",
-        meaning: "batch: larger objects get an `object_too_large` result, refused from their size before any byte is read",
+        meaning: "batch, `s3` and `image_url` input: larger images are refused (`object_too_large`, `image_url_too_large`), from their size before any byte is read when it is given",
     },
     Variable {
         name: "DETECT_OPTIONS",

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
 /// The function on the shared warm detector.
-fn app(config: Config) -> App {
+pub(crate) fn app(config: Config) -> App {
     App::new(Arc::clone(common::int8_shared()), config)
         .expect("the default batch settings are valid")
 }
@@ -21,6 +21,7 @@ fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .unwrap()
     })
@@ -52,12 +53,12 @@ fn handle(
 }
 
 /// Runs an event; returns the response object.
-fn run(app: &App, event: Value) -> Result<Value, object_detector::core::error::Failure> {
+pub(crate) fn run(app: &App, event: Value) -> Result<Value, object_detector::core::error::Failure> {
     handle(app, event).map(|raw| serde_json::from_str(raw.get()).unwrap())
 }
 
 /// Status, lower-cased headers and parsed body of an HTTP-shaped response.
-fn http(response: &Value) -> (i64, serde_json::Map<String, Value>, Value) {
+pub(crate) fn http(response: &Value) -> (i64, serde_json::Map<String, Value>, Value) {
     let status = response["statusCode"].as_i64().expect("statusCode");
     let headers = response["headers"]
         .as_object()
@@ -75,7 +76,7 @@ fn http(response: &Value) -> (i64, serde_json::Map<String, Value>, Value) {
     (status, headers, body)
 }
 
-fn labels(body: &Value) -> Vec<&str> {
+pub(crate) fn labels(body: &Value) -> Vec<&str> {
     body["detections"]
         .as_array()
         .unwrap()
@@ -195,7 +196,12 @@ fn error_events_get_their_status_code_and_allow_header() {
 }
 
 /// Builds an HTTP API v2 event around a body, from the committed sample.
-fn v2_with(content_type: Option<&str>, body: Option<&str>, base64: bool, query: &str) -> Value {
+pub(crate) fn v2_with(
+    content_type: Option<&str>,
+    body: Option<&str>,
+    base64: bool,
+    query: &str,
+) -> Value {
     let mut e = event("http-api-jpeg.json");
     match content_type {
         Some(ct) => e["headers"]["content-type"] = json!(ct),
@@ -215,7 +221,7 @@ fn v2_with(content_type: Option<&str>, body: Option<&str>, base64: bool, query: 
     e
 }
 
-fn b64(bytes: &[u8]) -> String {
+pub(crate) fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
@@ -940,7 +946,7 @@ fn json_clients_get_the_picture_beside_the_detections() {
 }
 
 /// `/detect`'s answer for `image` with the options of `query`: what the other protocols are held to.
-fn detected(app: &App, image: &[u8], query: &str) -> Value {
+pub(crate) fn detected(app: &App, image: &[u8], query: &str) -> Value {
     let event = v2_with(Some("image/jpeg"), Some(&b64(image)), true, query);
     let (status, _, body) = http(&run(app, event).unwrap());
     assert_eq!(status, 200, "{body}");

@@ -12,6 +12,7 @@ mod batch;
 mod cli;
 mod eval;
 mod heads;
+mod image_sources;
 mod inputs;
 mod lambda_events;
 mod metrics;

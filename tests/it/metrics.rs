@@ -141,6 +141,7 @@ fn app(metrics: Option<MetricsConfig>, function: Option<FunctionId>) -> App {
 
 fn run(app: &App, event: Value, request_id: &str) -> Handled {
     tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap()
         .block_on(app.handle_recorded(

@@ -116,14 +116,20 @@ impl Batch {
             .map_err(|e| Failure::new(e.code(), e.to_string()))
     }
 
-    /// Fetches one object for a request that names it (Rekognition's `S3Object`), with the batch path's
-    /// client, size cap (`MAX_OBJECT_BYTES`) and error codes; the message names the object.
+    /// Fetches one object for a request that names it (`/detect`'s `s3`, Rekognition's `S3Object`), with
+    /// the batch path's client, size cap (`MAX_OBJECT_BYTES`) and error codes, but one: an object the
+    /// role may not read is the request's fault (`object_unreadable`), not an outage to retry. The
+    /// message names the object.
     pub async fn fetch_object(&self, object: &ObjectRef) -> Result<Bytes, Failure> {
         let s3 = self.s3()?;
         let (fetched, _) = self.fetch(s3, object).await;
         fetched.map(|o| o.bytes).map_err(|e| {
+            let code = match &e {
+                S3Error::Refused { status: 403, .. } => ErrorCode::ObjectUnreadable,
+                e => e.code(),
+            };
             Failure::new(
-                e.code(),
+                code,
                 format!(
                     "s3://{}/{}: {e}",
                     crate::core::error::bounded(&object.bucket, 64),

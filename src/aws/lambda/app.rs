@@ -17,6 +17,7 @@ use super::reply::{self, Reply};
 use super::service::Service;
 use super::{body, error, log, object_answer, Config, Handled, Invocation};
 use crate::aws::batch::Batch;
+use crate::aws::image_url::UrlFetcher;
 use crate::aws::metrics::Metrics;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
@@ -35,21 +36,31 @@ pub struct App {
     metrics: Option<Metrics>,
     /// Object events' processor.
     batch: Batch,
+    /// `image_url`'s fetcher; `None` when URL input is off.
+    urls: Option<UrlFetcher>,
     /// No invocation has been handled yet: the next one is the cold start.
     cold: AtomicBool,
 }
 
 impl App {
-    /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`) or an output location that
-    /// would notify the function of its own results.
+    /// Fails on a batch setting the model cannot take (`DETECT_OPTIONS`), an output location that
+    /// would notify the function of its own results, or an `IMAGE_URL_CA_FILE` without certificates.
     pub fn new(detector: Arc<Detector>, config: Config) -> crate::Result<App> {
         let Config {
             cors_allow_origin,
             metrics,
             function,
             batch,
+            image_url,
         } = config;
         let batch = Batch::new(Arc::clone(&detector), batch)?;
+        let urls = image_url
+            .map(|config| UrlFetcher::new(&config))
+            .transpose()
+            .map_err(|detail| crate::Error::Setting {
+                variable: "IMAGE_URL_CA_FILE",
+                detail,
+            })?;
         let model_info = native::model_info(&detector);
         let model_load_ms = millis(detector.plan_build_time());
         let metrics = metrics
@@ -60,6 +71,7 @@ impl App {
             model_info,
             metrics,
             batch,
+            urls,
             cold: AtomicBool::new(true),
         })
     }
@@ -164,10 +176,10 @@ impl App {
         (result, record)
     }
 
-    /// `{"image": "<base64>", ...options}` from an SDK, the CLI or Step Functions: the response body itself.
+    /// `{"image": "<base64>", ...options}` (or `image_url`, `s3`, `images`) from an SDK, the CLI or Step
+    /// Functions: the response body itself.
     async fn direct(&self, event: Value, record: &mut Record) -> Result<Box<RawValue>, Failure> {
-        let (bytes, options) = body::from_json_value(event)?;
-        record.bytes = Some(bytes.len());
+        let (images, options) = body::from_json_value(event)?;
         if matches!(options.format, Some(Format::Picture(_))) {
             return Err(Failure::from(&crate::Error::InvalidParameter {
                 name: "format".into(),
@@ -176,9 +188,11 @@ impl App {
                     .into(),
             }));
         }
-        let response = self.service().detect(&bytes, &options, record)?;
-        RawValue::from_string(reply::json_body(&response)?)
-            .map_err(|e| Failure::internal(e.to_string()))
+        let text = match native::detect_images(&self.service(), images, &options, record).await? {
+            native::Detected::One(response) => reply::json_body(&response)?,
+            native::Detected::List(text) => text,
+        };
+        RawValue::from_string(text).map_err(|e| Failure::internal(e.to_string()))
     }
 
     async fn http(&self, kind: HttpKind, event: Value, record: &mut Record) -> Value {
@@ -215,6 +229,7 @@ impl App {
             detector: &self.detector,
             model_info: &self.model_info,
             batch: &self.batch,
+            urls: self.urls.as_ref(),
         }
     }
 

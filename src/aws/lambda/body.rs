@@ -1,12 +1,11 @@
 //! Request bodies and query strings: raw image bytes, JSON with a base64 `image`, multipart forms.
 
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::base64_text::decode_base64;
 use super::events::Request;
+use super::image_source::{self, ImageSource, Images};
 use crate::core::error::{bounded, quote, Failure};
 use crate::core::error_code::ErrorCode;
 use crate::core::options::DetectOptions;
@@ -20,84 +19,30 @@ const MAX_FORM_FIELDS: usize = 32;
 pub const ACCEPTED_MEDIA_TYPES: &str = "image/jpeg, image/png, image/webp, image/gif, image/bmp, \
      application/octet-stream, application/json, multipart/form-data";
 
-const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
-    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
-    .with_decode_allow_trailing_bits(true);
-const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
-const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
-
-/// Base64 as clients send it: an optional `data:...;base64,` prefix, the standard or URL-safe alphabet,
-/// with or without padding, with line breaks.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>, Failure> {
-    let mut s = text.trim();
-    // `get`, not `[..5]`: the text may have a multi-byte character there.
-    if s.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("data:")) {
-        let comma = s
-            .find(',')
-            .ok_or_else(|| Failure::new(ErrorCode::InvalidBase64, "a data: URL without a comma"))?;
-        if !s[..comma].to_ascii_lowercase().ends_with(";base64") {
-            return Err(Failure::new(
-                ErrorCode::InvalidBase64,
-                "a data: URL must be base64-encoded (data:image/jpeg;base64,...)",
-            ));
-        }
-        s = &s[comma + 1..];
-    }
-    let cleaned: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let engine = if cleaned.iter().any(|&b| b == b'-' || b == b'_') {
-        &URL_SAFE
-    } else {
-        &STANDARD
-    };
-    engine.decode(&cleaned).map_err(|e| {
-        Failure::new(
-            ErrorCode::InvalidBase64,
-            format!("the image is not valid base64: {e}"),
-        )
-    })
-}
-
-/// A JSON request: `{"image": "<base64>", "score_threshold": ..., "classes": [...]}`.
-pub fn from_json_value(v: Value) -> Result<(Vec<u8>, DetectOptions), Failure> {
-    let Value::Object(map) = v else {
+/// A JSON request: its images (`{"image": "<base64>"}`, or `image_url`, `s3`, `images`: see
+/// [`image_source`]) and its options (`"score_threshold": ..., "classes": [...]`).
+pub fn from_json_value(v: Value) -> Result<(Images, DetectOptions), Failure> {
+    let Value::Object(mut map) = v else {
         return Err(Failure::new(
             ErrorCode::InvalidJson,
             "the JSON body must be an object with an `image` field",
         ));
     };
-    let mut image = None;
+    let images = image_source::take(&mut map)?;
     let mut options = DetectOptions::default();
     for (key, value) in map {
-        if key == "image" {
-            image = Some(match value {
-                Value::String(s) => decode_base64(&s)?,
-                _ => {
-                    return Err(Failure::new(
-                        ErrorCode::InvalidBase64,
-                        "`image` must be a base64 string",
-                    ))
-                }
-            });
-            continue;
-        }
         if !DetectOptions::NAMES.contains(&key.as_str()) {
             return Err(Failure::from(&DetectOptions::unknown(
                 "field",
                 &key,
-                &["image"],
+                &image_source::FIELDS,
             )));
         }
         options
             .set_json(&key, value)
             .map_err(|e| Failure::from(&e))?;
     }
-    let image = image.ok_or_else(|| {
-        Failure::new(
-            ErrorCode::MissingImage,
-            "the JSON body has no `image` field (base64)",
-        )
-    })?;
-    Ok((image, options))
+    Ok((images, options))
 }
 
 /// `raw` parsed as JSON; `invalid_json` naming `what` (the body, an inference request) when it is not.
@@ -110,7 +55,7 @@ pub fn json_value(raw: &[u8], what: &str) -> Result<Value, Failure> {
     })
 }
 
-fn from_json_bytes(raw: &[u8]) -> Result<(Vec<u8>, DetectOptions), Failure> {
+fn from_json_bytes(raw: &[u8]) -> Result<(Images, DetectOptions), Failure> {
     from_json_value(json_value(raw, "the body")?)
 }
 
@@ -127,8 +72,8 @@ pub fn raw_bytes(request: &Request) -> Result<Vec<u8>, Failure> {
     })
 }
 
-/// The image and options of an HTTP request, by its content type.
-pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Failure> {
+/// The images and options of an HTTP request, by its content type.
+pub async fn from_http(request: &Request) -> Result<(Images, DetectOptions), Failure> {
     let raw = raw_bytes(request)?;
     if raw.is_empty() {
         return Err(Failure::new(
@@ -149,12 +94,10 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Fa
         {
             from_json_bytes(&raw)
         }
-        None | Some("application/octet-stream") => Ok((raw, DetectOptions::default())),
-        Some(m) if m.starts_with("image/") => Ok((raw, DetectOptions::default())),
+        None | Some("application/octet-stream") => Ok(bytes(raw)),
+        Some(m) if m.starts_with("image/") => Ok(bytes(raw)),
         // The bytes decide: `curl --data-binary @photo.jpg` without -H labels a JPEG as a form.
-        Some(_) if crate::core::image_decode::sniff(&raw).is_ok() => {
-            Ok((raw, DetectOptions::default()))
-        }
+        Some(_) if crate::core::image_decode::sniff(&raw).is_ok() => Ok(bytes(raw)),
         Some(m) => Err(Failure::new(
             ErrorCode::UnsupportedMediaType,
             format!(
@@ -165,8 +108,17 @@ pub async fn from_http(request: &Request) -> Result<(Vec<u8>, DetectOptions), Fa
     }
 }
 
-/// `multipart/form-data` (curl -F, browser forms): an `image` file field plus optional option fields.
-async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectOptions), Failure> {
+/// The body is the image.
+fn bytes(raw: Vec<u8>) -> (Images, DetectOptions) {
+    (
+        Images::One(ImageSource::Bytes(raw)),
+        DetectOptions::default(),
+    )
+}
+
+/// `multipart/form-data` (curl -F, browser forms): an `image` file field (or an `image_url` text
+/// field) plus optional option fields.
+async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Images, DetectOptions), Failure> {
     let invalid = |e: multer::Error| {
         Failure::new(
             ErrorCode::InvalidMultipart,
@@ -178,7 +130,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         Ok::<Bytes, std::convert::Infallible>(Bytes::from(raw))
     });
     let mut form = multer::Multipart::new(stream, boundary);
-    let mut image: Option<Vec<u8>> = None;
+    let mut image: Option<ImageSource> = None;
     let mut options = DetectOptions::default();
     let mut seen = Vec::new();
     while let Some(field) = form.next_field().await.map_err(invalid)? {
@@ -190,14 +142,18 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         }
         let name = field.name().unwrap_or("").to_string();
         seen.push(name.clone());
-        if name == "image" {
+        if name == "image" || name == "image_url" {
             if image.is_some() {
                 return Err(Failure::new(
                     ErrorCode::InvalidMultipart,
-                    "one `image` field per request",
+                    "one `image` or `image_url` field per request",
                 ));
             }
-            image = Some(field.bytes().await.map_err(invalid)?.to_vec());
+            image = Some(if name == "image" {
+                ImageSource::Bytes(field.bytes().await.map_err(invalid)?.to_vec())
+            } else {
+                ImageSource::Url(field.text().await.map_err(invalid)?)
+            });
         } else if DetectOptions::NAMES.contains(&name.as_str()) {
             let text = field.text().await.map_err(invalid)?;
             options.set(&name, &text).map_err(|e| Failure::from(&e))?;
@@ -205,7 +161,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
             return Err(Failure::from(&DetectOptions::unknown(
                 "form field",
                 &name,
-                &["image"],
+                &["image", "image_url"],
             )));
         }
     }
@@ -213,7 +169,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
         Failure::new(
             ErrorCode::MissingImage,
             format!(
-                "the form has no `image` file field (fields: {})",
+                "the form has no `image` file field nor `image_url` (fields: {})",
                 seen.iter()
                     .take(12)
                     .map(|f| quote(f))
@@ -222,7 +178,7 @@ async fn multipart(content_type: &str, raw: Vec<u8>) -> Result<(Vec<u8>, DetectO
             ),
         )
     })?;
-    Ok((image, options))
+    Ok((Images::One(image), options))
 }
 
 /// Options from the query string; unknown names are refused so a typo is not silently ignored.
@@ -297,37 +253,9 @@ mod tests {
     }
 
     #[test]
-    fn base64_in_every_form_clients_send() {
-        let want = b"\xff\xd8\xff\xe0 binary?>".to_vec();
-        for text in [
-            "/9j/4CBiaW5hcnk/Pg==",
-            "/9j/4CBiaW5hcnk/Pg",
-            "_9j_4CBiaW5hcnk_Pg==",
-            "_9j_4CBiaW5hcnk_Pg",
-            "/9j/4CBi\r\naW5hcnk/\nPg==\n",
-            "  data:image/jpeg;base64,/9j/4CBiaW5hcnk/Pg==  ",
-            "DATA:image/jpeg;BASE64,/9j/4CBiaW5hcnk/Pg==",
-        ] {
-            assert_eq!(decode_base64(text).unwrap(), want, "{text:?}");
-        }
-        for bad in [
-            "not base64!",
-            "data:image/png,rawdata",
-            "data:image/png;base64",
-            "/9j/4C*",
-        ] {
-            assert_eq!(
-                decode_base64(bad).unwrap_err().code(),
-                "invalid_base64",
-                "{bad:?}"
-            );
-        }
-    }
-
-    #[test]
     fn json_requests_take_options_as_numbers_strings_or_lists() {
         let (img, o) = from_json_value(json!({"image": "aGk=", "score_threshold": 0.5, "max_detections": "3", "classes": ["cat", "dog"], "iou_threshold": null})).unwrap();
-        assert_eq!(img, b"hi");
+        assert_eq!(img, Images::One(ImageSource::Bytes(b"hi".to_vec())));
         assert_eq!(o.score_threshold, Some(0.5));
         assert_eq!(o.max_detections, Some(3));
         assert_eq!(o.classes, Some(vec!["cat".to_string(), "dog".to_string()]));

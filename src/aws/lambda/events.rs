@@ -27,7 +27,7 @@ use crate::core::error_code::ErrorCode;
 pub enum EventKind {
     /// An HTTP request from one of the HTTP front doors.
     Http(HttpKind),
-    /// A direct invocation: `{"image": "<base64>", ...options}`.
+    /// A direct invocation: `{"image": "<base64>", ...options}`, or `image_url`, `s3` or `images`.
     Direct,
     /// A direct invocation in Rekognition's shape: a `DetectLabels` request, `{"Image": {...}, ...}`.
     DirectRekognition,
@@ -95,7 +95,10 @@ pub fn classify(event: &Value) -> Option<EventKind> {
     if let Some(source) = super::objects::classify(obj) {
         return Some(EventKind::Objects(source));
     }
-    if obj.contains_key("image") && !obj.contains_key("httpMethod") {
+    let names_an_image = super::image_source::FIELDS
+        .iter()
+        .any(|f| obj.contains_key(*f));
+    if names_an_image && !obj.contains_key("httpMethod") {
         return Some(EventKind::Direct);
     }
     if obj.contains_key("Image") {

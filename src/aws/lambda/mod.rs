@@ -7,7 +7,8 @@
 //! [`App::handle_recorded`] returns them instead, for tests and the local runner.
 //!
 //! Who calls whom (no file here imports `app`, and no circle: `tools/check_layers.py`):
-//! - `app`: dispatch; calls `events` (shapes in and out), `body` (the image and options of a request),
+//! - `app`: dispatch; calls `events` (shapes in and out), `body` (the images and options of a request,
+//!   with `image_source` for the JSON fields naming them: bytes, a URL, an S3 object, a list),
 //!   `reply` (an answer before its shape), `object_answer`, `record`, `log`, and the core.
 //! - `object_answer` (object events through `crate::aws::batch`) calls `objects` (reading those
 //!   events) and `record`.
@@ -17,10 +18,12 @@
 //!   the function binary routes `setenv` to it.
 
 mod app;
+mod base64_text;
 mod body;
 mod cors;
 mod error;
 mod events;
+mod image_source;
 mod log;
 mod object_answer;
 mod objects;
@@ -34,6 +37,7 @@ pub mod trace_env;
 use serde_json::value::RawValue;
 
 use crate::aws::batch::BatchConfig;
+use crate::aws::image_url::ImageUrlConfig;
 use crate::aws::metrics::{FunctionId, MetricsConfig};
 
 pub use crate::core::error::Failure;
@@ -54,6 +58,8 @@ pub struct Config {
     pub function: Option<FunctionId>,
     /// The batch path, for object events.
     pub batch: BatchConfig,
+    /// `image_url` input; off when `None`.
+    pub image_url: Option<ImageUrlConfig>,
 }
 
 /// What the runtime says about one invocation.

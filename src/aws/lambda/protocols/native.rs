@@ -5,12 +5,15 @@ use serde_json::json;
 
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
+use crate::aws::lambda::image_source::Images;
 use crate::aws::lambda::record::Record;
 use crate::aws::lambda::reply::{self, Reply};
 use crate::aws::lambda::service::Service;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
+use crate::core::error_code::ErrorCode;
 use crate::core::image_decode::SUPPORTED_FORMATS;
+use crate::core::options::{DetectOptions, Format};
 use crate::core::response::decimal;
 
 /// What a route does.
@@ -76,17 +79,78 @@ async fn detect(
     record: &mut Record,
 ) -> Result<Reply, Failure> {
     let query = body::options_from_query(&request.query)?;
-    let (bytes, options) = body::from_http(request).await?;
-    record.bytes = Some(bytes.len());
+    let (images, options) = body::from_http(request).await?;
     // Options in the body win over the query string; the query fills what the body leaves unset;
-    // without a `format`, an Accept header naming an image type asks for the picture.
+    // without a `format`, an Accept header naming an image type asks for the picture (of one image).
     let mut options = options.or(query);
-    if options.format.is_none() {
+    if options.format.is_none() && matches!(images, Images::One(_)) {
         options.format = reply::format_from_accept(request.header("accept"));
     }
     let format = options.format.unwrap_or_default();
-    let response = service.detect(&bytes, &options, record)?;
-    reply::detection(response, format)
+    match detect_images(service, images, &options, record).await? {
+        Detected::One(response) => reply::detection(response, format),
+        Detected::List(text) => Ok(Reply::json(200, text)),
+    }
+}
+
+/// What `/detect` found: one image's response, or the `{"results": [...]}` of a list.
+pub enum Detected {
+    One(crate::Response),
+    List(String),
+}
+
+/// A `/detect` request's images (from HTTP or a direct invocation), read and detected. A list runs
+/// one image after another on the warm plan, each read just before its detection; an item that fails
+/// is answered in its place by its error, and the others are answered. Options are checked first, so
+/// a bad one fails the request, not each item.
+pub async fn detect_images(
+    service: &Service<'_>,
+    images: Images,
+    options: &DetectOptions,
+    record: &mut Record,
+) -> Result<Detected, Failure> {
+    let items = match images {
+        Images::One(source) => {
+            let bytes = service.read(source).await?;
+            record.bytes = Some(bytes.len());
+            return service.detect(&bytes, options, record).map(Detected::One);
+        }
+        Images::List(items) => items,
+    };
+    if options.format.is_some_and(|f| f != Format::Json) {
+        return Err(Failure::new(
+            ErrorCode::InvalidParameter,
+            "`format` jpeg or png answers one picture; with `images`, ask for `annotate: true` to get \
+             each picture as base64 `annotated_image`",
+        ));
+    }
+    options
+        .resolve(service.detector.manifest())
+        .map_err(|e| Failure::from(&e))?;
+    // The pictures share the answer's room.
+    let budget = reply::PICTURE_BUDGET / items.len();
+    let mut results = Vec::with_capacity(items.len());
+    let mut read = 0;
+    for item in items {
+        let answer = match item {
+            Ok(source) => match service.read(source).await {
+                Ok(bytes) => {
+                    read += bytes.len();
+                    service
+                        .detect_within(&bytes, options, budget, record)
+                        .and_then(|response| reply::json_body(&response))
+                }
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        results.push(answer.unwrap_or_else(|e| json!({ "error": e }).to_string()));
+    }
+    record.bytes = Some(read);
+    Ok(Detected::List(format!(
+        "{{\"results\":[{}]}}",
+        results.join(",")
+    )))
 }
 
 /// `GET /model`: what the active model is and what it accepts.

@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::tf_serving::Prediction;
+use crate::aws::lambda::base64_text;
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
@@ -355,7 +356,7 @@ fn images(input: &Value, binary: &mut &[u8]) -> Result<Vec<Vec<u8>>, Failure> {
             let mut flat = Vec::new();
             flatten(data, &mut flat)?;
             flat.iter()
-                .map(|s| body::decode_base64(s))
+                .map(|s| base64_text::decode_base64(s))
                 .collect::<Result<_, _>>()?
         }
         _ => return Err(invalid(

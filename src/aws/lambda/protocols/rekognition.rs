@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::aws::batch::ObjectRef;
+use crate::aws::lambda::base64_text;
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
@@ -264,7 +265,7 @@ pub async fn detect_labels(
 ) -> Result<String, Failure> {
     let asked = asked(body)?;
     let bytes = match (asked.image.bytes, asked.image.s3_object) {
-        (Some(b64), None) => body::decode_base64(&b64)?,
+        (Some(b64), None) => base64_text::decode_base64(&b64)?,
         (None, Some(object)) => service
             .batch
             .fetch_object(&ObjectRef {

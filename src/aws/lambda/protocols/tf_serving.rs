@@ -16,6 +16,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::aws::lambda::base64_text;
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
 use crate::aws::lambda::record::Record;
@@ -374,7 +375,7 @@ fn encoded_image(item: &Value) -> Result<Vec<u8>, Failure> {
     let text = b64
         .as_str()
         .ok_or_else(|| Failure::new(ErrorCode::InvalidBase64, "`b64` must be a string"))?;
-    body::decode_base64(text)
+    base64_text::decode_base64(text)
 }
 
 /// A JSON value for a message, cut short.
@@ -601,7 +602,7 @@ mod tests {
 
     #[test]
     fn rows_and_columns_of_encoded_images_are_read() {
-        let png = body::decode_base64(PNG_B64).unwrap();
+        let png = base64_text::decode_base64(PNG_B64).unwrap();
         let b64 = json!({ "b64": PNG_B64 });
         for (body, layout, count) in [
             (json!({"instances": [b64, b64]}), Layout::Row, 2),
