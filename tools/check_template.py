@@ -12,6 +12,8 @@
   failures and caps its concurrency, the queue has a dead-letter queue with an alarm, the bucket
   notifies only under InputPrefix, and the batch function may only read under InputPrefix and write
   under OutputPrefix (no wildcard action or bucket-wide resource).
+- The HTTP function reads S3 objects for requests only in RequestImageBucket, and only when it is set,
+  and gets the image_url settings.
 
     tools/check_template.py [template.yaml] [docs/operating.md]
 """
@@ -180,6 +182,27 @@ def check_batch(resources):
             fail(f"BatchFunction's {action} is not limited to {prefix}: {grants[action]}")
 
 
+def check_request_inputs(resources):
+    """The HTTP function reads S3 only when RequestImageBucket names a bucket, only objects in it, and
+    knows the image_url settings."""
+    function = resources["DetectorFunction"]["Properties"]
+    policies = function.get("Policies", [])
+    if len(policies) != 1 or "Fn::If" not in policies[0]:
+        fail("DetectorFunction's policies are not one statement conditional on RequestImageBucket")
+    condition, granted, otherwise = policies[0]["Fn::If"]
+    if condition != "HasRequestImageBucket" or otherwise != {"Ref": "AWS::NoValue"}:
+        fail("DetectorFunction's S3 read is not off without RequestImageBucket")
+    for statement in granted["Statement"]:
+        if sorted(statement["Action"]) != ["s3:GetObject", "s3:GetObjectVersion"]:
+            fail(f"DetectorFunction may do more than read objects: {statement['Action']}")
+        if statement["Resource"] != {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RequestImageBucket}/*"}:
+            fail(f"DetectorFunction reads beyond RequestImageBucket: {statement['Resource']}")
+    variables = function["Environment"]["Variables"]
+    if variables.get("IMAGE_URL") != {"Ref": "ImageUrlInput"} or variables.get("IMAGE_URL_HOSTS") != {
+            "Ref": "ImageUrlHosts"}:
+        fail("DetectorFunction does not get ImageUrlInput and ImageUrlHosts")
+
+
 def main():
     template_path = sys.argv[1] if len(sys.argv) > 1 else "template.yaml"
     readme_path = sys.argv[2] if len(sys.argv) > 2 else "docs/operating.md"
@@ -192,12 +215,14 @@ def main():
     alarm_metrics = check_alarms(resources, metrics)
     check_rollout(resources)
     check_batch(resources)
+    check_request_inputs(resources)
     outputs = json.dumps(template["Outputs"]["FunctionArn"])
     if "DetectorFunction.Alias" not in outputs:
         fail("the FunctionArn output is not the alias")
     print(
         f"check_template: dashboard ({searches} metric searches) and alarms ({alarm_metrics} metrics of "
-        f"the function) read what the function writes; rollout wired to the `live` alias; batch path wired, least privilege"
+        f"the function) read what the function writes; rollout wired to the `live` alias; batch path wired, least privilege; "
+        f"requests read S3 only in RequestImageBucket"
     )
 
 
