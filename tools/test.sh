@@ -76,6 +76,9 @@ tests/e2e.sh target/release/object-detector
 step "other systems' protocols end to end: TF Serving's REST API, boto3's Rekognition and Lambda clients (S3 in moto_server), tritonclient, through the emulator"
 python tests/protocols_e2e.py target/release/object-detector
 
+step "image sources end to end: image_url from HTTPS (a test CA) and HTTP servers, the SSRF guard and the fetch budget, s3 objects in moto_server, images lists, through the emulator"
+python tests/inputs_e2e.py target/release/object-detector
+
 step "batch path end to end: moto_server's S3 and SQS, real notifications, the Lambda emulator"
 python tests/batch_e2e.py target/release/object-detector
 
