@@ -164,8 +164,13 @@ def main():
         # ALB target group: query strings arrive still percent-encoded.
         "alb-jpeg.json": alb("POST", "/detect", JPEG, "image/jpeg",
                              {"score_threshold": "0.3", "classes": "cat%2Cdog"}),
+        # Several images in one request, boxes as fractions of each image.
+        "http-api-images.json": http_v2("POST", "/detect", json.dumps(
+            {"images": [b64(JPEG), {"image": b64(small_png())}], "box_format": "normalized"}),
+            False, "application/json"),
         # Direct invocation (SDK, CLI, Step Functions).
         "direct-invoke.json": {"image": b64(JPEG), "score_threshold": 0.3},
+        "direct-images.json": {"images": [b64(JPEG), {"image": b64(small_png())}], "max_detections": 2},
         # Other systems' protocols (docs/protocols.md), as their clients send them to a function URL.
         "function-url-tf-serving.json": json_body_event(
             "/v1/models/picodet-s-416-coco:predict", "application/json",

@@ -97,6 +97,11 @@ def main():
     write("handle_event", "no-shape.json", '{"hello": 1}')
     write("handle_event", "direct-bad.json", '{"image": "@@@", "classes": ["cat"]}')
     write("handle_event", "records.json", '{"Records": [{"s3": {}}]}')
+    # Images from elsewhere: a closed local port, a refused address, an S3 endpoint that is not there.
+    write("handle_event", "direct-url.json", '{"image_url": "http://127.0.0.1:9/cat.jpg"}')
+    write("handle_event", "direct-s3.json", '{"s3": {"bucket": "b", "key": "k", "version_id": "v"}}')
+    write("handle_event", "direct-list.json", json.dumps(
+        {"images": [jpeg64, {"image_url": "https://169.254.169.254/"}, {"s3": "s3://b/k"}], "annotate": True}))
 
     form = (
         b"--X\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.jpg\"\r\n"
@@ -109,6 +114,8 @@ def main():
     tf_rows = json.dumps({"signature_name": "serving_default",
                           "instances": [png_b64, {"image_bytes": png_b64}]}).encode()
     tf_columns = json.dumps({"inputs": {"image_bytes": [png_b64]}}).encode()
+    images_body = json.dumps({"images": [png_b64["b64"], {"image_url": "https://[::ffff:a9fe:a9fe]/"},
+                                         {"s3": {"bucket": "b", "key": "k"}}]}).encode()
     # Mode byte: content type index in the high nibble, body mode in the low bits (0 text, 1 base64 of
     # the bytes, 2 bytes claimed to be base64), bit 2 OPTIONS, bit 3 TF Serving's predict route.
     for name, mode, query, body in [
@@ -122,6 +129,7 @@ def main():
         ("custom-type", 0xF1, b"", images["gif"]),
         ("tf-serving-rows", 0x18, b"max_detections=5", tf_rows),
         ("tf-serving-columns", 0x19, b"", tf_columns),
+        ("json-images", 0x10, b"box_format=normalized", images_body),
     ]:
         write("http_request", name, bytes([mode]) + query + b"\xff" + b"image/gif" + b"\xff" + body)
 

@@ -49,6 +49,7 @@ fn app() -> &'static App {
                     s3: S3Config {
                         endpoint: Some("http://127.0.0.1:9".into()),
                         force_path_style: true,
+                        retry_pauses: vec![],
                         ..S3Config::default()
                     },
                     ..BatchConfig::default()

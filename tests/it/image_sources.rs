@@ -257,3 +257,27 @@ fn a_list_is_answered_in_order_each_item_its_answer_or_error() {
         );
     }
 }
+
+#[test]
+fn the_list_event_samples_find_the_cat_in_each_item() {
+    let app = app(Config::default());
+    let (status, _, body) =
+        http(&run(&app, crate::lambda_events::event("http-api-images.json")).unwrap());
+    assert_eq!(status, 200, "{body}");
+    let direct = run(&app, crate::lambda_events::event("direct-images.json")).unwrap();
+    for results in [&body["results"], &direct["results"]] {
+        let results = results.as_array().unwrap();
+        assert_eq!(results.len(), 2);
+        for result in results {
+            assert_eq!(labels(result)[0], "cat", "{result}");
+        }
+    }
+    // box_format=normalized in the HTTP sample; max_detections=2 in the direct one.
+    assert!(
+        body["results"][0]["detections"][0]["box"]["x_max"]
+            .as_f64()
+            .unwrap()
+            <= 1.0
+    );
+    assert!(direct["results"][0]["detections"].as_array().unwrap().len() <= 2);
+}

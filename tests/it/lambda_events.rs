@@ -27,7 +27,7 @@ fn runtime() -> &'static Runtime {
     })
 }
 
-fn event(name: &str) -> Value {
+pub(crate) fn event(name: &str) -> Value {
     serde_json::from_slice(&common::read(&format!("events/{name}"))).unwrap()
 }
 
