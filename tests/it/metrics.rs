@@ -396,3 +396,42 @@ fn metrics_off_writes_no_record_but_still_the_log_line() {
     let log: Value = serde_json::from_str(&handled.log_line).unwrap();
     assert_eq!(log["status"], 200);
 }
+
+#[test]
+fn a_request_of_several_images_writes_one_record_for_it_and_one_per_image() {
+    let app = app(Some(MetricsConfig::default()), None);
+    let mut e = event("http-api-images.json");
+    // The sample's two images, and one that is not an image.
+    let mut body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    body["images"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("aGVsbG8="));
+    e["body"] = json!(body.to_string());
+    let handled = run(&app, e, "req-list");
+    let records: Vec<Value> = handled
+        .metric_records
+        .iter()
+        .map(|r| valid_emf(r))
+        .collect();
+    assert_eq!(records.len(), 4, "{:?}", handled.metric_records);
+    // The request: its latency, no detections of its own.
+    assert!(records[0]["Latency"].as_f64().unwrap() > 0.0);
+    assert!(records[0].get("Detections").is_none());
+    // Each image answered: what it found, without a request latency; the failed one by its code.
+    for r in &records[1..3] {
+        assert!(r.get("Latency").is_none());
+        assert!(r["Detections"].as_u64().unwrap() >= 1, "{r}");
+        assert_eq!(r["request_id"], "req-list");
+    }
+    assert_eq!(records[3]["ErrorCode"], "not_an_image");
+    assert_eq!(records[3]["ServerErrors"], 0);
+    let log: Value = serde_json::from_str(&handled.log_line).unwrap();
+    assert_eq!(log["status"], 200);
+    assert_eq!(log["images"], json!({"detected": 2, "failed": 1}));
+    let found: u64 = records[1..3]
+        .iter()
+        .map(|r| r["Detections"].as_u64().unwrap())
+        .sum();
+    assert_eq!(log["detections"], found);
+}

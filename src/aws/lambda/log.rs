@@ -25,6 +25,13 @@ const MAX_ID: usize = 256;
 /// start of one, enough to find the object).
 const MAX_KEY: usize = 256;
 
+/// The images of a request of several, by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImageCounts {
+    pub detected: usize,
+    pub failed: usize,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Entry {
     pub level: &'static str,
@@ -39,6 +46,9 @@ pub struct Entry {
     pub status: Option<u16>,
     pub bytes: Option<usize>,
     pub image: Option<(u32, u32)>,
+    /// A request of several images: how many were answered with detections and how many failed.
+    pub images: Option<ImageCounts>,
+    /// The detections found (in all the images of a request of several).
     pub detections: Option<usize>,
     pub timings: Option<Timings>,
     pub error_code: Option<ErrorCode>,
@@ -62,6 +72,7 @@ impl Entry {
             status: None,
             bytes: None,
             image: None,
+            images: None,
             detections: None,
             timings: None,
             error_code: None,
@@ -80,10 +91,20 @@ impl Entry {
         entry.route = record.route.as_ref().map(Route::name);
         entry.status = record.status;
         entry.bytes = record.bytes;
-        if let Some(d) = &record.detection {
-            entry.image = Some(d.image);
-            entry.detections = Some(d.detected.detections);
-            entry.timings = Some(d.detected.timings);
+        match (record.detections.as_slice(), record.failed_images.len()) {
+            ([], 0) => {}
+            ([d], 0) => {
+                entry.image = Some(d.image);
+                entry.detections = Some(d.detected.detections);
+                entry.timings = Some(d.detected.timings);
+            }
+            (several, failed) => {
+                entry.images = Some(ImageCounts {
+                    detected: several.len(),
+                    failed,
+                });
+                entry.detections = Some(several.iter().map(|d| d.detected.detections).sum());
+            }
         }
         entry.error_code = record.error.as_ref().map(Failure::code);
         entry.error = record.error.as_ref().map(|e| e.message().to_string());

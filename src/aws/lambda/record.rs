@@ -10,6 +10,7 @@ use super::Route;
 use crate::aws::batch::Report;
 use crate::aws::metrics::{DetectionStats, Observation};
 use crate::core::error::Failure;
+use crate::core::error_code::ErrorCode;
 
 #[derive(Debug, Default)]
 pub struct Record {
@@ -24,8 +25,11 @@ pub struct Record {
     pub error: Option<Failure>,
     /// The image's bytes, once read from the request.
     pub bytes: Option<usize>,
-    /// What the detection found, when one ran.
-    pub detection: Option<Detection>,
+    /// What each detection found, in the order they ran: one for a request of one image, one per
+    /// image answered for a request of several (`images`, TF Serving's `instances`).
+    pub detections: Vec<Detection>,
+    /// The items of a request of several that were answered with their own error, by code.
+    pub failed_images: Vec<ErrorCode>,
     /// Object events: what became of the objects.
     pub objects: Option<Objects>,
     /// The whole invocation, in milliseconds.
@@ -105,13 +109,38 @@ impl Record {
             })
             .collect();
         if observations.is_empty() {
+            // One image: one observation. Several: the request's (its latency and error), then one per
+            // image, what it found or the error it was answered with.
+            let several = self.detections.len() > 1 || !self.failed_images.is_empty();
             observations.push(Observation {
                 latency_ms: self.is_detection().then_some(self.duration_ms),
                 cold_start: false,
-                detected: self.detection.as_ref().map(|d| d.detected.clone()),
+                detected: match several {
+                    false => self.detections.first().map(|d| d.detected.clone()),
+                    true => None,
+                },
                 error: self.error.as_ref().map(Failure::code),
-                request_id,
+                request_id: request_id.clone(),
             });
+            if several {
+                let image = |detected, error| Observation {
+                    latency_ms: None,
+                    cold_start: false,
+                    detected,
+                    error,
+                    request_id: request_id.clone(),
+                };
+                observations.extend(
+                    self.detections
+                        .iter()
+                        .map(|d| image(Some(d.detected.clone()), None)),
+                );
+                observations.extend(
+                    self.failed_images
+                        .iter()
+                        .map(|&code| image(None, Some(code))),
+                );
+            }
         }
         observations[0].cold_start = cold_start;
         observations

@@ -107,7 +107,7 @@ impl Service<'_> {
                 }
                 e => Failure::from(e),
             })?;
-        record.detection = Some(Detection {
+        record.detections.push(Detection {
             image: (response.image.width, response.image.height),
             detected: DetectionStats::of(&response),
         });

@@ -144,7 +144,10 @@ pub async fn detect_images(
             },
             Err(e) => Err(e),
         };
-        results.push(answer.unwrap_or_else(|e| json!({ "error": e }).to_string()));
+        results.push(answer.unwrap_or_else(|e| {
+            record.failed_images.push(e.code());
+            json!({ "error": e }).to_string()
+        }));
     }
     record.bytes = Some(read);
     Ok(Detected::List(format!(
