@@ -9,6 +9,7 @@ pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod error_code;
+pub mod export;
 pub mod heads;
 pub mod image_decode;
 pub mod manifest;

@@ -20,6 +20,7 @@ use std::time::Instant;
 use clap::Parser;
 use object_detector::core::coco::{self, CategoryMap, Dataset, OperatingPoint, ScoredBox, Summary};
 use object_detector::core::error::{chain, Failure};
+use object_detector::core::export;
 use object_detector::core::response::{ModelRef, Timings};
 use object_detector::{DetectOptions, Detector, Response};
 use serde::Serialize;
@@ -135,7 +136,7 @@ fn run(args: &EvalArgs) -> Result<ExitCode, String> {
     for ((image, path), outcome) in dataset.images.iter().zip(&paths).zip(&ran) {
         match outcome {
             Ok(response) => {
-                results.extend(scored_boxes(image.id, response, &categories));
+                results.extend(export::coco::results(image.id, response, &categories));
                 timings.push(response.timings_ms);
             }
             Err(failure) => {
@@ -262,28 +263,6 @@ fn run_images(
     );
     progress.finish_and_clear();
     ran
-}
-
-/// One image's detections as COCO results, those of classes the dataset has.
-fn scored_boxes<'a>(
-    image_id: u64,
-    response: &'a Response,
-    categories: &'a CategoryMap,
-) -> impl Iterator<Item = ScoredBox> + 'a {
-    response.detections.iter().filter_map(move |d| {
-        let b = &d.bbox;
-        Some(ScoredBox {
-            image_id,
-            category_id: categories.category(d.class_id)?,
-            bbox: [
-                f64::from(b.x_min),
-                f64::from(b.y_min),
-                f64::from(b.x_max - b.x_min),
-                f64::from(b.y_max - b.y_min),
-            ],
-            score: f64::from(d.score),
-        })
-    })
 }
 
 fn write_results(path: &Path, results: &[ScoredBox]) -> Result<(), String> {
