@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Deserialize: `detect --format coco` reads back the lines it wrote.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Response {
     pub model: ModelRef,
     pub image: ImageSize,
@@ -16,7 +17,7 @@ pub struct Response {
     pub annotated: Option<AnnotatedImage>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelRef {
     pub name: String,
     pub version: String,
@@ -25,13 +26,13 @@ pub struct ModelRef {
 }
 
 /// Size of the upright image (after EXIF orientation): the frame boxes refer to.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ImageSize {
     pub width: u32,
     pub height: u32,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Detection {
     pub label: String,
     pub class_id: usize,
@@ -43,7 +44,7 @@ pub struct Detection {
 /// Pixels of the upright image; `x_max`/`y_max` are exclusive edges (a full-image box is `0, 0, w, h`).
 /// With `box_format=normalized`, fractions of its width and height instead (a full-image box is
 /// `0, 0, 1, 1`).
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct BoundingBox {
     pub x_min: f32,
     pub y_min: f32,
@@ -51,7 +52,7 @@ pub struct BoundingBox {
     pub y_max: f32,
 }
 
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
 pub struct Timings {
     pub decode: f64,
     pub preprocess: f64,

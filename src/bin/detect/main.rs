@@ -25,19 +25,19 @@ use std::time::Instant;
 
 mod eval;
 mod inputs;
-mod pictures;
+mod names;
 mod resume;
 mod workers;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
+use names::FileNames;
 use object_detector::aws::metrics::{DetectionStats, Metrics, Observation};
 use object_detector::core::error::{chain, Failure};
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
-use pictures::PictureNames;
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -228,7 +228,7 @@ fn picture_paths(args: &Args, inputs: &[Input]) -> Result<Vec<Option<PathBuf>>, 
         return Ok(vec![None; inputs.len()]);
     };
     std::fs::create_dir_all(dir).map_err(|e| format!("--annotate {}: {e}", dir.display()))?;
-    let mut names = PictureNames {
+    let mut names = FileNames {
         dir: dir.clone(),
         used: HashSet::new(),
     };
@@ -236,7 +236,7 @@ fn picture_paths(args: &Args, inputs: &[Input]) -> Result<Vec<Option<PathBuf>>, 
     let extension = Encoding::from_name(&args.annotate_format).map_or("jpg", Encoding::extension);
     Ok(inputs
         .iter()
-        .map(|input| Some(names.next(&input.name(), extension)))
+        .map(|input| Some(names.next(&input.name(), &format!("annotated.{extension}"))))
         .collect())
 }
 

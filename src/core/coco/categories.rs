@@ -60,6 +60,21 @@ impl CategoryMap {
         Ok(map)
     }
 
+    /// The COCO category of each class by the manifest's `category_ids`, without an annotation file;
+    /// `None` when the manifest has none.
+    pub fn of_manifest(manifest: &Manifest) -> Option<CategoryMap> {
+        Some(CategoryMap {
+            ids: manifest
+                .category_ids
+                .as_ref()?
+                .iter()
+                .copied()
+                .map(Some)
+                .collect(),
+            by_id: true,
+        })
+    }
+
     /// The category of class `class_id`, when the dataset has it.
     pub fn category(&self, class_id: usize) -> Option<u64> {
         self.ids.get(class_id).copied().flatten()

@@ -25,3 +25,48 @@ pub fn results<'a>(
         })
     })
 }
+
+/// The image id of a file without an annotation file to look it up in: the last run of digits in its
+/// name (`000000397133.jpg` is 397133, `IMG_0042.jpg` is 42), as COCO's and most datasets' file names
+/// carry it; a name without digits (or with more than 15) gets a stable id from a hash of the name,
+/// below 2^53 so every JSON reader keeps it exact.
+pub fn image_id(file_name: &str) -> u64 {
+    let name = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
+    let digits: String = stem
+        .chars()
+        .rev()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if !digits.is_empty() && digits.len() <= 15 {
+        if let Ok(id) = digits.parse() {
+            return id;
+        }
+    }
+    // FNV-1a: stable across runs and builds, unlike std's hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    hash & ((1 << 53) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_ids_come_from_the_number_in_the_name() {
+        assert_eq!(image_id("000000397133.jpg"), 397133);
+        assert_eq!(image_id("val2017/000000000139.jpg"), 139);
+        assert_eq!(image_id("IMG_0042.JPG"), 42);
+        assert_eq!(image_id("photo-12-v3.png"), 3);
+        assert_eq!(image_id("cat.jpg"), image_id("other/cat.jpg"));
+        assert_ne!(image_id("cat.jpg"), image_id("dog.jpg"));
+        assert!(image_id("cat.jpg") < 1 << 53);
+        assert!(image_id("1234567890123456789.jpg") < 1 << 53);
+    }
+}
