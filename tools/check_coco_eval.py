@@ -9,6 +9,11 @@ never committed, and when it is absent the check says so and passes. The check r
 requires every one of the twelve figures and every category's AP to agree within 0.001. With --min-map it
 also requires the model's mAP@[.5:.95] to reach X, through `detect eval --min-map` itself (exit 1 below it).
 It prints both sets of figures and the largest difference.
+
+Then it holds `detect --format coco` (the export users score their own data with) to the same figures: the
+eval's settings (score threshold 0.001, 100 detections), run on the first half of the images, then resumed
+on all of them (`--resume`), and the COCO array it writes scored by pycocotools: its twelve figures must be
+detect eval's within 0.001.
 """
 import argparse
 import contextlib
@@ -91,7 +96,31 @@ def main():
         sys.exit(f"check_coco_eval: {ours['failed']} images failed: {proc.stderr}")
     if proc.returncode == 1:
         sys.exit(f"check_coco_eval: {proc.stderr.strip()}")
+    check_coco_export(args.detect, eval_dir, annotations, ours)
     return 0
+
+
+def check_coco_export(detect, eval_dir, annotations, ours):
+    """`detect --format coco`, interrupted halfway and resumed, scores as detect eval does."""
+    images = sorted((eval_dir / "images").glob("*.jpg"))
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = Path(tmp) / "coco.json"
+        base = [detect, "--format", "coco", "--annotations", str(annotations), "--score-threshold", "0.001",
+                "--max-detections", "100", "--output", str(exported)]
+        for run, inputs in (("first half", [str(p) for p in images[: len(images) // 2]]),
+                            ("resumed", ["--resume", str(eval_dir / "images")])):
+            proc = subprocess.run(base + inputs, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.exit(f"detect --format coco ({run}) failed ({proc.returncode}): {proc.stderr}")
+        lines = (Path(str(exported) + ".jsonl")).read_text().splitlines()
+        if len(lines) != len(images):
+            sys.exit(f"check_coco_eval: the resumed export ran {len(lines)} images, not {len(images)} once each")
+        stats, _ = pycocotools_figures(annotations, exported)
+    worst = max(abs((ours[name] if ours[name] is not None else -1.0) - theirs) for name, theirs in zip(STATS, stats))
+    print(f"detect --format coco (half, then --resume): pycocotools mAP {stats[0]:.6f}, "
+          f"detect eval {ours['map']:.6f}; largest difference over the 12 figures {worst:.2e}")
+    if worst > TOLERANCE:
+        sys.exit(f"check_coco_eval: the COCO export scores {worst:.2e} away from detect eval")
 
 
 if __name__ == "__main__":

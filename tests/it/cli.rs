@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
+pub(crate) fn detect(args: &[&str]) -> (i32, Vec<Value>, String) {
     detect_with_model(args, &[])
 }
 

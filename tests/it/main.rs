@@ -11,6 +11,7 @@ mod backends;
 mod batch;
 mod cli;
 mod eval;
+mod exports;
 mod heads;
 mod image_sources;
 mod inputs;

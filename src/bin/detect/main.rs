@@ -24,17 +24,20 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod eval;
+mod export;
 mod inputs;
 mod names;
 mod resume;
 mod workers;
 
 use clap::Parser;
+use export::CocoIds;
 use indicatif::{ProgressBar, ProgressStyle};
 use inputs::Input;
 use names::FileNames;
 use object_detector::aws::metrics::{DetectionStats, Metrics, Observation};
 use object_detector::core::error::{chain, Failure};
+use object_detector::core::export::Export;
 use object_detector::core::response::millis;
 use object_detector::core::response::Encoding;
 use object_detector::{DetectOptions, Detector, ErrorCode, Response, Settings};
@@ -85,10 +88,20 @@ struct Args {
     /// Images at once (default: the machine's cores). Lines stay in input order.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     jobs: Option<u16>,
-    /// Write the JSON Lines to FILE instead of standard output.
-    #[arg(short, long, value_name = "FILE")]
+    /// What is written: `jsonl` (one JSON object per image), `coco` (one JSON array of COCO results),
+    /// or `yolo` / `voc` (a label file per image in the --output folder).
+    #[arg(long, value_name = "FORMAT", value_parser = ["jsonl", "coco", "yolo", "voc"], default_value = "jsonl")]
+    format: String,
+    /// With --format coco: the COCO annotation file whose image ids (by file name) and categories the
+    /// results use; without it, ids are the file names' numbers and categories the manifest's.
+    #[arg(long, value_name = "FILE")]
+    annotations: Option<PathBuf>,
+    /// Write the JSON Lines (or the COCO array) to FILE instead of standard output; with --format yolo
+    /// or voc, the folder the files go in.
+    #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
-    /// With --output: keep FILE and skip the images it already answers (an interrupted run goes on).
+    /// With --output: keep what an earlier run wrote and skip the images it already answers (an
+    /// interrupted run goes on).
     #[arg(long, requires = "output")]
     resume: bool,
     /// Image files or folders (walked for image files); `-` reads one image from standard input.
@@ -104,6 +117,9 @@ struct Line<'a> {
     /// The annotated picture written for this image.
     #[serde(skip_serializing_if = "Option::is_none")]
     annotated: Option<&'a Path>,
+    /// The YOLO or VOC file written for this image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exported: Option<&'a Path>,
 }
 
 #[derive(Serialize)]
@@ -163,30 +179,127 @@ fn run(args: &Args) -> Result<ExitCode, String> {
             None,
         )
     });
-    let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
-    let mut out: Box<dyn Write> = match &args.output {
-        None => Box::new(std::io::stdout().lock()),
-        Some(path) => Box::new(
-            open_output(path, args.resume, &mut inputs)
-                .map_err(|e| format!("--output {}: {e}", path.display()))?,
-        ),
+    let export = Export::from_name(&args.format);
+    check_format(args, export)?;
+    let coco = match export {
+        Some(Export::Coco) => Some(CocoIds::new(
+            args.annotations.as_deref(),
+            detector.manifest(),
+        )?),
+        _ => None,
     };
-    let pictures = picture_paths(args, &inputs)?;
+    let mut inputs = inputs::expand(&args.images, |warning| eprintln!("detect: {warning}"));
+    // Every file name is chosen before `--resume` leaves inputs out, so namesakes keep their names.
+    let mut pictures = picture_paths(args, &inputs)?;
+    let mut exports: Vec<Option<PathBuf>> = match (export, &args.output) {
+        (Some(e @ (Export::Yolo | Export::Voc)), Some(dir)) => export::file_paths(dir, e, &inputs)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        _ => vec![None; inputs.len()],
+    };
+    // Where the lines go: stdout, `--output`, or (COCO) its journal or memory.
+    let lines_file = match (export, &args.output) {
+        (None, Some(path)) => Some(path.clone()),
+        (Some(Export::Coco), Some(path)) => Some(export::journal_path(path)),
+        _ => None,
+    };
+    let mut memory = Vec::new();
+    let (mut out, done): (Box<dyn Write>, HashSet<String>) = match &lines_file {
+        Some(path) => {
+            let (file, done) = open_output(path, args.resume)
+                .map_err(|e| format!("--output {}: {e}", path.display()))?;
+            (Box::new(file), done)
+        }
+        None if export == Some(Export::Coco) => (Box::new(&mut memory), HashSet::new()),
+        None => (Box::new(std::io::stdout().lock()), HashSet::new()),
+    };
+    let keep: Vec<bool> = inputs
+        .iter()
+        .zip(&exports)
+        .map(|(input, exported)| {
+            let written = args.resume && exported.as_ref().is_some_and(|p| p.exists());
+            !done.contains(&input.name()) && !written
+        })
+        .collect();
+    retain(&mut inputs, &keep);
+    retain(&mut pictures, &keep);
+    retain(&mut exports, &keep);
     let job = Job {
         detector: &detector,
         options: &options,
         metrics: metrics.as_ref(),
+        export,
     };
     let jobs = args.jobs.map_or_else(
         || std::thread::available_parallelism().map_or(1, |n| n.get()),
         usize::from,
     );
-    let (written, failed) = job.run_all(&inputs, &pictures, jobs, &mut out);
+    let (written, mut failed) = job.run_all(&inputs, &pictures, &exports, jobs, &mut out);
+    drop(out);
+    if let Some(coco) = &coco {
+        let lines = match &lines_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| format!("--output {}: {e}", path.display()))?,
+            None => String::from_utf8_lossy(&memory).into_owned(),
+        };
+        let (results, left_out) = coco.results(&lines);
+        for why in &left_out {
+            eprintln!("detect: left out of the COCO results: {why}");
+        }
+        failed += left_out.len();
+        let array = serde_json::to_string(&results).expect("COCO results serialize");
+        match &args.output {
+            Some(path) => write_whole(path, array.as_bytes())
+                .map_err(|e| format!("--output {}: {e}", path.display()))?,
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                let _ = writeln!(stdout, "{array}").and_then(|()| stdout.flush());
+            }
+        }
+    }
     Ok(if !written || failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The options `--format` needs or refuses.
+fn check_format(args: &Args, export: Option<Export>) -> Result<(), String> {
+    if matches!(export, Some(Export::Yolo | Export::Voc)) && args.output.is_none() {
+        return Err(format!(
+            "--format {} writes a file per image: name their folder with --output DIR",
+            args.format
+        ));
+    }
+    if args.annotations.is_some() && export != Some(Export::Coco) {
+        return Err("--annotations is for --format coco".into());
+    }
+    if export.is_some() && args.box_format.is_some() {
+        return Err(format!(
+            "--format {} writes boxes as the format defines them; --box-format is for jsonl",
+            args.format
+        ));
+    }
+    Ok(())
+}
+
+/// Keeps the items whose `keep` is true.
+fn retain<T>(items: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    items.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// `bytes` written to `path` whole: to a temporary name beside it, then renamed.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
 }
 
 /// The options, the settings and the detector they name, the options checked against the model's
@@ -254,25 +367,20 @@ fn progress_bar(len: usize) -> ProgressBar {
     )
 }
 
-/// Opens `--output`: truncated, or with `--resume` kept (but for a line cut short), with `inputs` cut to
-/// what it does not answer yet.
-fn open_output(
-    path: &Path,
-    resume: bool,
-    inputs: &mut Vec<Input>,
-) -> std::io::Result<std::fs::File> {
+/// Opens a file of lines: truncated, or with `--resume` kept (but for a line cut short), with the files
+/// it already answers.
+fn open_output(path: &Path, resume: bool) -> std::io::Result<(std::fs::File, HashSet<String>)> {
     if !resume {
-        return std::fs::File::create(path);
+        return Ok((std::fs::File::create(path)?, HashSet::new()));
     }
     let earlier = resume::read(path)?;
-    inputs.retain(|input| !earlier.done.contains(&input.name()));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
     // A line cut short by the interruption goes; its image runs again.
     file.set_len(earlier.whole_lines_len)?;
-    Ok(file)
+    Ok((file, earlier.done))
 }
 
 /// What one image's run produced.
@@ -287,6 +395,8 @@ struct Job<'a> {
     detector: &'a Detector,
     options: &'a DetectOptions,
     metrics: Option<&'a Metrics>,
+    /// `--format` other than `jsonl`.
+    export: Option<Export>,
 }
 
 impl Job<'_> {
@@ -296,6 +406,7 @@ impl Job<'_> {
         &self,
         inputs: &[Input],
         pictures: &[Option<PathBuf>],
+        exports: &[Option<PathBuf>],
         jobs: usize,
         out: &mut dyn Write,
     ) -> (bool, usize) {
@@ -304,7 +415,7 @@ impl Job<'_> {
         let written = workers::in_order(
             inputs,
             jobs,
-            |i, input| self.run(input, pictures[i].as_deref(), i == 0),
+            |i, input| self.run(input, pictures[i].as_deref(), exports[i].as_deref(), i == 0),
             |outcome| {
                 progress.inc(1);
                 failed += usize::from(outcome.failed);
@@ -326,8 +437,15 @@ impl Job<'_> {
         (written, failed)
     }
 
-    /// Reads and detects one input, writes its picture, and returns its line and metric records.
-    fn run(&self, input: &Input, picture: Option<&Path>, cold_start: bool) -> ImageResult {
+    /// Reads and detects one input, writes its picture and its export file, and returns its line and
+    /// metric records.
+    fn run(
+        &self,
+        input: &Input,
+        picture: Option<&Path>,
+        exported: Option<&Path>,
+        cold_start: bool,
+    ) -> ImageResult {
         let start = Instant::now();
         let file = input.name();
         let result = read(input)
@@ -349,6 +467,9 @@ impl Job<'_> {
                     }
                     _ => None,
                 };
+                if let (Some(path), Some(format)) = (exported, self.export) {
+                    export::write_file(format, path, &file, &response)?;
+                }
                 Ok((response, written))
             });
         let line = match &result {
@@ -356,6 +477,7 @@ impl Job<'_> {
                 file: &file,
                 response,
                 annotated: *written,
+                exported,
             }),
             Err(error) => serde_json::to_string(&ErrorLine { file: &file, error }),
         }

@@ -12,18 +12,30 @@ pub fn results<'a>(
 ) -> impl Iterator<Item = ScoredBox> + 'a {
     response.detections.iter().filter_map(move |d| {
         let b = &d.bbox;
+        let (x0, y0, x1, y1) = (
+            decimal(b.x_min),
+            decimal(b.y_min),
+            decimal(b.x_max),
+            decimal(b.y_max),
+        );
         Some(ScoredBox {
             image_id,
             category_id: categories.category(d.class_id)?,
-            bbox: [
-                f64::from(b.x_min),
-                f64::from(b.y_min),
-                f64::from(b.x_max - b.x_min),
-                f64::from(b.y_max - b.y_min),
-            ],
-            score: f64::from(d.score),
+            bbox: [x0, y0, round(x1 - x0), round(y1 - y0)],
+            score: decimal(d.score),
         })
     })
+}
+
+/// An f32 as the shortest decimal that reads back as it (what the API's JSON shows: 409.63, not
+/// 409.6300048828125).
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// A width or height from two such decimals, without the binary remainder of the subtraction.
+fn round(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 /// The image id of a file without an annotation file to look it up in: the last run of digits in its
