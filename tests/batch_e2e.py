@@ -120,7 +120,7 @@ def main():
     if not BIN.exists():
         sys.exit(f"batch e2e: {BIN} not built")
     work = pathlib.Path(tempfile.mkdtemp())
-    s3_port, relay_port, lambda_port, annotator_port = free_port(), free_port(), free_port(), free_port()
+    s3_port, relay_port, lambda_port, annotator_port, exporter_port = (free_port() for _ in range(5))
     venv_bin = pathlib.Path(sys.executable).parent
     with Processes(work) as procs:
         try:
@@ -140,7 +140,13 @@ def main():
                                      AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{relay_port}",
                                      S3_FORCE_PATH_STYLE="true", METRICS="off", ANNOTATE="jpeg")
             procs.start([BIN], "annotator.log", stdout="annotator.out", env=annotator)
-            run(work, work / "fn.log", relay, s3_port, lambda_port, annotator_port)
+            # A third, writing its results as Pascal VOC annotations.
+            procs.emulator(exporter_port, "watch-exporter.log")
+            exporter = function_env(exporter_port, **CREDENTIALS, AWS_REGION=REGION,
+                                    AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{relay_port}",
+                                    S3_FORCE_PATH_STYLE="true", METRICS="off", OUTPUT_FORMAT="voc")
+            procs.start([BIN], "exporter.log", stdout="exporter.out", env=exporter)
+            run(work, work / "fn.log", relay, s3_port, lambda_port, annotator_port, exporter_port)
             check("the function process stayed up", function.poll() is None, function.returncode)
         except Exception as e:  # noqa: BLE001 - reported with the logs below
             check("the test ran to its end", False, repr(e))
@@ -152,7 +158,7 @@ def main():
     print("batch e2e: all passed")
 
 
-def run(work, fn_log, relay, s3_port, lambda_port, annotator_port):
+def run(work, fn_log, relay, s3_port, lambda_port, annotator_port, exporter_port):
     session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
                                     region_name=REGION)
     s3 = session.client("s3", endpoint_url=f"http://127.0.0.1:{s3_port}")
@@ -160,6 +166,7 @@ def run(work, fn_log, relay, s3_port, lambda_port, annotator_port):
     config = Config(read_timeout=120, retries={"max_attempts": 0})
     lam = session.client("lambda", endpoint_url=f"http://127.0.0.1:{lambda_port}", config=config)
     annotating = session.client("lambda", endpoint_url=f"http://127.0.0.1:{annotator_port}", config=config)
+    exporting = session.client("lambda", endpoint_url=f"http://127.0.0.1:{exporter_port}", config=config)
 
     def invoke(event, client=lam):
         out = client.invoke(FunctionName="object-detector", Payload=json.dumps(event).encode())
@@ -310,6 +317,19 @@ def run(work, fn_log, relay, s3_port, lambda_port, annotator_port):
           error is None and got.get("annotated_key") == "detections/incoming/red flower.jpg.jpg"
           and picture["ContentType"] == "image/jpeg" and picture["Body"].read()[:3] == b"\xff\xd8\xff",
           (error, answer, got.get("annotated_key")))
+
+    # With OUTPUT_FORMAT=voc the result is a Pascal VOC annotation of the JSON result's detections; an
+    # object that is not an image still gets its JSON error result.
+    error, answer = invoke({"bucket": BUCKET, "keys": ["incoming/red flower.jpg", "incoming/notes.txt"]}, exporting)
+    voc = s3.get_object(Bucket=BUCKET, Key="detections/incoming/red flower.jpg.xml")
+    xml = voc["Body"].read().decode()
+    names = [part.split("</name>")[0] for part in xml.split("<name>")[1:]]
+    want = [d["label"] for d in result("incoming/red flower.jpg")["detections"]]
+    check("OUTPUT_FORMAT=voc writes a VOC annotation of the result's detections, failures as JSON",
+          error is None and answer["detected"] == 1 and answer["failed"] == 1
+          and voc["ContentType"] == "application/xml" and "<filename>red flower.jpg</filename>" in xml
+          and names == want and "error" in result("incoming/notes.txt"),
+          (error, answer, names, want))
 
     # 6. Throughput: one SQS batch of 10 photos, on a drained queue.
     while leftovers := receive(10, 3):

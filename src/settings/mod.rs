@@ -18,6 +18,7 @@ use crate::aws::s3::{AccessKeys, S3Config};
 use crate::core::detector::{Detector, ModelSource};
 use crate::core::engine::{Backend, RunConfig};
 use crate::core::error::{Error, Result};
+use crate::core::export::Export;
 use crate::core::image_decode::DecodeLimits;
 use crate::core::options::{parse_switch, DetectOptions};
 use crate::core::response::Encoding;
@@ -247,6 +248,14 @@ fn batch(text: &Text) -> Result<BatchConfig> {
         )?,
         options,
         annotate,
+        output_format: match text("OUTPUT_FORMAT")? {
+            None => None,
+            Some(v) if v.trim().eq_ignore_ascii_case("json") => None,
+            Some(v) => Some(Export::from_name(&v).ok_or_else(|| Error::Setting {
+                variable: "OUTPUT_FORMAT",
+                detail: format!("expected `json`, `coco`, `yolo` or `voc`, got {v:?}"),
+            })?),
+        },
         s3: S3Config {
             endpoint: match s3_endpoint {
                 Some(url) => Some(url),
@@ -608,6 +617,7 @@ mod tests {
                 r#"{"score_threshold": 0.5, "classes": ["person", "dog"]}"#,
             ),
             ("ANNOTATE", "JPG"),
+            ("OUTPUT_FORMAT", " YOLO "),
             ("AWS_ENDPOINT_URL", "http://generic:1"),
             ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000"),
             ("S3_FORCE_PATH_STYLE", "true"),
@@ -625,6 +635,7 @@ mod tests {
         assert_eq!(s.options.score_threshold, Some(0.5));
         assert_eq!(s.options.classes, Some(vec!["person".into(), "dog".into()]));
         assert_eq!(s.annotate, Some(Encoding::Jpeg));
+        assert_eq!(s.output_format, Some(Export::Yolo));
         assert_eq!(
             s.s3.endpoint.as_deref(),
             Some("http://127.0.0.1:5000"),
@@ -647,7 +658,11 @@ mod tests {
         assert_eq!(defaults.output, Output::default());
         assert_eq!(defaults.max_object_bytes, 50 * 1024 * 1024);
         assert_eq!(defaults.s3.credentials, None);
+        assert_eq!(defaults.output_format, None);
+        let json = parse(&[("OUTPUT_FORMAT", "json")]).unwrap().batch;
+        assert_eq!(json.output_format, None);
         for (variable, value, says) in [
+            ("OUTPUT_FORMAT", "xml", "`voc`"),
             ("DETECT_OPTIONS", "[1]", "JSON object"),
             ("DETECT_OPTIONS", "{", "not JSON"),
             (

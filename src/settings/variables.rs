@@ -118,6 +118,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "batch: `jpeg` or `png` also writes the annotated picture beside each result (key + `.jpg`/`.png`)",
     },
     Variable {
+        name: "OUTPUT_FORMAT",
+        default: "`json` (the API's answer)",
+        meaning: "batch: `coco`, `yolo` or `voc` writes each result in that format instead, at OUTPUT_PREFIX + key + `.coco.json`, `.txt` or `.xml` (see [Batch: the `detect` CLI](batch.md#batch-the-detect-cli) for the formats); an object that fails still gets its JSON error result",
+    },
+    Variable {
         name: "AWS_ENDPOINT_URL_S3",
         default: "unset (AWS's regional endpoint)",
         meaning: "batch: an S3-compatible endpoint (`http://127.0.0.1:5000`); else `AWS_ENDPOINT_URL`, as the AWS SDKs read them",

@@ -133,6 +133,18 @@ fn settings_the_model_cannot_take_or_that_would_loop_fail_start_up() {
     .err()
     .expect("results inside the notified prefix are refused");
     assert!(e.to_string().contains("OUTPUT_PREFIX"), "{e}");
+    // An export format writes boxes its own way: `box_format` would be silently ignored.
+    let e = app(BatchConfig {
+        output_format: Some(object_detector::core::export::Export::Yolo),
+        options: DetectOptions {
+            box_format: Some(object_detector::core::options::BoxFormat::Normalized),
+            ..DetectOptions::default()
+        },
+        ..BatchConfig::default()
+    })
+    .err()
+    .expect("box_format with an export format is refused");
+    assert!(e.to_string().contains("box_format"), "{e}");
 }
 
 #[test]

@@ -19,9 +19,11 @@ use serde_json::json;
 
 use crate::aws::metrics::DetectionStats;
 use crate::aws::s3::{self, S3Client, S3Config, S3Error};
+use crate::core::coco::CategoryMap;
 use crate::core::detector::Detector;
 use crate::core::error::Failure;
 use crate::core::error_code::ErrorCode;
+use crate::core::export::{self, Export};
 use crate::core::options::{DetectOptions, Format};
 use crate::core::response::{millis, Encoding, Response};
 
@@ -47,6 +49,9 @@ pub struct BatchConfig {
     pub options: DetectOptions,
     /// `ANNOTATE`: also write the annotated picture beside each result.
     pub annotate: Option<Encoding>,
+    /// `OUTPUT_FORMAT`: results in COCO, YOLO or VOC instead of the API's JSON (`None`); an error
+    /// result is JSON whatever the format.
+    pub output_format: Option<Export>,
     pub s3: S3Config,
 }
 
@@ -58,6 +63,7 @@ impl Default for BatchConfig {
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             options: DetectOptions::default(),
             annotate: None,
+            output_format: None,
             s3: S3Config::default(),
         }
     }
@@ -97,6 +103,24 @@ impl Batch {
             .output
             .check(config.input_prefix.as_deref())
             .map_err(|detail| setting("OUTPUT_PREFIX", detail))?;
+        if let Some(format) = config.output_format {
+            if config.options.box_format.is_some() {
+                return Err(setting(
+                    "DETECT_OPTIONS",
+                    "`box_format` is for JSON results; OUTPUT_FORMAT's formats define their own boxes"
+                        .into(),
+                ));
+            }
+            if format == Export::Coco && CategoryMap::of_manifest(detector.manifest()).is_none() {
+                return Err(setting(
+                    "OUTPUT_FORMAT",
+                    format!(
+                        "coco needs COCO category ids, and the model {}'s manifest has none",
+                        detector.manifest().name
+                    ),
+                ));
+            }
+        }
         Ok(Batch {
             detector,
             config,
@@ -302,15 +326,25 @@ impl Batch {
         }
         // A result that cannot be serialized is a fault of this function: nothing is written (an
         // empty result would read as success), and the object is retried like any 5xx.
-        let body = match source.result(&response, annotated_key.as_deref()) {
-            Ok(body) => body,
-            Err(e) => {
-                let error = Failure::internal(format!("serializing the result: {e}"));
-                return (Outcome::Retry { error }, millis(start.elapsed()));
-            }
+        let (body, result_key, content_type) = match self.config.output_format {
+            None => match source.result(&response, annotated_key.as_deref()) {
+                Ok(body) => (
+                    body,
+                    output.result_key(&source.object.key),
+                    "application/json",
+                ),
+                Err(e) => {
+                    let error = Failure::internal(format!("serializing the result: {e}"));
+                    return (Outcome::Retry { error }, millis(start.elapsed()));
+                }
+            },
+            Some(format) => (
+                Bytes::from(self.exported(format, &source.object.key, &response)),
+                output.export_key(&source.object.key, format.extension()),
+                format.content_type(),
+            ),
         };
-        let result_key = output.result_key(&source.object.key);
-        let written = s3.put(bucket, &result_key, body, "application/json").await;
+        let written = s3.put(bucket, &result_key, body, content_type).await;
         let outcome = match written {
             Ok(()) => Outcome::Detected {
                 result_key,
@@ -319,6 +353,23 @@ impl Batch {
             Err(e) => write_failed(e),
         };
         (outcome, millis(start.elapsed()))
+    }
+
+    /// The result of the object at `key` in an export format, from pixel boxes.
+    fn exported(&self, format: Export, key: &str, response: &Response) -> String {
+        let file_name = key.rsplit('/').next().unwrap_or(key);
+        match format {
+            Export::Coco => {
+                let categories = CategoryMap::of_manifest(self.detector.manifest())
+                    .expect("checked by Batch::new");
+                let image_id = export::coco::image_id(file_name);
+                let results: Vec<_> =
+                    export::coco::results(image_id, response, &categories).collect();
+                serde_json::to_string(&results).expect("COCO results serialize")
+            }
+            Export::Yolo => export::yolo::label_file(response),
+            Export::Voc => export::voc::annotation(response, file_name),
+        }
     }
 
     /// Writes the error result of a final failure; a failure to write it is retried like any write.

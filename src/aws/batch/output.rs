@@ -65,6 +65,11 @@ impl Output {
         format!("{}{key}{RESULT_SUFFIX}", self.prefix)
     }
 
+    /// The result in an export format (`OUTPUT_FORMAT`): `OUTPUT_PREFIX + key + .txt` and the like.
+    pub fn export_key(&self, key: &str, extension: &str) -> String {
+        format!("{}{key}.{extension}", self.prefix)
+    }
+
     /// The annotated picture beside the result.
     pub fn picture_key(&self, key: &str, extension: &str) -> String {
         format!("{}{key}.{extension}", self.prefix)
