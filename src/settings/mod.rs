@@ -46,6 +46,8 @@ pub struct Settings {
     pub batch: BatchConfig,
     /// `image_url` input; `None` when it is off (`IMAGE_URL=off`).
     pub image_url: Option<ImageUrlConfig>,
+    /// `DEMO_PAGE`: whether `GET /` and `GET /demo` serve the page to try the function.
+    pub demo_page: bool,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
             function: self.function.clone(),
             batch: self.batch.clone(),
             image_url: self.image_url.clone(),
+            demo_page: self.demo_page,
         }
     }
 
@@ -123,6 +126,7 @@ impl Settings {
             function,
             batch,
             image_url,
+            demo_page: switch("DEMO_PAGE", text("DEMO_PAGE")?, true)?,
         })
     }
 }

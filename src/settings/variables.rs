@@ -88,6 +88,11 @@ pub const VARIABLES: &[Variable] = &[
         meaning: "a PEM file of certificates `image_url` fetches also trust: a private CA's, or a test's own",
     },
     Variable {
+        name: "DEMO_PAGE",
+        default: "`on`",
+        meaning: "`off` answers `GET /` and `GET /demo` with 404 instead of the page to try the function in a browser (see [The demo page](api.md#the-demo-page))",
+    },
+    Variable {
         name: "OUTPUT_BUCKET",
         default: "unset (the object's own bucket)",
         meaning: "batch: the bucket results are written to (see [Batch: photos in S3](batch.md#batch-photos-in-s3))",

@@ -1345,3 +1345,47 @@ fn the_protocol_event_samples_find_the_cat() {
     let direct = run(&app, event("direct-rekognition.json")).unwrap();
     assert_eq!(direct["Labels"][0]["Name"], "Cat");
 }
+
+#[test]
+fn a_browsers_get_on_the_root_is_the_demo_page_unless_it_is_off() {
+    let on = app(Config {
+        demo_page: true,
+        ..Config::default()
+    });
+    for (path, stage) in [("/", None), ("/demo", None), ("/prod", Some("prod"))] {
+        let mut e = event("rest-api-model.json");
+        e["path"] = json!(path);
+        e["requestContext"]["stage"] = json!(stage.unwrap_or("prod"));
+        if stage.is_none() {
+            e["requestContext"]["stage"] = json!("$default");
+        }
+        let response = run(&on, e).unwrap();
+        assert_eq!(response["statusCode"], 200, "{path}");
+        let headers = &response["headers"];
+        assert_eq!(
+            headers["content-type"], "text/html; charset=utf-8",
+            "{path}"
+        );
+        assert!(headers["content-security-policy"]
+            .as_str()
+            .unwrap()
+            .starts_with("default-src 'none'"));
+        assert_eq!(
+            response["isBase64Encoded"], false,
+            "text, for every front door"
+        );
+        assert!(response["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("<!doctype html>"));
+    }
+    // A POST on the root is still /detect.
+    let (status, _, body) = http(&run(&on, event("function-url-jpeg.json")).unwrap());
+    assert_eq!((status, labels(&body)[0]), (200, "cat"));
+    // DEMO_PAGE=off: 404 in the API's error shape.
+    let off = app(Config::default());
+    let mut e = event("rest-api-model.json");
+    e["path"] = json!("/demo");
+    let (status, _, body) = http(&run(&off, e).unwrap());
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+}

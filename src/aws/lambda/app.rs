@@ -10,6 +10,7 @@ use serde_json::value::{to_raw_value, RawValue};
 use serde_json::{json, Value};
 
 use super::cors::AllowedOrigins;
+use super::demo::DemoPage;
 use super::events::{self, EventKind, HttpKind};
 use super::protocols::{self, native, rekognition};
 use super::record::Record;
@@ -38,6 +39,8 @@ pub struct App {
     batch: Batch,
     /// `image_url`'s fetcher; `None` when URL input is off.
     urls: Option<UrlFetcher>,
+    /// The page to try the function; `None` with `DEMO_PAGE=off`.
+    demo: Option<DemoPage>,
     /// No invocation has been handled yet: the next one is the cold start.
     cold: AtomicBool,
 }
@@ -52,6 +55,7 @@ impl App {
             function,
             batch,
             image_url,
+            demo_page,
         } = config;
         let batch = Batch::new(Arc::clone(&detector), batch)?;
         let urls = image_url
@@ -72,6 +76,7 @@ impl App {
             metrics,
             batch,
             urls,
+            demo: demo_page.then(DemoPage::new),
             cold: AtomicBool::new(true),
         })
     }
@@ -230,6 +235,7 @@ impl App {
             model_info: &self.model_info,
             batch: &self.batch,
             urls: self.urls.as_ref(),
+            demo: self.demo.as_ref(),
         }
     }
 

@@ -257,7 +257,9 @@ fn headers(reply: &Reply, cors: Option<&AllowedOrigins>, origin: Option<&str>) -
     match &reply.body {
         ReplyBody::Empty => {}
         ReplyBody::Json(_) => put("content-type", "application/json"),
-        ReplyBody::Binary { content_type, .. } => put("content-type", content_type),
+        ReplyBody::Text { content_type, .. } | ReplyBody::Binary { content_type, .. } => {
+            put("content-type", content_type)
+        }
     }
     if let Some(allow) = reply.allow {
         put("allow", allow);
@@ -297,7 +299,7 @@ pub fn respond(
     // A picture travels base64-encoded, flagged so the front door sends the bytes.
     let (body, base64) = match reply.body {
         ReplyBody::Empty => (None, false),
-        ReplyBody::Json(text) => (Some(Body::Text(text)), false),
+        ReplyBody::Json(text) | ReplyBody::Text { text, .. } => (Some(Body::Text(text)), false),
         ReplyBody::Binary { bytes, .. } => (Some(Body::Binary(bytes)), true),
     };
     let status = i64::from(reply.status);

@@ -21,6 +21,7 @@ mod app;
 mod base64_text;
 mod body;
 mod cors;
+mod demo;
 mod error;
 mod events;
 mod image_source;
@@ -60,6 +61,8 @@ pub struct Config {
     pub batch: BatchConfig,
     /// `image_url` input; off when `None`.
     pub image_url: Option<ImageUrlConfig>,
+    /// Whether `GET /` and `GET /demo` serve the page to try the function in a browser (`DEMO_PAGE`).
+    pub demo_page: bool,
 }
 
 /// What the runtime says about one invocation.

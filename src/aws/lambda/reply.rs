@@ -22,6 +22,11 @@ const HEADER_LABELS: usize = 5;
 pub(crate) enum Body {
     Empty,
     Json(String),
+    /// Text of another media type: the demo page.
+    Text {
+        text: String,
+        content_type: &'static str,
+    },
     /// Bytes of a media type: an annotated picture, a binary tensor answer.
     Binary {
         bytes: Vec<u8>,

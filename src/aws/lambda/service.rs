@@ -2,6 +2,7 @@
 //! the invocation's record keeps of it.
 
 use super::body;
+use super::demo::DemoPage;
 use super::image_source::ImageSource;
 use super::record::{Detection, Record};
 use super::reply;
@@ -20,6 +21,8 @@ pub struct Service<'a> {
     pub model_info: &'a str,
     pub batch: &'a Batch,
     pub urls: Option<&'a UrlFetcher>,
+    /// The page `GET /` serves; `None` with `DEMO_PAGE=off`.
+    pub demo: Option<&'a DemoPage>,
 }
 
 /// `failure` of the `i`th image of a request of several, the index in front of its message.

@@ -1,7 +1,9 @@
 //! The function's own protocol: `POST /detect` (image bytes, JSON with base64, multipart forms),
-//! `GET /model`, `GET /health`.
+//! `GET /model`, `GET /health`, and the page to try it (`GET /`, `GET /demo`).
 
 use serde_json::json;
+
+use aws_lambda_events::http::Method;
 
 use crate::aws::lambda::body;
 use crate::aws::lambda::events::Request;
@@ -22,6 +24,7 @@ pub enum Route {
     Detect,
     Model,
     Health,
+    Demo,
 }
 
 impl Route {
@@ -30,30 +33,37 @@ impl Route {
             Route::Detect => "detect",
             Route::Model => "model",
             Route::Health => "health",
+            Route::Demo => "demo",
         }
     }
 
     pub fn allow(self) -> &'static str {
         match self {
             Route::Detect => "POST, OPTIONS",
-            Route::Model | Route::Health => "GET, HEAD, OPTIONS",
+            Route::Model | Route::Health | Route::Demo => "GET, HEAD, OPTIONS",
         }
     }
 }
 
 /// The route of a request. Only the last path segment counts, so a REST stage (`/prod/detect`), a custom
-/// domain's base path (`/vision/v1/detect`) or a function URL's bare `/` all work.
+/// domain's base path (`/vision/v1/detect`) or a function URL's bare `/` all work. The root is `/detect`
+/// for a POST and the page for a browser's GET.
 pub fn route(request: &Request) -> Option<Route> {
     let segments: Vec<&str> = request.path.split('/').filter(|s| !s.is_empty()).collect();
+    let root = match segments.last().copied() {
+        None => true,
+        Some(only) => segments.len() == 1 && request.stage.as_deref() == Some(only),
+    };
+    if root {
+        let page = request.method == Method::GET || request.method == Method::HEAD;
+        return Some(if page { Route::Demo } else { Route::Detect });
+    }
     match segments.last().copied() {
-        None => Some(Route::Detect),
         Some("detect") => Some(Route::Detect),
         Some("model") => Some(Route::Model),
         Some("health") => Some(Route::Health),
-        Some(only) if segments.len() == 1 && request.stage.as_deref() == Some(only) => {
-            Some(Route::Detect)
-        }
-        Some(_) => None,
+        Some("demo") => Some(Route::Demo),
+        _ => None,
     }
 }
 
@@ -66,6 +76,13 @@ pub async fn answer(
 ) -> Reply {
     match route {
         Route::Health => Reply::json(200, json!({"status": "ok"}).to_string()),
+        Route::Demo => match service.demo {
+            Some(page) => page.reply(),
+            None => Reply::from(Failure::new(
+                ErrorCode::NotFound,
+                "no page here (DEMO_PAGE=off); POST images to /detect",
+            )),
+        },
         Route::Model => Reply::json(200, service.model_info.to_string()),
         Route::Detect => detect(service, request, record)
             .await
@@ -218,8 +235,19 @@ mod tests {
             ("/detects", None, None),
             ("/prod", None, None),
             ("/favicon.ico", None, None),
+            ("/demo", None, Some(Route::Demo)),
         ] {
             assert_eq!(route(&req(path, stage)), want, "{path} {stage:?}");
         }
+        // A browser's GET on the root gets the page; on /detect, still /detect (and its 405).
+        let get = |path: &str, stage: Option<&str>| {
+            let mut r = req(path, stage);
+            r.method = Method::GET;
+            route(&r)
+        };
+        assert_eq!(get("/", None), Some(Route::Demo));
+        assert_eq!(get("/prod", Some("prod")), Some(Route::Demo));
+        assert_eq!(get("/prod/", Some("prod")), Some(Route::Demo));
+        assert_eq!(get("/detect", None), Some(Route::Detect));
     }
 }
