@@ -79,6 +79,14 @@ python tests/protocols_e2e.py target/release/object-detector
 step "image sources end to end: image_url from HTTPS (a test CA) and HTTP servers, the SSRF guard and the fetch budget, s3 objects in moto_server, images lists, through the emulator"
 python tests/inputs_e2e.py target/release/object-detector
 
+step "the demo page in a real browser: Debian's chromium headless through selenium and chromium-driver, against the function behind the emulator"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+python tests/demo_page_e2e.py target/release/object-detector target/demo-page.png
+
 step "batch path end to end: moto_server's S3 and SQS, real notifications, the Lambda emulator"
 python tests/batch_e2e.py target/release/object-detector
 
