@@ -61,6 +61,8 @@ fn app() -> &'static App {
                     max_bytes: 1 << 20,
                     timeout: std::time::Duration::from_millis(200),
                 }),
+                // The page is one more route a request may reach.
+                demo_page: true,
             },
         )
         .expect("the fuzz settings are valid")
