@@ -78,6 +78,18 @@ fn an_image_url_is_answered_as_its_bytes_are() {
     let want = detected(&app, &jpeg, "");
     let port = photo_server(jpeg.clone(), 3);
     let url = format!("http://127.0.0.1:{port}/photos/chelsea.jpg");
+    // A bad option fails before the fetch: the server answers three requests, all needed below.
+    let (status, _, body) = http(
+        &run(
+            &app,
+            post_json(&json!({"image_url": url, "classes": ["unicorn"]}), ""),
+        )
+        .unwrap(),
+    );
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("invalid_parameter"))
+    );
     // A JSON body, a direct invocation, a form's text field.
     let (status, _, body) = http(&run(&app, post_json(&json!({"image_url": url}), "")).unwrap());
     assert_eq!(status, 200, "{body}");

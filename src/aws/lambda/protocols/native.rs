@@ -119,13 +119,17 @@ pub enum Detected {
 /// A `/detect` request's images (from HTTP or a direct invocation), read and detected. A list runs
 /// one image after another on the warm plan, each read just before its detection; an item that fails
 /// is answered in its place by its error, and the others are answered. Options are checked first, so
-/// a bad one fails the request, not each item.
+/// a bad one fails the request, not each item, and costs no fetch.
 pub async fn detect_images(
     service: &Service<'_>,
     images: Images,
     options: &DetectOptions,
     record: &mut Record,
 ) -> Result<Detected, Failure> {
+    // A bad option fails the request before any URL or object is fetched.
+    options
+        .resolve(service.detector.manifest())
+        .map_err(|e| Failure::from(&e))?;
     let items = match images {
         Images::One(source) => {
             let bytes = service.read(source).await?;
@@ -141,9 +145,6 @@ pub async fn detect_images(
              each picture as base64 `annotated_image`",
         ));
     }
-    options
-        .resolve(service.detector.manifest())
-        .map_err(|e| Failure::from(&e))?;
     // The pictures share the answer's room.
     let budget = reply::PICTURE_BUDGET / items.len();
     let mut results = Vec::with_capacity(items.len());
