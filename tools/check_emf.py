@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks a function's stdout against its log: every line is a CloudWatch Embedded Metric Format record
 that follows the specification's structure, and every request the log names has exactly one request
-record (per-class records, which carry a `Label`, may follow it).
+record, and one more per image for a request of several (its log line's `images` counts them); per-class
+records, which carry a `Label`, may follow them.
 
     tools/check_emf.py STDOUT LOG
 
@@ -58,9 +59,13 @@ def problems(doc):
 
 def main():
     stdout_path, log_path = sys.argv[1], sys.argv[2]
-    requests = [
-        json.loads(l)["request_id"] for l in open(log_path) if '"message":"request"' in l
-    ]
+    requests = []
+    for line in open(log_path):
+        if '"message":"request"' not in line:
+            continue
+        entry = json.loads(line)
+        images = entry.get("images") or {}
+        requests += [entry["request_id"]] * (1 + images.get("detected", 0) + images.get("failed", 0))
     records, bad = [], []
     for n, line in enumerate(open(stdout_path), 1):
         try:
@@ -79,7 +84,7 @@ def main():
         )
     if bad:
         sys.exit("check_emf: " + "\ncheck_emf: ".join(bad[:20]))
-    print(f"check_emf: {len(records)} valid EMF records on stdout, one per each of {len(requests)} requests")
+    print(f"check_emf: {len(records)} valid EMF records on stdout, one per each of {len(requests)} requests and images")
 
 
 if __name__ == "__main__":
