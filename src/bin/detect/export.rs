@@ -58,17 +58,21 @@ pub fn write_file(
         }
         Export::Coco => unreachable!("COCO results are one file for the run"),
     };
+    write_whole(path, contents.as_bytes()).map_err(|e| {
+        Failure::new(
+            ErrorCode::FileNotWritable,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+/// `bytes` written to `path` whole: to a temporary name beside it, then renamed, so a file that is
+/// there is complete (what `--resume` relies on).
+pub fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
-    let partial = PathBuf::from(partial);
-    std::fs::write(&partial, contents)
-        .and_then(|()| std::fs::rename(&partial, path))
-        .map_err(|e| {
-            Failure::new(
-                ErrorCode::FileNotWritable,
-                format!("{}: {e}", path.display()),
-            )
-        })
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Image and category ids for COCO results.

@@ -250,7 +250,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         failed += left_out.len();
         let array = serde_json::to_string(&results).expect("COCO results serialize");
         match &args.output {
-            Some(path) => write_whole(path, array.as_bytes())
+            Some(path) => export::write_whole(path, array.as_bytes())
                 .map_err(|e| format!("--output {}: {e}", path.display()))?,
             None => {
                 let mut stdout = std::io::stdout().lock();
@@ -292,14 +292,6 @@ fn retain<T>(items: &mut Vec<T>, keep: &[bool]) {
         i += 1;
         keep[i - 1]
     });
-}
-
-/// `bytes` written to `path` whole: to a temporary name beside it, then renamed.
-fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
 }
 
 /// The options, the settings and the detector they name, the options checked against the model's
