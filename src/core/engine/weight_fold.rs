@@ -62,10 +62,10 @@ fn dequantized(
     }
     let input = |i: usize| initializers.get(node.input.get(i)?.as_str()).copied();
     let x = input(0)?;
-    let q = ints(x)?;
+    let q = Ints::of(x)?;
     let scale = floats(input(1)?)?;
     let zero = match node.input.get(2) {
-        Some(name) if !name.is_empty() => ints(input(2)?)?,
+        Some(name) if !name.is_empty() => Ints::of(input(2)?)?.to_vec(),
         _ => vec![0; scale.len()],
     };
     let count: i64 = x.dims.iter().product();
@@ -94,11 +94,10 @@ fn dequantized(
             x.dims[a + 1..].iter().product::<i64>() as usize,
         )
     };
-    let mut raw = Vec::with_capacity(q.len() * 4);
-    for (i, &v) in q.iter().enumerate() {
-        let c = (i / inner) % channels;
-        raw.extend_from_slice(&(((v - zero[c]) as f32) * scale[c]).to_le_bytes());
-    }
+    let raw = q.dequantize(inner, |block| {
+        let c = block % channels;
+        (zero[c], scale[c])
+    });
     Some(TensorProto {
         name: node.output[0].clone(),
         dims: x.dims.clone(),
@@ -108,15 +107,65 @@ fn dequantized(
     })
 }
 
-/// An 8-bit integer tensor's values.
-fn ints(t: &TensorProto) -> Option<Vec<i32>> {
-    match t.data_type {
-        INT8 if !t.raw_data.is_empty() => {
-            Some(t.raw_data.iter().map(|&b| i32::from(b as i8)).collect())
+/// An 8-bit integer tensor's values, read where they lie (a model's weights are most of its bytes:
+/// no widened copy of them).
+#[derive(Clone, Copy)]
+enum Ints<'a> {
+    Int8(&'a [u8]),
+    Uint8(&'a [u8]),
+    /// Stored widened, in `int32_data`.
+    Wide(&'a [i32]),
+}
+
+impl<'a> Ints<'a> {
+    fn of(t: &'a TensorProto) -> Option<Ints<'a>> {
+        match t.data_type {
+            INT8 if !t.raw_data.is_empty() => Some(Ints::Int8(&t.raw_data)),
+            UINT8 if !t.raw_data.is_empty() => Some(Ints::Uint8(&t.raw_data)),
+            INT8 | UINT8 => Some(Ints::Wide(&t.int32_data)),
+            _ => None,
         }
-        UINT8 if !t.raw_data.is_empty() => Some(t.raw_data.iter().map(|&b| i32::from(b)).collect()),
-        INT8 | UINT8 => Some(t.int32_data.clone()),
-        _ => None,
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Ints::Int8(b) | Ints::Uint8(b) => b.len(),
+            Ints::Wide(v) => v.len(),
+        }
+    }
+
+    fn to_vec(self) -> Vec<i32> {
+        match self {
+            Ints::Int8(b) => b.iter().map(|&b| i32::from(b as i8)).collect(),
+            Ints::Uint8(b) => b.iter().map(|&b| i32::from(b)).collect(),
+            Ints::Wide(v) => v.to_vec(),
+        }
+    }
+
+    /// `(q - zero) * scale` as little-endian float32 bytes, taking `zero` and `scale` for each block of
+    /// `inner` values from `block` (its index): one lookup per block, not per value.
+    fn dequantize(self, inner: usize, block: impl Fn(usize) -> (i32, f32)) -> Vec<u8> {
+        fn fill<T: Copy>(
+            q: &[T],
+            inner: usize,
+            block: impl Fn(usize) -> (i32, f32),
+            int: impl Fn(T) -> i32,
+        ) -> Vec<u8> {
+            let inner = inner.max(1);
+            let mut raw = vec![0u8; q.len() * 4];
+            for (b, (values, out)) in q.chunks(inner).zip(raw.chunks_mut(inner * 4)).enumerate() {
+                let (zero, scale) = block(b);
+                for (&v, bytes) in values.iter().zip(out.chunks_exact_mut(4)) {
+                    bytes.copy_from_slice(&(((int(v) - zero) as f32) * scale).to_le_bytes());
+                }
+            }
+            raw
+        }
+        match self {
+            Ints::Int8(b) => fill(b, inner, block, |v| i32::from(v as i8)),
+            Ints::Uint8(b) => fill(b, inner, block, i32::from),
+            Ints::Wide(v) => fill(v, inner, block, |v| v),
+        }
     }
 }
 
@@ -200,5 +249,113 @@ mod tests {
         assert_eq!(w.raw_data.len() as i64, w.dims.iter().product::<i64>() * 4);
         // No int8 tensors are left behind.
         assert!(graph.initializer.iter().all(|t| t.data_type != 3));
+    }
+
+    fn tensor(name: &str, dims: &[i64], data_type: i32) -> TensorProto {
+        TensorProto {
+            name: name.into(),
+            dims: dims.to_vec(),
+            data_type,
+            ..Default::default()
+        }
+    }
+
+    /// A graph of one `DequantizeLinear` on initializers `x`, `s` (and `z`), folded: the float values.
+    fn fold_one(
+        x: TensorProto,
+        s: TensorProto,
+        z: Option<TensorProto>,
+        axis: Option<i64>,
+    ) -> Vec<f32> {
+        let mut inputs = vec!["x".to_string(), "s".to_string()];
+        let mut initializer = vec![x, s];
+        if let Some(z) = z {
+            inputs.push("z".into());
+            initializer.push(z);
+        }
+        let node = NodeProto {
+            op_type: "DequantizeLinear".into(),
+            input: inputs,
+            output: vec!["w".into()],
+            attribute: axis
+                .map(|i| tract_onnx::pb::AttributeProto {
+                    name: "axis".into(),
+                    i,
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let reader = NodeProto {
+            op_type: "Identity".into(),
+            input: vec!["w".into()],
+            output: vec!["y".into()],
+            ..Default::default()
+        };
+        let mut model = ModelProto {
+            graph: Some(GraphProto {
+                node: vec![node, reader],
+                initializer,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(fold_weight_dequantization(&mut model), 1);
+        let graph = model.graph.unwrap();
+        let w = graph.initializer.iter().find(|t| t.name == "w").unwrap();
+        assert_eq!(w.data_type, FLOAT);
+        floats(w).unwrap()
+    }
+
+    #[test]
+    fn each_channel_takes_its_own_scale_and_zero_point() {
+        // Shape [2, 3, 2], channels along axis 1: blocks of 2 values, channels 0 1 2 0 1 2.
+        let q: Vec<i8> = vec![1, -2, 3, -4, 5, -6, 7, -8, 9, -10, 127, -128];
+        let mut x = tensor("x", &[2, 3, 2], INT8);
+        x.raw_data = q.iter().map(|&v| v as u8).collect();
+        let mut s = tensor("s", &[3], FLOAT);
+        s.float_data = vec![0.5, 2.0, -1.0];
+        let mut z = tensor("z", &[3], INT8);
+        z.raw_data = vec![1, 0, (-3i8) as u8];
+        let got = fold_one(x, s, Some(z), None);
+        let (scale, zero) = ([0.5f32, 2.0, -1.0], [1i32, 0, -3]);
+        let want: Vec<f32> = q
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / 2) % 3;
+                (i32::from(v) - zero[c]) as f32 * scale[c]
+            })
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(&got[..4], &[0.0, -1.5, 6.0, -8.0]);
+    }
+
+    #[test]
+    fn uint8_and_widened_values_and_one_scale_fold_alike() {
+        // uint8 in raw bytes, per tensor, zero point 128.
+        let mut x = tensor("x", &[4], UINT8);
+        x.raw_data = vec![0, 128, 129, 255];
+        let mut s = tensor("s", &[], FLOAT);
+        s.raw_data = 0.25f32.to_le_bytes().to_vec();
+        let mut z = tensor("z", &[], UINT8);
+        z.raw_data = vec![128];
+        assert_eq!(fold_one(x, s, Some(z), None), vec![-32.0, 0.0, 0.25, 31.75]);
+        // int8 widened into int32_data, per channel along axis 0 (blocks of 3), no zero point.
+        let mut x = tensor("x", &[2, 3], INT8);
+        x.int32_data = vec![1, 2, 3, -1, -2, -3];
+        let mut s = tensor("s", &[2], FLOAT);
+        s.float_data = vec![1.0, 10.0];
+        assert_eq!(
+            fold_one(x, s, None, Some(0)),
+            vec![1.0, 2.0, 3.0, -10.0, -20.0, -30.0]
+        );
+        // A negative axis counts from the end: -1 is the last, blocks of 1.
+        let mut x = tensor("x", &[2, 2], INT8);
+        x.raw_data = vec![2, 2, 4, 4];
+        let mut s = tensor("s", &[2], FLOAT);
+        s.float_data = vec![1.0, 0.5];
+        assert_eq!(fold_one(x, s, None, Some(-1)), vec![2.0, 1.0, 4.0, 2.0]);
     }
 }
