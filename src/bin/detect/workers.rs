@@ -7,13 +7,22 @@ use std::sync::mpsc;
 
 /// Runs `work` on each of `items` on `jobs` threads and hands the results to `take` on the calling
 /// thread, in item order (a finished item waits for the ones before it). When `take` returns false the
-/// run stops: items not yet started are not run. Returns whether every result was taken.
+/// run stops: items not yet started are not run. Returns whether every result was taken. With one job
+/// (or one item) no thread is started.
 pub fn in_order<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     work: impl Fn(usize, &T) -> R + Sync,
     mut take: impl FnMut(R) -> bool,
 ) -> bool {
+    // One at a time: on the calling thread, whose allocator arena the model's load has already grown,
+    // so the first image does not fault in a new thread's memory (`detect` on one photo, its cold start).
+    if jobs.min(items.len()) <= 1 {
+        return items
+            .iter()
+            .enumerate()
+            .all(|(i, item)| take(work(i, item)));
+    }
     let next = AtomicUsize::new(0);
     let (send, receive) = mpsc::channel::<(usize, R)>();
     std::thread::scope(|scope| {
@@ -96,5 +105,29 @@ mod tests {
             ran.load(Ordering::Relaxed) < 1000,
             "the workers stopped early"
         );
+    }
+
+    #[test]
+    fn one_job_runs_on_the_calling_thread_and_stops_at_once() {
+        let items: Vec<usize> = (0..10).collect();
+        let caller = std::thread::current().id();
+        let ran = AtomicUsize::new(0);
+        let mut taken = Vec::new();
+        let all = in_order(
+            &items,
+            1,
+            |i, &n| {
+                assert_eq!(std::thread::current().id(), caller);
+                ran.fetch_add(1, Ordering::Relaxed);
+                (i, n)
+            },
+            |r| {
+                taken.push(r);
+                taken.len() < 3
+            },
+        );
+        assert!(!all);
+        assert_eq!(taken, vec![(0, 0), (1, 1), (2, 2)]);
+        assert_eq!(ran.load(Ordering::Relaxed), 3);
     }
 }
