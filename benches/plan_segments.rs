@@ -1,6 +1,8 @@
-//! The plan build in segments (`segments.rs`, what the binary does) against the whole graph planned at
-//! once: plan build on one thread and on every core, inference, and what the cuts cost the plan
-//! (operators that differ) and the outputs (largest difference), in one process, interleaved.
+//! The plan build in segments (`segments.rs`, what the binary does: cut as read, each segment typed on
+//! its own) against the whole graph planned at once and against the cut made after typing the whole
+//! graph: build (from the model as read, type inference included) on one thread and on every core,
+//! inference, and what the cuts cost the plan (operators that differ) and the outputs (largest
+//! difference), in one process, interleaved.
 //!
 //!     cargo bench --bench plan_segments [-- MODEL.onnx [PARTS...]]
 //!
@@ -11,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use object_detector::core::embedded;
-use object_detector::core::engine::segments::{self, SegmentedPlan};
+use object_detector::core::engine::segments::{self, SegmentError, SegmentedPlan};
 use object_detector::core::engine::{f32_values, tract};
 use object_detector::core::image_decode::decode;
 use object_detector::{DecodeLimits, Detector};
@@ -48,6 +50,23 @@ fn run(plan: &SegmentedPlan<tract::Plan>, input: &Tensor) -> TractResult<TVec<TV
     plan.run(tvec!(input.clone().into()), |p, inputs| p.run(inputs))
 }
 
+/// How a build cuts the model: as read, before type inference, or once typed; into how many parts.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    CutAsRead(usize),
+    CutTyped(usize),
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::CutAsRead(1) => write!(f, "1 (whole graph)"),
+            Route::CutAsRead(p) => write!(f, "{p}, cut as read"),
+            Route::CutTyped(p) => write!(f, "{p}, cut typed"),
+        }
+    }
+}
+
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 fn main() -> Result<()> {
@@ -61,8 +80,8 @@ fn main() -> Result<()> {
     };
     let detector = Detector::embedded()?;
     let shape = [1, 3, 416, 416];
-    let typed = tract::typed_model(&onnx, None, &shape)?;
-    let nodes = typed.nodes().len();
+    let inference = tract::inference_model(&onnx, None, &shape)?;
+    let nodes = segments::cuttable_nodes(&inference)?;
     let mut parts: Vec<usize> = args
         .iter()
         .skip(1)
@@ -73,21 +92,43 @@ fn main() -> Result<()> {
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let rewrites = tract::Rewrites::default();
-    let build = |parts: usize, threads: usize| -> Result<(SegmentedPlan<tract::Plan>, f64)> {
+    // From the model as read to the plan: the type inference is part of every build. Cut as read
+    // (what the engine does), each segment is typed on its own; cut typed, the whole graph is typed
+    // first (the engine before 7 December 2026).
+    let build = |route: Route, threads: usize| -> Result<(SegmentedPlan<tract::Plan>, f64)> {
         let start = Instant::now();
-        let plan = segments::split(&typed, parts)?.plan(threads, |m| tract::plan(m, rewrites))?;
+        let plan_one = |m| tract::plan(m, rewrites);
+        let plan = match route {
+            Route::CutAsRead(parts) => {
+                segments::plan_segments(&inference, parts, threads, plan_one)
+            }
+            Route::CutTyped(parts) => {
+                let typed = inference.clone().into_typed()?;
+                segments::plan_segments(&typed, parts, threads, plan_one)
+            }
+        }
+        .map_err(|e| match e {
+            SegmentError::Typing(e) => {
+                Box::<dyn std::error::Error + Send + Sync>::from(e.to_string())
+            }
+            SegmentError::Planning(e) => e.into(),
+        })?;
         Ok((plan, ms(start)))
     };
-    // [whole graph, then each number of parts]; each built on one thread and on every core.
-    let variants: Vec<usize> = std::iter::once(1).chain(parts.iter().copied()).collect();
+    // [whole graph, then each number of parts cut as read, then cut typed]; each built on one thread
+    // and on every core.
+    let variants: Vec<Route> = std::iter::once(Route::CutAsRead(1))
+        .chain(parts.iter().map(|&p| Route::CutAsRead(p)))
+        .chain(parts.iter().map(|&p| Route::CutTyped(p)))
+        .collect();
     let mut one_thread = vec![Vec::new(); variants.len()];
     let mut all_cores = vec![Vec::new(); variants.len()];
     let mut plans = Vec::new();
     for round in 0..BUILDS {
-        for (i, &p) in variants.iter().enumerate() {
-            let (plan, t) = build(p, 1)?;
+        for (i, &route) in variants.iter().enumerate() {
+            let (plan, t) = build(route, 1)?;
             one_thread[i].push(t);
-            all_cores[i].push(build(p, cores)?.1);
+            all_cores[i].push(build(route, cores)?.1);
             if round == 0 {
                 plans.push(plan);
             }
@@ -109,8 +150,7 @@ fn main() -> Result<()> {
     let whole_ops = operators(plans[0].plans());
 
     println!(
-        "{} typed nodes, {cores} cores; medians of {BUILDS} builds and {RUNS} runs, interleaved (ms)",
-        nodes
+        "{nodes} nodes as read (constants left out), {cores} cores; medians of {BUILDS} builds and {RUNS} runs, interleaved (ms)"
     );
     println!("| parts | build, 1 thread | ratio | build, {cores} threads | ratio | inference | ratio | operators not in the whole plan | largest output difference |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
@@ -119,7 +159,7 @@ fn main() -> Result<()> {
         median(&mut all_cores[0]),
         median(&mut runs[0]),
     ];
-    for (i, &p) in variants.iter().enumerate() {
+    for (i, route) in variants.iter().enumerate() {
         let row = [
             median(&mut one_thread[i]),
             median(&mut all_cores[i]),
@@ -145,7 +185,7 @@ fn main() -> Result<()> {
             }
         }
         println!(
-            "| {p} | {:.1} | {:.3} | {:.1} | {:.3} | {:.2} | {:.3} | {} | {diff:e} |",
+            "| {route} | {:.1} | {:.3} | {:.1} | {:.3} | {:.2} | {:.3} | {} | {diff:e} |",
             row[0],
             row[0] / base[0],
             row[1],

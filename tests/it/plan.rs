@@ -1,10 +1,11 @@
 //! The plan build's own steps against tract's, on every committed detector and a real photo's input
 //! tensor: the two-round declutter (`tract::declutter`: the passes but `ChangeAxes` first, then all of
 //! them) plans the graph tract's one-round declutter plans, the same operators and outputs bit for
-//! bit; the plan in segments (`tract::plan_segments`) computes what the whole graph's plan computes.
+//! bit; the plan in segments (`tract::plan_segments`: cut as read, each segment typed on its own)
+//! computes what the whole graph's plan computes.
 
 use crate::common::{int8, largest_difference, read};
-use object_detector::core::engine::{f32_values, tract};
+use object_detector::core::engine::{f32_values, segments, tract};
 use object_detector::core::image_decode::decode;
 use object_detector::DecodeLimits;
 use tract_onnx::prelude::*;
@@ -79,11 +80,24 @@ fn the_segmented_plan_computes_what_the_whole_plan_computes() {
         ..Default::default()
     };
     for file in MODELS {
-        let typed = tract::typed_model(&read(file), None, &[1, 3, 416, 416]).unwrap();
-        let parts = object_detector::core::engine::segments::parts_for(typed.nodes().len());
+        let as_read = tract::inference_model(&read(file), None, &[1, 3, 416, 416]).unwrap();
+        let nodes = segments::cuttable_nodes(&as_read).unwrap();
+        let typed = as_read.clone().into_typed().unwrap();
         let whole = tract::plan(typed.clone(), tract::Rewrites::default()).unwrap();
-        let segmented = tract::plan_segments(typed, &config).unwrap();
-        assert_eq!(segmented.plans().len(), parts, "{file}");
+        let segmented = tract::plan_segments(&as_read, &config).unwrap();
+        assert_eq!(
+            segmented.plans().len(),
+            segments::parts_for(nodes),
+            "{file}"
+        );
+        let typed_outputs: Vec<&TypedFact> = typed
+            .output_outlets()
+            .unwrap()
+            .iter()
+            .map(|&o| typed.outlet_fact(o).unwrap())
+            .collect();
+        let segment_outputs: Vec<&TypedFact> = segmented.output_facts().iter().collect();
+        assert_eq!(segment_outputs, typed_outputs, "{file}: output facts");
 
         let whole_ops = computing_operators(&[whole.model()]);
         let models: Vec<&TypedModel> = segmented.plans().iter().map(|p| p.model()).collect();

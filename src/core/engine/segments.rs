@@ -1,5 +1,5 @@
-//! A typed model cut into consecutive segments, each planned on its own (on as many threads as the
-//! machine has) and run one after the other.
+//! A model cut into consecutive segments, each typed and planned on its own (on as many threads as
+//! the machine has) and run one after the other.
 //!
 //! Why: tract applies each rewrite of its declutter and codegen (`ModelPatch::apply` in tract-core
 //! 0.23) in time proportional to the whole graph, since every node a patch adds is compared with every
@@ -8,41 +8,164 @@
 //! segments are independent, so they plan in parallel: 0.30-0.33 on two (`cargo bench --bench
 //! plan_segments`).
 //!
+//! The cut is made on the model as tract-onnx reads it, before its shapes and types are inferred, so
+//! that the type inference (tract-hir's analyser and its translation to typed operators, 10 ms of
+//! PicoDet-S's load) runs segment by segment too: a segment is typed once the segments before it are
+//! (its inputs' facts are their outputs'), while a second thread plans the segments already typed.
+//!
 //! Where to cut: positions in evaluation order where the fewest values are alive (one, between two
 //! blocks of a network), and among those, where every value crossing is read by convolutions only, so
 //! that tract loses as few rewrites across the cut as it can (an activation fused into the operator
 //! before it, an axis change moved into the one after). A constant that crosses a cut is copied into
 //! the segment that reads it, so tract still folds it there.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
 
+use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_hir::infer::Factoid;
+use tract_onnx::tract_hir::internal::InferenceOp;
 
-/// About how many typed nodes one segment holds: PicoDet-S (869) is cut in four, NanoDet-g (213) not
-/// at all. On PicoDet-S four segments kept inference within 1% of the whole plan's; six planned in
-/// 0.44-0.47 of the whole graph's time on one thread instead of 0.53, but cost 4% of inference, as
-/// more cuts land where tract would have fused across them.
-pub const SEGMENT_NODES: usize = 200;
+/// About how many nodes of the model as read (before type inference) one segment holds: PicoDet-S
+/// (371, 869 once typed) is cut in four, NanoDet-g (101) not at all. On PicoDet-S four segments kept
+/// inference within 1% of the whole plan's; six planned in 0.44-0.47 of the whole graph's time on one
+/// thread instead of 0.53, but cost 4% of inference, as more cuts land where tract would have fused
+/// across them.
+pub const SEGMENT_NODES: usize = 90;
 
-/// How many segments a typed model of `nodes` nodes is cut into.
+/// How many segments a model of `nodes` nodes (constants left out) is cut into.
 pub fn parts_for(nodes: usize) -> usize {
     (nodes / SEGMENT_NODES).max(1)
 }
 
+/// A graph tract can cut into segments: the model as read ([`InferenceModel`], typed segment by
+/// segment) or a typed one.
+pub trait Cuttable: Sized + Send + Sync {
+    type Fact: Fact + Clone + From<TypedFact> + 'static;
+    type Op: std::fmt::Debug
+        + std::fmt::Display
+        + AsRef<dyn Op>
+        + AsMut<dyn Op>
+        + Clone
+        + Send
+        + Sync
+        + 'static;
+
+    fn graph(&self) -> &Graph<Self::Fact, Self::Op>;
+    fn graph_mut(&mut self) -> &mut Graph<Self::Fact, Self::Op>;
+    fn empty(symbols: SymbolScope) -> Self;
+    /// The value of `outlet` when it is known before the model runs.
+    fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>>;
+    /// A convolution, the operator a cut before which loses no fusion.
+    fn is_convolution(op: &Self::Op) -> bool;
+    fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId>;
+    fn wire(
+        &mut self,
+        name: &str,
+        op: Self::Op,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>>;
+    fn source(&mut self, name: String, fact: Self::Fact) -> TractResult<OutletId>;
+    /// The segment with every shape and type known.
+    fn typed(self) -> TractResult<TypedModel>;
+}
+
+impl Cuttable for TypedModel {
+    type Fact = TypedFact;
+    type Op = Box<dyn TypedOp>;
+
+    fn graph(&self) -> &TypedModel {
+        self
+    }
+    fn graph_mut(&mut self) -> &mut TypedModel {
+        self
+    }
+    fn empty(symbols: SymbolScope) -> Self {
+        TypedModel {
+            symbols,
+            ..TypedModel::default()
+        }
+    }
+    fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>> {
+        self.outlet_fact(outlet).ok()?.konst.clone()
+    }
+    fn is_convolution(op: &Self::Op) -> bool {
+        op.downcast_ref::<Conv>().is_some()
+    }
+    fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId> {
+        SpecialOps::add_const(self, name, value)
+    }
+    fn wire(
+        &mut self,
+        name: &str,
+        op: Self::Op,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        self.wire_node(name, op, inputs)
+    }
+    fn source(&mut self, name: String, fact: TypedFact) -> TractResult<OutletId> {
+        self.add_source(name, fact)
+    }
+    fn typed(self) -> TractResult<TypedModel> {
+        Ok(self)
+    }
+}
+
+/// The name tract-hir gives the convolution of an ONNX model before its types are inferred.
+const CONVOLUTION_AS_READ: &str = "ConvHir";
+
+impl Cuttable for InferenceModel {
+    type Fact = InferenceFact;
+    type Op = Box<dyn InferenceOp>;
+
+    fn graph(&self) -> &InferenceModel {
+        self
+    }
+    fn graph_mut(&mut self) -> &mut InferenceModel {
+        self
+    }
+    fn empty(symbols: SymbolScope) -> Self {
+        InferenceModel {
+            symbols,
+            ..InferenceModel::default()
+        }
+    }
+    fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>> {
+        // Before the analysis, only an initializer's fact holds its value; a constant node (ONNX's
+        // `Constant`, and the weights `weight_fold.rs` folds) holds it in its operator.
+        let value = self.outlet_fact(outlet).ok()?.value.concretize();
+        value.or_else(|| Some(self.node(outlet.node).op_as::<Const>()?.val().clone()))
+    }
+    fn is_convolution(op: &Self::Op) -> bool {
+        op.name() == CONVOLUTION_AS_READ
+    }
+    fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId> {
+        // Not `InferenceModel::add_const`, which looks for an equal constant among all the nodes.
+        let fact = InferenceFact::from(TypedFact::try_from(value.clone())?);
+        let op = Const::new(value)?;
+        Ok(self.add_node(name, op, tvec!(fact))?.into())
+    }
+    fn wire(
+        &mut self,
+        name: &str,
+        op: Self::Op,
+        inputs: &[OutletId],
+    ) -> TractResult<TVec<OutletId>> {
+        self.wire_node(name, op, inputs)
+    }
+    fn source(&mut self, name: String, fact: InferenceFact) -> TractResult<OutletId> {
+        self.add_source(name, fact)
+    }
+    fn typed(self) -> TractResult<TypedModel> {
+        self.into_typed()
+    }
+}
+
 /// Where the values that cross segments live while a model runs.
 type Slot = usize;
-
-/// One segment: its own typed model, the slots it reads (its inputs, in order) and the slots it
-/// writes (its outputs, in order).
-#[derive(Debug, Clone)]
-pub struct Segment {
-    pub model: TypedModel,
-    reads: Vec<Slot>,
-    writes: Vec<Slot>,
-}
 
 /// A model output: a value some segment writes, or a constant known before anything runs.
 #[derive(Debug, Clone)]
@@ -61,13 +184,6 @@ struct Wiring {
     last_read_by: Vec<Vec<Slot>>,
 }
 
-/// A typed model cut into segments, not yet planned.
-#[derive(Debug, Clone)]
-pub struct Segments {
-    pub segments: Vec<Segment>,
-    wiring: Wiring,
-}
-
 /// Every segment planned: what runs the model.
 #[derive(Debug, Clone)]
 pub struct SegmentedPlan<P> {
@@ -75,15 +191,17 @@ pub struct SegmentedPlan<P> {
     reads: Vec<Vec<Slot>>,
     writes: Vec<Vec<Slot>>,
     wiring: Wiring,
+    /// The facts of the model's outputs, in its order, as typed.
+    output_facts: Vec<TypedFact>,
 }
 
-/// A node whose every output tract already knows the value of (and that is not a model input): it is
+/// A node whose every output is known before the model runs (and that is not a model input): it is
 /// copied as a constant wherever it is read instead of belonging to a segment.
-fn is_constant(model: &TypedModel, inputs: &[OutletId], id: usize) -> bool {
-    let node = model.node(id);
+fn is_constant<M: Cuttable>(model: &M, inputs: &[OutletId], id: usize) -> bool {
+    let node = model.graph().node(id);
     !node.outputs.is_empty()
         && !inputs.iter().any(|o| o.node == id)
-        && node.outputs.iter().all(|o| o.fact.konst.is_some())
+        && (0..node.outputs.len()).all(|slot| model.known_value(OutletId::new(id, slot)).is_some())
 }
 
 /// One value of the model that is computed (not a constant): where it is produced and read, as
@@ -104,11 +222,15 @@ impl Value {
     }
 }
 
-fn values(
-    model: &TypedModel,
+fn values<F, O>(
+    model: &Graph<F, O>,
     order: &[usize],
     position: &HashMap<usize, usize>,
-) -> TractResult<Vec<Value>> {
+) -> TractResult<Vec<Value>>
+where
+    F: Fact + Clone + 'static,
+    O: std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
+{
     let outputs: HashSet<OutletId> = model.output_outlets()?.iter().copied().collect();
     let mut values = Vec::new();
     for (produced, &id) in order.iter().enumerate() {
@@ -131,8 +253,8 @@ fn values(
 /// How good a cut after `position` is, lower is better: how many values cross it, then whether one of
 /// them is read by something but a convolution, which tract might have fused into the operator that
 /// writes it (an activation, an axis change).
-fn cut_cost(
-    model: &TypedModel,
+fn cut_cost<M: Cuttable>(
+    model: &M,
     order: &[usize],
     values: &[Value],
     position: usize,
@@ -142,14 +264,19 @@ fn cut_cost(
         v.read_at
             .iter()
             .filter(|&&q| q > position)
-            .any(|&q| q >= order.len() || !model.node(order[q]).op_is::<Conv>())
+            .any(|&q| q >= order.len() || !M::is_convolution(&model.graph().node(order[q]).op))
     });
     (crossing.len(), loses_a_fusion)
 }
 
 /// Positions after which to cut: near each `i / parts` of the evaluation order, the cheapest cut
 /// within a quarter of a segment either way; strictly increasing, never after the last position.
-fn cut_points(model: &TypedModel, order: &[usize], values: &[Value], parts: usize) -> Vec<usize> {
+fn cut_points<M: Cuttable>(
+    model: &M,
+    order: &[usize],
+    values: &[Value],
+    parts: usize,
+) -> Vec<usize> {
     let n = order.len();
     let reach = n / (parts * 4).max(1);
     let mut cuts: Vec<usize> = Vec::new();
@@ -169,109 +296,56 @@ fn cut_points(model: &TypedModel, order: &[usize], values: &[Value], parts: usiz
     cuts
 }
 
-/// One segment while it is built: its model, where each value of the whole model it uses is in it, and
-/// the values it takes from outside (model inputs and what earlier segments wrote), in input order.
-struct SegmentBuilder<'a> {
-    whole: &'a TypedModel,
-    /// Nodes that belong to this segment or an earlier one.
-    computed: &'a HashMap<usize, usize>,
-    model: TypedModel,
-    mapping: HashMap<OutletId, OutletId>,
-    imports: Vec<OutletId>,
+/// How many nodes of `model` a cut shares out (its constants left out): what [`parts_for`] counts.
+pub fn cuttable_nodes<M: Cuttable>(model: &M) -> TractResult<usize> {
+    let inputs = model.graph().input_outlets()?;
+    Ok((0..model.graph().nodes.len())
+        .filter(|&id| !is_constant(model, inputs, id))
+        .count())
 }
 
-impl SegmentBuilder<'_> {
-    /// The wire in this segment that carries `outlet` of the whole model: the segment's own, a copy of
-    /// a constant, or a new input of the segment.
-    fn import(&mut self, outlet: OutletId) -> TractResult<OutletId> {
-        if let Some(&o) = self.mapping.get(&outlet) {
-            return Ok(o);
-        }
-        let writer = self.whole.node(outlet.node);
-        let fact = self.whole.outlet_fact(outlet)?;
-        let wire = match &fact.konst {
-            Some(k) if !self.computed.contains_key(&outlet.node) => self
-                .model
-                .add_const(format!("{}.{}", writer.name, outlet.slot), k.clone())?,
-            _ => {
-                self.imports.push(outlet);
-                self.model.add_source(
-                    format!("segment_input.{}.{}", writer.name, outlet.slot),
-                    fact.without_value(),
-                )?
-            }
-        };
-        self.mapping.insert(outlet, wire);
-        Ok(wire)
-    }
-
-    /// Adds `id` of the whole model to this segment.
-    fn add(&mut self, id: usize, is_input: bool) -> TractResult<()> {
-        let node = self.whole.node(id);
-        if is_input {
-            // A model input goes in through the segment that holds its source.
-            self.imports.push(OutletId::new(id, 0));
-            let source = self
-                .model
-                .add_source(&node.name, node.outputs[0].fact.clone())?;
-            self.mapping.insert(OutletId::new(id, 0), source);
-            return Ok(());
-        }
-        let mut inputs = TVec::new();
-        for &input in &node.inputs {
-            inputs.push(self.import(input)?);
-        }
-        let wires = self.model.wire_node(&node.name, node.op.clone(), &inputs)?;
-        for (slot, w) in wires.into_iter().enumerate() {
-            self.mapping.insert(OutletId::new(id, slot), w);
-        }
-        Ok(())
-    }
+/// `model` cut into (up to) `parts` segments: which nodes each holds, in evaluation order, and the
+/// values each writes for later segments or as model outputs.
+struct Layout {
+    /// The nodes of each segment, in evaluation order.
+    members: Vec<Vec<usize>>,
+    /// The segment each computed node belongs to.
+    segment_of: HashMap<usize, usize>,
+    /// What each segment writes: values later segments read and model outputs, ordered by slot.
+    writes: Vec<Vec<(Slot, OutletId)>>,
+    /// The slot of every value that may cross a cut, model inputs and outputs.
+    slot_of: HashMap<OutletId, Slot>,
+    inputs: Vec<Slot>,
+    outputs: Vec<Output>,
 }
 
-/// `model` cut into (up to) `parts` segments.
-pub fn split(model: &TypedModel, parts: usize) -> TractResult<Segments> {
-    let model_inputs = model.input_outlets()?.to_vec();
-    let model_outputs = model.output_outlets()?.to_vec();
-    let order: Vec<usize> = model
+fn layout<M: Cuttable>(model: &M, parts: usize) -> TractResult<Layout> {
+    let graph = model.graph();
+    let model_inputs = graph.input_outlets()?.to_vec();
+    let model_outputs = graph.output_outlets()?.to_vec();
+    let order: Vec<usize> = graph
         .eval_order()?
         .into_iter()
         .filter(|&id| !is_constant(model, &model_inputs, id))
         .collect();
     let position: HashMap<usize, usize> =
         order.iter().enumerate().map(|(p, &id)| (id, p)).collect();
-    let values = values(model, &order, &position)?;
+    let values = values(graph, &order, &position)?;
     let cuts = cut_points(model, &order, &values, parts.max(1));
     let mut bounds = vec![0];
     bounds.extend(cuts.iter().map(|c| c + 1));
     bounds.push(order.len());
+    let members: Vec<Vec<usize>> = bounds
+        .windows(2)
+        .map(|r| order[r[0]..r[1]].to_vec())
+        .collect();
+    let segment_of: HashMap<usize, usize> = members
+        .iter()
+        .enumerate()
+        .flat_map(|(s, ids)| ids.iter().map(move |&id| (id, s)))
+        .collect();
 
-    // Each segment's model and what it takes from outside.
-    let mut builders = Vec::new();
-    let mut computed = HashMap::new();
-    for (s, range) in bounds.windows(2).enumerate() {
-        computed.extend(order[range[0]..range[1]].iter().map(|&id| (id, s)));
-        // The whole model's symbols (a data-dependent dimension such as in-graph NMS's row count): a
-        // segment's facts name them, and tract resolves them in the model's own scope.
-        let segment = TypedModel {
-            symbols: model.symbols.clone(),
-            ..TypedModel::default()
-        };
-        let mut builder = SegmentBuilder {
-            whole: model,
-            computed: &computed,
-            model: segment,
-            mapping: HashMap::new(),
-            imports: Vec::new(),
-        };
-        for &id in &order[range[0]..range[1]] {
-            builder.add(id, model_inputs.iter().any(|o| o.node == id))?;
-        }
-        builders.push((builder.model, builder.mapping, builder.imports));
-    }
-
-    // A slot for each model input, each value a segment imports, and each model output; a segment
-    // writes the values that later segments import and the model outputs it computes.
+    // A slot for each model input, each computed value a later segment reads, and each model output.
     let mut slot_of: HashMap<OutletId, Slot> = HashMap::new();
     let mut slot = |o: OutletId| {
         let next = slot_of.len();
@@ -280,130 +354,397 @@ pub fn split(model: &TypedModel, parts: usize) -> TractResult<Segments> {
     let inputs: Vec<Slot> = model_inputs.iter().map(|&o| slot(o)).collect();
     let mut outputs = Vec::new();
     for &o in &model_outputs {
-        outputs.push(match &model.outlet_fact(o)?.konst {
-            Some(k) if !computed.contains_key(&o.node) => Output::Constant(k.clone()),
+        outputs.push(match model.known_value(o) {
+            Some(k) if !segment_of.contains_key(&o.node) => Output::Constant(k),
             _ => Output::Slot(slot(o)),
         });
     }
-    let mut last_reader: HashMap<Slot, usize> = HashMap::new();
-    let reads: Vec<Vec<Slot>> = builders
-        .iter()
-        .enumerate()
-        .map(|(s, (_, _, imports))| {
-            imports
-                .iter()
-                .map(|&o| {
-                    let slot = slot(o);
-                    last_reader.insert(slot, s);
-                    slot
-                })
-                .collect()
-        })
-        .collect();
-    let mut segments = Vec::new();
-    for ((s, (mut seg, mapping, _)), reads) in builders.into_iter().enumerate().zip(reads) {
-        let mut written: Vec<(Slot, OutletId)> = slot_of
-            .iter()
-            .filter(|&(outlet, slot)| {
-                computed.get(&outlet.node) == Some(&s)
-                    && !model_inputs.contains(outlet)
-                    && (last_reader.get(slot).is_some_and(|&r| r > s)
-                        || model_outputs.contains(outlet))
-            })
-            .map(|(&outlet, &slot)| (slot, mapping[&outlet]))
-            .collect();
-        written.sort();
-        let (writes, outlets): (Vec<Slot>, Vec<OutletId>) = written.into_iter().unzip();
-        seg.select_output_outlets(&outlets)?;
-        segments.push(Segment {
-            model: seg,
-            reads,
-            writes,
-        });
+    let mut writes = vec![Vec::new(); members.len()];
+    for (s, ids) in members.iter().enumerate() {
+        for &id in ids {
+            if model_inputs.iter().any(|o| o.node == id) {
+                continue;
+            }
+            for (out, output) in graph.node(id).outputs.iter().enumerate() {
+                let outlet = OutletId::new(id, out);
+                let read_later = output
+                    .successors
+                    .iter()
+                    .any(|r| segment_of.get(&r.node).is_some_and(|&t| t > s));
+                if read_later || model_outputs.contains(&outlet) {
+                    writes[s].push((slot(outlet), outlet));
+                }
+            }
+        }
+        writes[s].sort();
+    }
+    Ok(Layout {
+        members,
+        segment_of,
+        writes,
+        slot_of,
+        inputs,
+        outputs,
+    })
+}
+
+/// One segment while it is built: its graph, where each value of the whole model it uses is in it,
+/// and the slots it reads (model inputs and what earlier segments wrote), in input order.
+struct SegmentBuilder<'a, M: Cuttable> {
+    whole: &'a M,
+    layout: &'a Layout,
+    /// The typed facts of the values earlier segments wrote.
+    facts: &'a HashMap<OutletId, TypedFact>,
+    model: M,
+    mapping: HashMap<OutletId, OutletId>,
+    reads: Vec<Slot>,
+}
+
+impl<M: Cuttable> SegmentBuilder<'_, M> {
+    /// The wire in this segment that carries `outlet` of the whole model: the segment's own, a copy of
+    /// a constant, or a new input of the segment.
+    fn import(&mut self, outlet: OutletId) -> TractResult<OutletId> {
+        if let Some(&o) = self.mapping.get(&outlet) {
+            return Ok(o);
+        }
+        let writer = &self.whole.graph().node(outlet.node).name;
+        let wire =
+            if !self.layout.segment_of.contains_key(&outlet.node) {
+                let value = self
+                    .whole
+                    .known_value(outlet)
+                    .with_context(|| format!("{writer}: a constant without a value"))?;
+                self.model
+                    .constant(format!("{writer}.{}", outlet.slot), value)?
+            } else {
+                let fact = self.facts.get(&outlet).with_context(|| {
+                    format!("{writer}: read before an earlier segment typed it")
+                })?;
+                match &fact.konst {
+                    Some(k) => self
+                        .model
+                        .constant(format!("{writer}.{}", outlet.slot), k.clone())?,
+                    None => {
+                        let slot =
+                            *self.layout.slot_of.get(&outlet).with_context(|| {
+                                format!("{writer}: crosses a cut without a slot")
+                            })?;
+                        self.reads.push(slot);
+                        self.model.source(
+                            format!("segment_input.{writer}.{}", outlet.slot),
+                            fact.without_value().into(),
+                        )?
+                    }
+                }
+            };
+        self.mapping.insert(outlet, wire);
+        Ok(wire)
     }
 
-    let output_slots: HashSet<Slot> = outputs
+    /// Adds node `id` of the whole model to this segment.
+    fn add(&mut self, id: usize) -> TractResult<()> {
+        let node = self.whole.graph().node(id);
+        if let Some(input) = self
+            .whole
+            .graph()
+            .input_outlets()?
+            .iter()
+            .find(|o| o.node == id)
+        {
+            // A model input goes in through the segment that holds its source.
+            self.reads.push(self.layout.slot_of[input]);
+            let source = self
+                .model
+                .source(node.name.clone(), node.outputs[0].fact.clone())?;
+            self.mapping.insert(OutletId::new(id, 0), source);
+            return Ok(());
+        }
+        let mut inputs = TVec::new();
+        for &input in &node.inputs {
+            inputs.push(self.import(input)?);
+        }
+        let wires = self.model.wire(&node.name, node.op.clone(), &inputs)?;
+        for (slot, w) in wires.into_iter().enumerate() {
+            self.mapping.insert(OutletId::new(id, slot), w);
+        }
+        Ok(())
+    }
+}
+
+/// Segment `s` of `whole` typed: its graph of its own, as typed.
+struct TypedSegment {
+    model: TypedModel,
+    /// The slots it reads, in its input order.
+    reads: Vec<Slot>,
+    /// The typed fact of each value it writes, by its outlet in the whole model.
+    writes: Vec<(OutletId, TypedFact)>,
+}
+
+fn typed_segment<M: Cuttable>(
+    whole: &M,
+    layout: &Layout,
+    facts: &HashMap<OutletId, TypedFact>,
+    s: usize,
+) -> TractResult<TypedSegment> {
+    let mut builder = SegmentBuilder {
+        whole,
+        layout,
+        facts,
+        // The whole model's symbols (a data-dependent dimension such as in-graph NMS's row count): a
+        // segment's facts name them, and tract resolves them in the model's own scope.
+        model: M::empty(whole.graph().symbols.clone()),
+        mapping: HashMap::new(),
+        reads: Vec::new(),
+    };
+    for &id in &layout.members[s] {
+        builder.add(id)?;
+    }
+    let outlets: Vec<OutletId> = layout.writes[s]
+        .iter()
+        .map(|(_, o)| builder.mapping[o])
+        .collect();
+    let (mut model, reads) = (builder.model, builder.reads);
+    model.graph_mut().select_output_outlets(&outlets)?;
+    let model = model.typed()?;
+    let mut writes = Vec::new();
+    for ((_, outlet), &o) in layout.writes[s].iter().zip(model.output_outlets()?) {
+        writes.push((*outlet, model.outlet_fact(o)?.clone()));
+    }
+    Ok(TypedSegment {
+        model,
+        reads,
+        writes,
+    })
+}
+
+/// Why a segmented plan was not built.
+#[derive(Debug)]
+pub enum SegmentError<E> {
+    /// Cutting the model, or typing a segment (tract's type inference).
+    Typing(TractError),
+    /// Planning a segment.
+    Planning(E),
+}
+
+/// What the workers share while they type and plan the segments.
+struct Progress<P, E> {
+    /// The next segment to type (they are typed in order, one at a time).
+    next_to_type: usize,
+    typing: bool,
+    /// Segments typed and not yet taken to plan.
+    typed: VecDeque<(usize, TypedModel)>,
+    /// The typed facts of the model's inputs and of every value a typed segment writes.
+    facts: HashMap<OutletId, TypedFact>,
+    reads: Vec<Option<Vec<Slot>>>,
+    plans: Vec<Option<P>>,
+    planned: usize,
+    failed: Option<SegmentError<E>>,
+}
+
+/// Fails the build when a worker panics, so that the others, which may be waiting for the segment it
+/// was typing, stop instead of waiting for ever (`std::thread::scope` then passes the panic on).
+struct PanicGuard<'a, P, E> {
+    progress: &'a Mutex<Progress<P, E>>,
+    changed: &'a Condvar,
+}
+
+impl<P, E> Drop for PanicGuard<'_, P, E> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+            state.failed.get_or_insert_with(|| {
+                SegmentError::Typing(format_err!("a segment's build panicked"))
+            });
+            self.changed.notify_all();
+        }
+    }
+}
+
+/// `model` cut into (up to) `parts` segments, typed in order and planned by `plan` as soon as each is
+/// typed, on up to `threads` threads; the first error, if any.
+pub fn plan_segments<M, P, E>(
+    model: &M,
+    parts: usize,
+    threads: usize,
+    plan: impl Fn(TypedModel) -> Result<P, E> + Sync,
+) -> Result<SegmentedPlan<P>, SegmentError<E>>
+where
+    M: Cuttable,
+    P: Send,
+    E: Send,
+{
+    let layout = layout(model, parts).map_err(SegmentError::Typing)?;
+    let n = layout.members.len();
+    // A model input's fact, for the segments after the one that holds its source.
+    let mut input_facts = HashMap::new();
+    for &input in model
+        .graph()
+        .input_outlets()
+        .map_err(SegmentError::Typing)?
+    {
+        let fact = model
+            .graph()
+            .outlet_fact(input)
+            .and_then(|f| f.to_typed_fact().map(|f| f.into_owned()))
+            .map_err(SegmentError::Typing)?;
+        input_facts.insert(input, fact);
+    }
+    let progress = Mutex::new(Progress {
+        next_to_type: 0,
+        typing: false,
+        typed: VecDeque::new(),
+        facts: input_facts,
+        reads: (0..n).map(|_| None).collect(),
+        plans: (0..n).map(|_| None).collect(),
+        planned: 0,
+        failed: None,
+    });
+    let changed = Condvar::new();
+    let lock = || progress.lock().unwrap_or_else(|e| e.into_inner());
+    let work = || {
+        let _wakes_the_others = PanicGuard {
+            progress: &progress,
+            changed: &changed,
+        };
+        let mut state = lock();
+        loop {
+            if state.failed.is_some() || state.planned == n {
+                return;
+            }
+            // Typing first: it is the chain every later segment waits on.
+            if !state.typing && state.next_to_type < n {
+                let s = state.next_to_type;
+                state.typing = true;
+                let facts = std::mem::take(&mut state.facts);
+                drop(state);
+                let typed = typed_segment(model, &layout, &facts, s);
+                state = lock();
+                state.facts = facts;
+                state.typing = false;
+                match typed {
+                    Ok(typed) => {
+                        state.facts.extend(typed.writes);
+                        state.reads[s] = Some(typed.reads);
+                        state.typed.push_back((s, typed.model));
+                        state.next_to_type += 1;
+                    }
+                    Err(e) => state.failed = Some(SegmentError::Typing(e)),
+                }
+                changed.notify_all();
+            } else if let Some((s, typed)) = state.typed.pop_front() {
+                drop(state);
+                let planned = plan(typed);
+                state = lock();
+                match planned {
+                    Ok(p) => {
+                        state.plans[s] = Some(p);
+                        state.planned += 1;
+                    }
+                    Err(e) => {
+                        if state.failed.is_none() {
+                            state.failed = Some(SegmentError::Planning(e));
+                        }
+                    }
+                }
+                changed.notify_all();
+            } else {
+                state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+    };
+    let threads = threads.clamp(1, n.max(1));
+    std::thread::scope(|scope| {
+        for _ in 1..threads {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let progress = progress.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some(failed) = progress.failed {
+        return Err(failed);
+    }
+    let reads: Vec<Vec<Slot>> = progress
+        .reads
+        .into_iter()
+        .map(|r| r.expect("every segment was typed"))
+        .collect();
+    let plans: Vec<P> = progress
+        .plans
+        .into_iter()
+        .map(|p| p.expect("every segment was planned"))
+        .collect();
+
+    let output_slots: HashSet<Slot> = layout
+        .outputs
         .iter()
         .filter_map(|o| match o {
             Output::Slot(s) => Some(*s),
             Output::Constant(_) => None,
         })
         .collect();
-    let mut last_read_by = vec![Vec::new(); segments.len()];
+    let mut last_reader: HashMap<Slot, usize> = HashMap::new();
+    for (s, slots) in reads.iter().enumerate() {
+        for &slot in slots {
+            last_reader.insert(slot, s);
+        }
+    }
+    let mut last_read_by = vec![Vec::new(); n];
     for (&slot, &last) in &last_reader {
         if !output_slots.contains(&slot) {
             last_read_by[last].push(slot);
         }
     }
-    Ok(Segments {
-        segments,
-        wiring: Wiring {
-            slots: slot_of.len(),
-            inputs,
-            outputs,
-            last_read_by,
-        },
-    })
-}
-
-impl Segments {
-    /// Plans every segment with `plan`, on up to `threads` threads (segments taken in turn from a
-    /// shared queue); the first error, if any.
-    pub fn plan<P, E>(
-        self,
-        threads: usize,
-        plan: impl Fn(TypedModel) -> Result<P, E> + Sync,
-    ) -> Result<SegmentedPlan<P>, E>
-    where
-        P: Send,
-        E: Send,
+    // The facts of the model's outputs: as a segment typed them, a constant's own, or a model input's.
+    let whole = model.graph();
+    let mut output_facts = Vec::new();
+    for (&o, output) in whole
+        .output_outlets()
+        .map_err(SegmentError::Typing)?
+        .iter()
+        .zip(&layout.outputs)
     {
-        let Segments { segments, wiring } = self;
-        let mut reads = Vec::with_capacity(segments.len());
-        let mut writes = Vec::with_capacity(segments.len());
-        let mut models = Vec::with_capacity(segments.len());
-        for segment in segments {
-            reads.push(segment.reads);
-            writes.push(segment.writes);
-            models.push(Mutex::new(Some(segment.model)));
-        }
-        let results: Vec<Mutex<Option<Result<P, E>>>> =
-            models.iter().map(|_| Mutex::new(None)).collect();
-        let next = AtomicUsize::new(0);
-        let work = || loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slot) = models.get(i) else { break };
-            let model = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some(model) = model {
-                let planned = plan(model);
-                *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(planned);
+        let fact = match (output, progress.facts.get(&o)) {
+            (_, Some(f)) => f.clone(),
+            (Output::Constant(k), None) => {
+                TypedFact::try_from(k.clone()).map_err(SegmentError::Typing)?
+            }
+            (Output::Slot(_), None) => {
+                return Err(SegmentError::Typing(format_err!(
+                    "no segment typed output {}",
+                    whole.node(o.node).name
+                )))
             }
         };
-        let threads = threads.clamp(1, models.len().max(1));
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(work);
-            }
-            work();
-        });
-        let mut plans = Vec::with_capacity(results.len());
-        for result in results {
-            let result = result.into_inner().unwrap_or_else(|e| e.into_inner());
-            plans.push(result.expect("every segment is taken from the queue once")?);
-        }
-        Ok(SegmentedPlan {
-            plans,
-            reads,
-            writes,
-            wiring,
-        })
+        output_facts.push(fact);
     }
+    let writes = layout
+        .writes
+        .iter()
+        .map(|w| w.iter().map(|(slot, _)| *slot).collect())
+        .collect();
+    Ok(SegmentedPlan {
+        plans,
+        reads,
+        writes,
+        wiring: Wiring {
+            slots: layout.slot_of.len(),
+            inputs: layout.inputs,
+            outputs: layout.outputs,
+            last_read_by,
+        },
+        output_facts,
+    })
 }
 
 impl<P> SegmentedPlan<P> {
     /// The plans, in the order they run.
     pub fn plans(&self) -> &[P] {
         &self.plans
+    }
+
+    /// The facts of the model's outputs, in its order, as the segments typed them.
+    pub fn output_facts(&self) -> &[TypedFact] {
+        &self.output_facts
     }
 
     /// Runs the model on `inputs` (in the model's input order), each segment through `run`; the
@@ -465,7 +806,7 @@ mod tests {
     use super::*;
     use crate::core::engine::f32_values;
     use crate::core::engine::tract::Plan;
-    use tract_onnx::tract_core::ops::konst::Const;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use tract_onnx::tract_core::ops::math::{abs, add, exp, mul, neg};
 
     type Built = (TypedModel, OutletId);
@@ -504,9 +845,7 @@ mod tests {
     }
 
     fn run_segments(model: &TypedModel, parts: usize, input: &Tensor) -> TVec<TValue> {
-        split(model, parts)
-            .unwrap()
-            .plan(2, plan)
+        plan_segments(model, parts, 2, plan)
             .unwrap()
             .run(tvec!(input.clone().into()), |p, inputs| p.run(inputs))
             .unwrap()
@@ -540,8 +879,8 @@ mod tests {
         model.select_output_outlets(&[late, early]).unwrap();
         let whole = run_whole(&model, &input());
         for parts in 1..=8 {
-            let segments = split(&model, parts).unwrap();
-            assert_eq!(segments.segments.len(), parts, "{parts} parts");
+            let segments = plan_segments(&model, parts, 2, Ok::<_, ()>).unwrap();
+            assert_eq!(segments.plans().len(), parts, "{parts} parts");
             assert_same(
                 &run_segments(&model, parts, &input()),
                 &whole,
@@ -556,13 +895,13 @@ mod tests {
         let out = blocks(&mut model, x, 0..8);
         model.select_output_outlets(&[out]).unwrap();
         for parts in [2, 3, 4] {
-            let segments = split(&model, parts).unwrap();
-            for (i, segment) in segments.segments.iter().enumerate() {
+            let segments = plan_segments(&model, parts, 2, Ok::<_, ()>).unwrap();
+            for (i, (segment, reads)) in segments.plans.iter().zip(&segments.reads).enumerate() {
                 // One input each (the model's, then the one value crossing the cut), and constants
                 // copied in, not passed: every other input would be a second crossing value.
-                assert_eq!(segment.reads.len(), 1, "{parts} parts, segment {i}");
+                assert_eq!(reads.len(), 1, "{parts} parts, segment {i}");
                 assert!(
-                    segment.model.nodes().iter().any(|n| n.op_is::<Const>()),
+                    segment.nodes().iter().any(|n| n.op_is::<Const>()),
                     "constants copied in"
                 );
             }
@@ -613,8 +952,8 @@ mod tests {
         let (mut model, x) = source(4);
         let y = model.wire_node("abs", abs(), &[x]).unwrap()[0];
         model.select_output_outlets(&[y]).unwrap();
-        let segments = split(&model, 10).unwrap();
-        assert!((1..=2).contains(&segments.segments.len()));
+        let segments = plan_segments(&model, 10, 2, Ok::<_, ()>).unwrap();
+        assert!((1..=2).contains(&segments.plans().len()));
         assert_same(
             &run_segments(&model, 10, &input()),
             &run_whole(&model, &input()),
@@ -636,21 +975,21 @@ mod tests {
         let y = blocks(&mut model, x, 0..6);
         model.select_output_outlets(&[y]).unwrap();
         let calls = AtomicUsize::new(0);
-        let failed = split(&model, 3).unwrap().plan(4, |m| {
+        let failed = plan_segments(&model, 3, 1, |m| {
             if calls.fetch_add(1, Ordering::Relaxed) == 1 {
                 Err("no plan")
             } else {
                 plan(m).map_err(|_| "tract")
             }
         });
-        assert_eq!(failed.err(), Some("no plan"));
+        assert!(matches!(failed, Err(SegmentError::Planning("no plan"))));
         assert_eq!(
             calls.load(Ordering::Relaxed),
-            3,
-            "every segment was taken once"
+            2,
+            "the build stops at the first failure"
         );
 
-        let planned = split(&model, 3).unwrap().plan(1, plan).unwrap();
+        let planned = plan_segments(&model, 3, 1, plan).unwrap();
         assert_eq!(planned.plans().len(), 3);
         let err = planned
             .run(tvec!(), |p, inputs| p.run(inputs))
@@ -660,15 +999,138 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_while_a_segment_is_built_stops_every_worker_and_is_passed_on() {
+        let (mut model, x) = source(4);
+        let y = blocks(&mut model, x, 0..6);
+        model.select_output_outlets(&[y]).unwrap();
+        for threads in [1, 2, 3] {
+            let calls = AtomicUsize::new(0);
+            let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                plan_segments(&model, 3, threads, |m| {
+                    if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+                        panic!("a bug in a segment's plan");
+                    }
+                    plan(m)
+                })
+            }));
+            assert!(built.is_err(), "{threads} threads: the panic is passed on");
+        }
+    }
+
+    /// [`blocks`] on the model as read, before type inference; with `bad`, the constant is text, which
+    /// tract cannot add to a number.
+    fn inference_blocks(
+        model: &mut InferenceModel,
+        mut a: OutletId,
+        blocks: std::ops::Range<usize>,
+        bad: bool,
+    ) -> OutletId {
+        use tract_onnx::tract_core::ops::math::{Add, Mul};
+        use tract_onnx::tract_hir::internal::{BinIntoHir, ElementWiseIntoHir};
+        for i in blocks {
+            let m = model
+                .wire_node(format!("abs{i}"), abs().into_hir(), &[a])
+                .unwrap()[0];
+            let m = model
+                .wire_node(format!("neg{i}"), neg().into_hir(), &[m])
+                .unwrap()[0];
+            let b = model
+                .wire_node(format!("exp{i}"), exp().into_hir(), &[m])
+                .unwrap()[0];
+            let p = model
+                .wire_node(format!("mul{i}"), Mul.into_hir(), &[a, b])
+                .unwrap()[0];
+            let k = if bad {
+                tensor2(&[["a".to_string(), "b".into(), "c".into(), "d".into()]])
+            } else {
+                tensor2(&[[i as f32, 1.0, -1.0, 0.5]])
+            };
+            // Odd blocks hold their constant as an ONNX `Constant` node is read: its value in the
+            // operator, not yet in the fact.
+            let k = if i % 2 == 0 {
+                SpecialOps::add_const(model, format!("k{i}"), k).unwrap()
+            } else {
+                let op = Const::new(k.into_arc_tensor()).unwrap();
+                model
+                    .add_node(format!("k{i}"), op, tvec!(InferenceFact::default()))
+                    .unwrap()
+                    .into()
+            };
+            a = model
+                .wire_node(format!("add{i}"), Add.into_hir(), &[p, k])
+                .unwrap()[0];
+        }
+        a
+    }
+
+    fn inference_model(blocks: usize, bad_block: Option<usize>) -> InferenceModel {
+        let mut model = InferenceModel::default();
+        let x = model.add_source("x", f32::fact([1, 4]).into()).unwrap();
+        let mut y = x;
+        for i in 0..blocks {
+            y = inference_blocks(&mut model, y, i..i + 1, Some(i) == bad_block);
+        }
+        model.select_output_outlets(&[y]).unwrap();
+        model
+    }
+
+    #[test]
+    fn a_model_as_read_is_typed_segment_by_segment_and_computes_what_it_computes_whole() {
+        let model = inference_model(8, None);
+        assert_eq!(
+            cuttable_nodes(&model).unwrap(),
+            1 + 8 * 5,
+            "constants left out"
+        );
+        let typed = model.clone().into_typed().unwrap();
+        let whole = run_whole(&typed, &input());
+        for parts in [1, 2, 4] {
+            let planned = plan_segments(&model, parts, 2, plan).unwrap();
+            assert_eq!(planned.plans().len(), parts);
+            assert_eq!(planned.output_facts(), &[f32::fact([1, 4])][..]);
+            // One value crosses each cut; the constants are copied in.
+            assert!(planned.reads.iter().all(|r| r.len() == 1), "{parts} parts");
+            assert_same(
+                &planned
+                    .run(tvec!(input().into()), |p, inputs| p.run(inputs))
+                    .unwrap(),
+                &whole,
+                &format!("{parts} parts"),
+            );
+        }
+    }
+
+    #[test]
+    fn a_segment_that_fails_type_inference_fails_the_build() {
+        // Block 6 adds text to numbers: the last of three segments fails to type.
+        let model = inference_model(8, Some(6));
+        let planned = AtomicUsize::new(0);
+        let failed = plan_segments(&model, 3, 2, |m| {
+            planned.fetch_add(1, Ordering::Relaxed);
+            plan(m)
+        });
+        match failed {
+            Err(SegmentError::Typing(e)) => {
+                assert!(format!("{e:?}").contains("add6"), "{e:?}")
+            }
+            other => panic!("a typing error expected, got {:?}", other.map(|_| ())),
+        }
+        assert!(
+            planned.load(Ordering::Relaxed) <= 2,
+            "the third segment is never planned"
+        );
+    }
+
+    #[test]
     fn graphs_are_cut_by_size() {
         for (nodes, parts) in [
             (0, 1),
-            (199, 1),
-            (213, 1),
-            (399, 1),
-            (400, 2),
-            (869, 4),
-            (5000, 25),
+            (89, 1),
+            (101, 1),
+            (179, 1),
+            (180, 2),
+            (371, 4),
+            (5000, 55),
         ] {
             assert_eq!(parts_for(nodes), parts, "{nodes} nodes");
         }

@@ -14,7 +14,7 @@ use super::max_pool::rewrite_max_pools;
 use super::outputs::OutputFacts;
 use super::pointwise::rewrite_pointwise;
 use super::rewrites::rewrite_resizes;
-use super::segments::{self, SegmentedPlan};
+use super::segments::{self, Cuttable, SegmentError, SegmentedPlan};
 use super::weight_fold::parse_and_fold;
 use super::winograd::rewrite_convolutions;
 use super::{input_index, RunConfig};
@@ -148,36 +148,43 @@ pub fn plan(mut model: TypedModel, rewrites: Rewrites) -> Result<Plan> {
     model.into_runnable().map_err(|e| invalid("planning", e))
 }
 
-/// A typed model cut into segments of about [`segments::SEGMENT_NODES`] nodes, each planned by [`plan`]
-/// on up to `config.plan_threads` threads: tract's plan build grows with the square of the graph.
-pub fn plan_segments(model: TypedModel, config: &RunConfig) -> Result<SegmentedPlan<Plan>> {
-    let parts = segments::parts_for(model.nodes().len());
-    let segments = segments::split(&model, parts)
+/// A model cut into segments of about [`segments::SEGMENT_NODES`] nodes, each typed (when `model` is
+/// not yet) and planned by [`plan`] on up to `config.plan_threads` threads: tract's plan build grows
+/// with the square of the graph, and a segment is planned while the next one is typed.
+pub fn plan_segments<M: Cuttable>(model: &M, config: &RunConfig) -> Result<SegmentedPlan<Plan>> {
+    let parts = segments::cuttable_nodes(model)
+        .map(segments::parts_for)
         .map_err(|e| invalid("cutting the graph into segments", e))?;
-    drop(model);
     let rewrites = Rewrites::for_config(config);
-    segments.plan(config.plan_threads, |segment| plan(segment, rewrites))
+    segments::plan_segments(model, parts, config.plan_threads, |segment| {
+        plan(segment, rewrites)
+    })
+    .map_err(|e| match e {
+        SegmentError::Typing(e) => invalid("type inference", e),
+        SegmentError::Planning(e) => e,
+    })
 }
 
-/// Names, shapes and types of a typed model's outputs.
-fn output_facts(typed: &TypedModel) -> Result<OutputFacts> {
-    let mut facts = OutputFacts::default();
-    for &o in typed.output_outlets().map_err(|e| invalid("outputs", e))? {
-        let name = typed
+/// Names, shapes and types of a model's outputs: `facts`, their typed facts, in `model`'s order.
+fn output_facts<M: Cuttable>(model: &M, facts: &[TypedFact]) -> Result<OutputFacts> {
+    let graph = model.graph();
+    let mut out = OutputFacts::default();
+    let outlets = graph.output_outlets().map_err(|e| invalid("outputs", e))?;
+    for (&o, fact) in outlets.iter().zip(facts) {
+        let name = graph
             .outlet_label(o)
             .map(str::to_string)
-            .unwrap_or_else(|| typed.node(o.node).name.clone());
-        let fact = typed.outlet_fact(o).map_err(|e| invalid("outputs", e))?;
-        facts.shapes.push(
+            .unwrap_or_else(|| graph.node(o.node).name.clone());
+        out.shapes.push(
             fact.shape
                 .iter()
                 .map(|d| d.to_i64().ok().and_then(|v| usize::try_from(v).ok()))
                 .collect(),
         );
-        facts.types.push(fact.datum_type);
-        facts.names.push(name);
+        out.types.push(fact.datum_type);
+        out.names.push(name);
     }
-    Ok(facts)
+    Ok(out)
 }
 
 /// A planned model (in segments, `segments.rs`) and, when it runs on more than one thread, its own pool
@@ -195,10 +202,12 @@ impl Runner {
         input_name: Option<&str>,
         input_shape: &[usize],
     ) -> Result<(Runner, OutputFacts)> {
-        let typed = typed_model(onnx, input_name, input_shape)?;
-        let outputs = output_facts(&typed)?;
+        let model = inference_model(onnx, input_name, input_shape)?;
+        let plan = plan_segments(&model, config)?;
+        let outputs = output_facts(&model, plan.output_facts())?;
+        drop(model);
         let runner = Runner {
-            plan: plan_segments(typed, config)?,
+            plan,
             #[cfg(feature = "multithread")]
             pool: (config.threads > 1).then(|| {
                 tract_linalg::multithread::Executor::multithread_with_name(
