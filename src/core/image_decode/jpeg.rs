@@ -248,8 +248,18 @@ fn scan_blocks(frame: &Frame, p: &[u8]) -> u64 {
 /// decoder, which reports errors properly) for anything unusual: CMYK, 16-bit, a decoder error.
 pub fn scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
     let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    d.read_info().ok()?;
+    let info = d.info()?;
+    // jpeg-decoder picks the smallest scale that covers the width *or* the height asked for (it
+    // expects a request of the image's own aspect); asked for the size of the scale that covers both,
+    // it picks that scale.
+    let (full_w, full_h) = (u32::from(info.width), u32::from(info.height));
+    let (want_w, want_h) = [1, 2, 4]
+        .into_iter()
+        .map(|eighths| (scaled_side(full_w, eighths), scaled_side(full_h, eighths)))
+        .find(|&(w, h)| w >= need_w && h >= need_h)?;
     let (w, h) = d
-        .scale(u16::try_from(need_w).ok()?, u16::try_from(need_h).ok()?)
+        .scale(u16::try_from(want_w).ok()?, u16::try_from(want_h).ok()?)
         .ok()?;
     let (w, h) = (u32::from(w), u32::from(h));
     if w < need_w || h < need_h {
@@ -266,6 +276,11 @@ pub fn scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
         }
         _ => None,
     }
+}
+
+/// A side of `len` pixels decoded at `eighths`/8 scale, rounded up as jpeg-decoder rounds it.
+fn scaled_side(len: u32, eighths: u32) -> u32 {
+    (len * eighths).div_ceil(8)
 }
 
 #[cfg(test)]
@@ -317,6 +332,41 @@ mod tests {
         }
         out.extend_from_slice(&jpeg[end..]);
         out
+    }
+
+    /// A baseline colour JPEG of a gradient.
+    fn baseline(width: u16, height: u16) -> Vec<u8> {
+        let rgb: Vec<u8> = (0..u32::from(width) * u32::from(height))
+            .flat_map(|i| [(i % 251) as u8, (i / 7 % 256) as u8, 90])
+            .collect();
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, 90)
+            .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn the_dct_scale_covers_both_sides_asked_for() {
+        let wide = baseline(1600, 1000);
+        let size = |need_w, need_h| scaled(&wide, need_w, need_h).map(|i| (i.width(), i.height()));
+        // A square model input from a 16:10 photo: 1/8 would be 200x125, short of 150 rows.
+        assert_eq!(size(150, 150), Some((400, 250)));
+        assert_eq!(size(200, 125), Some((200, 125)), "1/8 exactly");
+        assert_eq!(size(201, 125), Some((400, 250)));
+        assert_eq!(size(800, 500), Some((800, 500)), "1/2 exactly");
+        assert_eq!(size(801, 10), None, "no scale but the full one covers it");
+        // Sides that do not divide by 8 round up, as the decoder rounds them.
+        let odd = baseline(1001, 999);
+        let got = scaled(&odd, 100, 100).map(|i| (i.width(), i.height()));
+        assert_eq!(got, Some((126, 125)));
+        assert_eq!(
+            decode_at_least(&wide, &DecodeLimits::default(), |_, _| (150, 150))
+                .unwrap()
+                .rgb
+                .dimensions(),
+            (400, 250)
+        );
     }
 
     #[test]
