@@ -14,7 +14,7 @@ use crate::core::embedded;
 use crate::core::engine::{Engine, RunConfig};
 use crate::core::error::{Error, Result};
 use crate::core::heads::{Candidate, Head, ModelFacts, Params};
-use crate::core::image_decode::{decode_at_least, DecodeLimits};
+use crate::core::image_decode::{decode_at_least_noting, DecodeLimits};
 use crate::core::manifest::Manifest;
 use crate::core::memory::TrimAfterLarge;
 use crate::core::nms::{best_first, nms};
@@ -188,9 +188,7 @@ impl Detector {
         });
         // The letterbox needs only the resized size, and the picture its own: large JPEGs may decode at
         // a reduced scale.
-        let decoded = decode_at_least(bytes, &self.limits, |w, h| {
-            // The full-size RGB buffer, the most a decode of this image may take.
-            trim.note(w as usize * h as usize * 3);
+        let needed = |w, h| {
             let g = self.model.preprocessor.geometry((w, h));
             let (mw, mh) = (g.resized_width, g.resized_height);
             match &annotation {
@@ -200,7 +198,10 @@ impl Detector {
                 }
                 None => (mw, mh),
             }
-        })?;
+        };
+        // The buffers the decode allocates: a large JPEG decoded at a reduced scale has small ones.
+        let note = |bytes| trim.note(usize::try_from(bytes).unwrap_or(usize::MAX));
+        let decoded = decode_at_least_noting(bytes, &self.limits, needed, note)?;
         let decode_ms = millis(start.elapsed());
         let image = (decoded.width, decoded.height);
         let mut response = self.run(&decoded.rgb, image, &resolved)?;

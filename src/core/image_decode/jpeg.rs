@@ -244,27 +244,33 @@ fn scan_blocks(frame: &Frame, p: &[u8]) -> u64 {
     }
 }
 
-/// DCT-scaled JPEG decode to the smallest of 1/8, 1/4, 1/2 that covers `need`; `None` (use the full
-/// decoder, which reports errors properly) for anything unusual: CMYK, 16-bit, a decoder error.
-pub fn scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
-    d.read_info().ok()?;
-    let info = d.info()?;
-    // jpeg-decoder picks the smallest scale that covers the width *or* the height asked for (it
-    // expects a request of the image's own aspect); asked for the size of the scale that covers both,
-    // it picks that scale.
-    let (full_w, full_h) = (u32::from(info.width), u32::from(info.height));
-    let (want_w, want_h) = [1, 2, 4]
+/// The size a JPEG of `full_w` x `full_h` decodes to at the smallest of the DCT scales 1/8, 1/4 and
+/// 1/2 that covers `need_w` x `need_h`; `None` when only the full size does.
+pub fn scale_for(full_w: u32, full_h: u32, need_w: u32, need_h: u32) -> Option<(u32, u32)> {
+    [1, 2, 4]
         .into_iter()
         .map(|eighths| (scaled_side(full_w, eighths), scaled_side(full_h, eighths)))
-        .find(|&(w, h)| w >= need_w && h >= need_h)?;
+        .find(|&(w, h)| w >= need_w && h >= need_h)
+}
+
+/// A side of `len` pixels decoded at `eighths`/8 scale, rounded up as jpeg-decoder rounds it.
+fn scaled_side(len: u32, eighths: u32) -> u32 {
+    (len * eighths).div_ceil(8)
+}
+
+/// DCT-scaled JPEG decode to `size`, one of [`scale_for`]'s; `None` (use the full decoder, which
+/// reports errors properly) for anything unusual: CMYK, 16-bit, a decoder error.
+pub fn scaled(bytes: &[u8], size: (u32, u32)) -> Option<DynamicImage> {
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    // jpeg-decoder picks the smallest scale that covers the width *or* the height asked for (it
+    // expects a request of the image's own aspect); asked for the exact size of a scale, it picks that.
     let (w, h) = d
-        .scale(u16::try_from(want_w).ok()?, u16::try_from(want_h).ok()?)
+        .scale(u16::try_from(size.0).ok()?, u16::try_from(size.1).ok()?)
         .ok()?;
-    let (w, h) = (u32::from(w), u32::from(h));
-    if w < need_w || h < need_h {
+    if (u32::from(w), u32::from(h)) != size {
         return None;
     }
+    let (w, h) = size;
     let format = d.info()?.pixel_format;
     let pixels = d.decode().ok()?;
     match format {
@@ -278,15 +284,12 @@ pub fn scaled(bytes: &[u8], need_w: u32, need_h: u32) -> Option<DynamicImage> {
     }
 }
 
-/// A side of `len` pixels decoded at `eighths`/8 scale, rounded up as jpeg-decoder rounds it.
-fn scaled_side(len: u32, eighths: u32) -> u32 {
-    (len * eighths).div_ceil(8)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::image_decode::{decode, decode_at_least, DecodeLimits};
+    use crate::core::image_decode::{
+        decode, decode_at_least, decode_at_least_noting, DecodeLimits,
+    };
 
     /// A progressive colour JPEG of a gradient, as jpeg-encoder writes one (4:4:4).
     fn progressive(width: u16, height: u16) -> Vec<u8> {
@@ -348,25 +351,55 @@ mod tests {
 
     #[test]
     fn the_dct_scale_covers_both_sides_asked_for() {
-        let wide = baseline(1600, 1000);
-        let size = |need_w, need_h| scaled(&wide, need_w, need_h).map(|i| (i.width(), i.height()));
         // A square model input from a 16:10 photo: 1/8 would be 200x125, short of 150 rows.
-        assert_eq!(size(150, 150), Some((400, 250)));
-        assert_eq!(size(200, 125), Some((200, 125)), "1/8 exactly");
-        assert_eq!(size(201, 125), Some((400, 250)));
-        assert_eq!(size(800, 500), Some((800, 500)), "1/2 exactly");
-        assert_eq!(size(801, 10), None, "no scale but the full one covers it");
-        // Sides that do not divide by 8 round up, as the decoder rounds them.
-        let odd = baseline(1001, 999);
-        let got = scaled(&odd, 100, 100).map(|i| (i.width(), i.height()));
-        assert_eq!(got, Some((126, 125)));
+        assert_eq!(scale_for(1600, 1000, 150, 150), Some((400, 250)));
         assert_eq!(
-            decode_at_least(&wide, &DecodeLimits::default(), |_, _| (150, 150))
-                .unwrap()
-                .rgb
-                .dimensions(),
-            (400, 250)
+            scale_for(1600, 1000, 200, 125),
+            Some((200, 125)),
+            "1/8 exactly"
         );
+        assert_eq!(scale_for(1600, 1000, 201, 125), Some((400, 250)));
+        assert_eq!(
+            scale_for(1600, 1000, 800, 500),
+            Some((800, 500)),
+            "1/2 exactly"
+        );
+        assert_eq!(
+            scale_for(1600, 1000, 801, 10),
+            None,
+            "only the full size covers it"
+        );
+        // Sides that do not divide by 8 round up, as the decoder rounds them.
+        assert_eq!(scale_for(1001, 999, 100, 100), Some((126, 125)));
+
+        let wide = baseline(1600, 1000);
+        let decoded = |size| scaled(&wide, size).map(|i| (i.width(), i.height()));
+        assert_eq!(decoded((400, 250)), Some((400, 250)));
+        assert_eq!(decoded((200, 125)), Some((200, 125)));
+        assert_eq!(decoded((300, 250)), None, "not the size of a DCT scale");
+        let odd = baseline(1001, 999);
+        assert_eq!(
+            scaled(&odd, (126, 125)).map(|i| (i.width(), i.height())),
+            Some((126, 125))
+        );
+        let through_the_front = decode_at_least(&wide, &DecodeLimits::default(), |_, _| (150, 150));
+        assert_eq!(through_the_front.unwrap().rgb.dimensions(), (400, 250));
+    }
+
+    #[test]
+    fn the_buffers_a_decode_allocates_are_noted_at_the_scale_it_decodes() {
+        let wide = baseline(1600, 1000);
+        let limits = DecodeLimits::default();
+        let noted = std::cell::Cell::new(Vec::new());
+        let note = |bytes| {
+            let mut all = noted.take();
+            all.push(bytes);
+            noted.set(all);
+        };
+        decode_at_least_noting(&wide, &limits, |_, _| (150, 150), note).unwrap();
+        assert_eq!(noted.take(), vec![3 * 400 * 250], "the 1/4 scale's RGB");
+        decode_at_least_noting(&wide, &limits, |w, h| (w, h), note).unwrap();
+        assert_eq!(noted.take(), vec![3 * 1600 * 1000], "the full size's RGB");
     }
 
     #[test]

@@ -137,6 +137,18 @@ pub fn decode_at_least(
     limits: &DecodeLimits,
     needed: impl Fn(u32, u32) -> (u32, u32),
 ) -> Result<Decoded> {
+    decode_at_least_noting(bytes, limits, needed, |_| {})
+}
+
+/// [`decode_at_least`], telling `note` the bytes of the pixel buffers the chosen decode allocates (the
+/// reduced scale's, or the full size's), before it does: a caller that returns large buffers to the
+/// system after a decode knows when there were some, a failed decode included.
+pub fn decode_at_least_noting(
+    bytes: &[u8],
+    limits: &DecodeLimits,
+    needed: impl Fn(u32, u32) -> (u32, u32),
+    note: impl Fn(u64),
+) -> Result<Decoded> {
     let (format, name) = sniff(bytes)?;
     if format == ImageFormat::Jpeg {
         let walk = jpeg::walk(bytes)?;
@@ -157,10 +169,10 @@ pub fn decode_at_least(
     };
     match format {
         ImageFormat::Png => match png::without_icc_profiles(bytes) {
-            Some(stripped) => source.decode(stripped, limits, needed),
-            None => source.decode(Cursor::new(bytes), limits, needed),
+            Some(stripped) => source.decode(stripped, limits, needed, note),
+            None => source.decode(Cursor::new(bytes), limits, needed, note),
         },
-        _ => source.decode(Cursor::new(bytes), limits, needed),
+        _ => source.decode(Cursor::new(bytes), limits, needed, note),
     }
 }
 
@@ -193,6 +205,7 @@ impl Source<'_> {
         reader: R,
         limits: &DecodeLimits,
         needed: impl Fn(u32, u32) -> (u32, u32),
+        note: impl Fn(u64),
     ) -> Result<Decoded> {
         let name = self.name;
         let mut reader = ImageReader::with_format(reader, self.format);
@@ -202,7 +215,7 @@ impl Source<'_> {
         let mut decoder = reader.into_decoder().map_err(|e| self.invalid(e))?;
 
         let (width, height) = decoder.dimensions();
-        self.check_buffers(&decoder, limits)?;
+        let full_buffers = self.check_buffers(&decoder, limits)?;
         // A missing or unreadable EXIF block means "as stored", which is what viewers do too.
         let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
         let swaps = matches!(
@@ -224,8 +237,9 @@ impl Source<'_> {
             } else {
                 (need_w, need_h)
             };
-            if width >= 2 * need_w && height >= 2 * need_h {
-                if let Some(mut image) = jpeg::scaled(self.bytes, need_w, need_h) {
+            if let Some((w, h)) = jpeg::scale_for(width, height, need_w, need_h) {
+                note(3 * u64::from(w) * u64::from(h));
+                if let Some(mut image) = jpeg::scaled(self.bytes, (w, h)) {
                     image.apply_orientation(orientation);
                     return Ok(Decoded {
                         rgb: into_rgb8(image),
@@ -236,6 +250,7 @@ impl Source<'_> {
                 }
             }
         }
+        note(full_buffers);
         let mut image = DynamicImage::from_decoder(decoder).map_err(|e| self.invalid(e))?;
         image.apply_orientation(orientation);
         Ok(Decoded {
@@ -248,9 +263,9 @@ impl Source<'_> {
 
     /// Refuses an image that is empty, over the pixel budget, or whose buffers (the decoder's output,
     /// the frame buffers of a GIF or an animation, prefix-code tables, the 8-bit copy) would be over the
-    /// decode-memory cap together. Codecs differ in how they apply `max_alloc`; every buffer's size is
-    /// known from the headers, so the sum is checked here.
-    fn check_buffers(&self, decoder: &impl ImageDecoder, limits: &DecodeLimits) -> Result<()> {
+    /// decode-memory cap together, and returns their bytes. Codecs differ in how they apply
+    /// `max_alloc`; every buffer's size is known from the headers, so the sum is checked here.
+    fn check_buffers(&self, decoder: &impl ImageDecoder, limits: &DecodeLimits) -> Result<u64> {
         let (name, (width, height)) = (self.name, decoder.dimensions());
         if width == 0 || height == 0 {
             return Err(Error::InvalidImage {
@@ -276,7 +291,7 @@ impl Source<'_> {
                 ),
             });
         }
-        Ok(())
+        Ok(needs)
     }
 
     /// Bytes the decoder allocates besides its output for a `width` x `height` image: a GIF's first
