@@ -5,7 +5,8 @@
 //! computes what the whole graph's plan computes.
 
 use crate::common::{int8, largest_difference, read};
-use object_detector::core::engine::{f32_values, segments, tract};
+use object_detector::core::engine::segments::{self, GraphKind};
+use object_detector::core::engine::{f32_values, tract};
 use object_detector::core::image_decode::decode;
 use object_detector::DecodeLimits;
 use tract_onnx::prelude::*;
@@ -98,6 +99,19 @@ fn the_segmented_plan_computes_what_the_whole_plan_computes() {
             .collect();
         let segment_outputs: Vec<&TypedFact> = segmented.output_facts().iter().collect();
         assert_eq!(segment_outputs, typed_outputs, "{file}: output facts");
+        // The cut chooser sees every convolution, as read and typed (a renamed operator would blind it).
+        let convolutions_as_read = as_read
+            .nodes()
+            .iter()
+            .filter(|n| InferenceModel::is_convolution(n.op.as_ref()))
+            .count();
+        let convolutions_typed = typed
+            .nodes()
+            .iter()
+            .filter(|n| TypedModel::is_convolution(n.op.as_ref()))
+            .count();
+        assert!(convolutions_as_read > 10, "{file}: {convolutions_as_read}");
+        assert_eq!(convolutions_as_read, convolutions_typed, "{file}");
 
         let whole_ops = computing_operators(&[whole.model()]);
         let models: Vec<&TypedModel> = segmented.plans().iter().map(|p| p.model()).collect();

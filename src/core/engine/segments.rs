@@ -27,7 +27,6 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_hir::infer::Factoid;
-use tract_onnx::tract_hir::internal::InferenceOp;
 
 /// About how many nodes of the model as read (before type inference) one segment holds: PicoDet-S
 /// (371, 869 once typed) is cut in four, NanoDet-g (101) not at all. On PicoDet-S four segments kept
@@ -41,73 +40,27 @@ pub fn parts_for(nodes: usize) -> usize {
     (nodes / SEGMENT_NODES).max(1)
 }
 
-/// A graph tract can cut into segments: the model as read ([`InferenceModel`], typed segment by
-/// segment) or a typed one.
-pub trait Cuttable: Sized + Send + Sync {
-    type Fact: Fact + Clone + From<TypedFact> + 'static;
-    type Op: std::fmt::Debug
-        + std::fmt::Display
-        + AsRef<dyn Op>
-        + AsMut<dyn Op>
-        + Clone
-        + Send
-        + Sync
-        + 'static;
-
-    fn graph(&self) -> &Graph<Self::Fact, Self::Op>;
-    fn graph_mut(&mut self) -> &mut Graph<Self::Fact, Self::Op>;
-    fn empty(symbols: SymbolScope) -> Self;
+/// What differs between the two graphs a model is cut as: the model as read ([`InferenceModel`],
+/// typed segment by segment) and a typed one.
+pub trait GraphKind: Sized {
     /// The value of `outlet` when it is known before the model runs.
     fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>>;
     /// A convolution, the operator a cut before which loses no fusion.
-    fn is_convolution(op: &Self::Op) -> bool;
+    fn is_convolution(op: &dyn Op) -> bool;
     fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId>;
-    fn wire(
-        &mut self,
-        name: &str,
-        op: Self::Op,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>>;
-    fn source(&mut self, name: String, fact: Self::Fact) -> TractResult<OutletId>;
     /// The segment with every shape and type known.
     fn typed(self) -> TractResult<TypedModel>;
 }
 
-impl Cuttable for TypedModel {
-    type Fact = TypedFact;
-    type Op = Box<dyn TypedOp>;
-
-    fn graph(&self) -> &TypedModel {
-        self
-    }
-    fn graph_mut(&mut self) -> &mut TypedModel {
-        self
-    }
-    fn empty(symbols: SymbolScope) -> Self {
-        TypedModel {
-            symbols,
-            ..TypedModel::default()
-        }
-    }
+impl GraphKind for TypedModel {
     fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>> {
         self.outlet_fact(outlet).ok()?.konst.clone()
     }
-    fn is_convolution(op: &Self::Op) -> bool {
+    fn is_convolution(op: &dyn Op) -> bool {
         op.downcast_ref::<Conv>().is_some()
     }
     fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId> {
-        SpecialOps::add_const(self, name, value)
-    }
-    fn wire(
-        &mut self,
-        name: &str,
-        op: Self::Op,
-        inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
-        self.wire_node(name, op, inputs)
-    }
-    fn source(&mut self, name: String, fact: TypedFact) -> TractResult<OutletId> {
-        self.add_source(name, fact)
+        self.add_const(name, value)
     }
     fn typed(self) -> TractResult<TypedModel> {
         Ok(self)
@@ -117,29 +70,14 @@ impl Cuttable for TypedModel {
 /// The name tract-hir gives the convolution of an ONNX model before its types are inferred.
 const CONVOLUTION_AS_READ: &str = "ConvHir";
 
-impl Cuttable for InferenceModel {
-    type Fact = InferenceFact;
-    type Op = Box<dyn InferenceOp>;
-
-    fn graph(&self) -> &InferenceModel {
-        self
-    }
-    fn graph_mut(&mut self) -> &mut InferenceModel {
-        self
-    }
-    fn empty(symbols: SymbolScope) -> Self {
-        InferenceModel {
-            symbols,
-            ..InferenceModel::default()
-        }
-    }
+impl GraphKind for InferenceModel {
     fn known_value(&self, outlet: OutletId) -> Option<Arc<Tensor>> {
         // Before the analysis, only an initializer's fact holds its value; a constant node (ONNX's
         // `Constant`, and the weights `weight_fold.rs` folds) holds it in its operator.
         let value = self.outlet_fact(outlet).ok()?.value.concretize();
         value.or_else(|| Some(self.node(outlet.node).op_as::<Const>()?.val().clone()))
     }
-    fn is_convolution(op: &Self::Op) -> bool {
+    fn is_convolution(op: &dyn Op) -> bool {
         op.name() == CONVOLUTION_AS_READ
     }
     fn constant(&mut self, name: String, value: Arc<Tensor>) -> TractResult<OutletId> {
@@ -148,19 +86,74 @@ impl Cuttable for InferenceModel {
         let op = Const::new(value)?;
         Ok(self.add_node(name, op, tvec!(fact))?.into())
     }
+    fn typed(self) -> TractResult<TypedModel> {
+        self.into_typed()
+    }
+}
+
+/// An operator of a graph [`Cuttable`] stands for: what tract's `Graph` asks of one, and safe to share
+/// with the threads that build the segments.
+pub trait GraphOp:
+    std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + Send + Sync + 'static
+{
+}
+
+impl<
+        O: std::fmt::Debug
+            + std::fmt::Display
+            + AsRef<dyn Op>
+            + AsMut<dyn Op>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+    > GraphOp for O
+{
+}
+
+/// A graph tract can cut into segments: either [`GraphKind`].
+pub trait Cuttable: GraphKind + Send + Sync {
+    type Fact: Fact + Clone + From<TypedFact> + 'static;
+    type Op: GraphOp;
+
+    fn graph(&self) -> &Graph<Self::Fact, Self::Op>;
+    fn graph_mut(&mut self) -> &mut Graph<Self::Fact, Self::Op>;
+    fn empty(symbols: SymbolScope) -> Self;
     fn wire(
         &mut self,
         name: &str,
         op: Self::Op,
         inputs: &[OutletId],
-    ) -> TractResult<TVec<OutletId>> {
+    ) -> TractResult<TVec<OutletId>>;
+    fn source(&mut self, name: String, fact: Self::Fact) -> TractResult<OutletId>;
+}
+
+impl<F, O> Cuttable for Graph<F, O>
+where
+    F: Fact + Clone + From<TypedFact> + 'static,
+    O: GraphOp,
+    Graph<F, O>: GraphKind + SpecialOps<F, O>,
+{
+    type Fact = F;
+    type Op = O;
+
+    fn graph(&self) -> &Self {
+        self
+    }
+    fn graph_mut(&mut self) -> &mut Self {
+        self
+    }
+    fn empty(symbols: SymbolScope) -> Self {
+        Graph {
+            symbols,
+            ..Graph::default()
+        }
+    }
+    fn wire(&mut self, name: &str, op: O, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
         self.wire_node(name, op, inputs)
     }
-    fn source(&mut self, name: String, fact: InferenceFact) -> TractResult<OutletId> {
+    fn source(&mut self, name: String, fact: F) -> TractResult<OutletId> {
         self.add_source(name, fact)
-    }
-    fn typed(self) -> TractResult<TypedModel> {
-        self.into_typed()
     }
 }
 
@@ -222,15 +215,12 @@ impl Value {
     }
 }
 
-fn values<F, O>(
-    model: &Graph<F, O>,
+fn values<M: Cuttable>(
+    model: &M,
     order: &[usize],
     position: &HashMap<usize, usize>,
-) -> TractResult<Vec<Value>>
-where
-    F: Fact + Clone + 'static,
-    O: std::fmt::Debug + std::fmt::Display + AsRef<dyn Op> + AsMut<dyn Op> + Clone + 'static,
-{
+) -> TractResult<Vec<Value>> {
+    let model = model.graph();
     let outputs: HashSet<OutletId> = model.output_outlets()?.iter().copied().collect();
     let mut values = Vec::new();
     for (produced, &id) in order.iter().enumerate() {
@@ -261,10 +251,9 @@ fn cut_cost<M: Cuttable>(
 ) -> (usize, bool) {
     let crossing: Vec<&Value> = values.iter().filter(|v| v.crosses(position)).collect();
     let loses_a_fusion = crossing.iter().any(|v| {
-        v.read_at
-            .iter()
-            .filter(|&&q| q > position)
-            .any(|&q| q >= order.len() || !M::is_convolution(&model.graph().node(order[q]).op))
+        v.read_at.iter().filter(|&&q| q > position).any(|&q| {
+            q >= order.len() || !M::is_convolution(model.graph().node(order[q]).op.as_ref())
+        })
     });
     (crossing.len(), loses_a_fusion)
 }
@@ -330,7 +319,7 @@ fn layout<M: Cuttable>(model: &M, parts: usize) -> TractResult<Layout> {
         .collect();
     let position: HashMap<usize, usize> =
         order.iter().enumerate().map(|(p, &id)| (id, p)).collect();
-    let values = values(graph, &order, &position)?;
+    let values = values(model, &order, &position)?;
     let cuts = cut_points(model, &order, &values, parts.max(1));
     let mut bounds = vec![0];
     bounds.extend(cuts.iter().map(|c| c + 1));
