@@ -204,7 +204,8 @@ fn main() {
         .with_registry(int8_weights_registry());
 
     // The engine's own first step: parse, fold the int8 weights, build the graph, fix the input.
-    let inference_model = || tract::inference_model(embedded::MODEL, input_name, &shape).unwrap();
+    let inference_model =
+        || tract::inference_model(embedded::MODEL, input_name, &shape, 1).unwrap();
     // The NNEF archives: the ONNX route up to the decluttered typed model, serialized once, with the
     // float weights and with int8 ones.
     let decluttered = inference_model()

@@ -80,7 +80,7 @@ fn main() -> Result<()> {
     };
     let detector = Detector::embedded()?;
     let shape = [1, 3, 416, 416];
-    let inference = tract::inference_model(&onnx, None, &shape)?;
+    let inference = tract::inference_model(&onnx, None, &shape, 1)?;
     let nodes = segments::cuttable_nodes(&inference)?;
     let mut parts: Vec<usize> = args
         .iter()

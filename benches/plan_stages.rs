@@ -20,7 +20,7 @@ fn median(mut v: Vec<Duration>) -> f64 {
 /// One build: each stage's time and the node count after it.
 fn build(onnx: &[u8]) -> [(Duration, usize); 5] {
     let t = Instant::now();
-    let inference = tract::inference_model(onnx, None, &[1, 3, 416, 416]).expect("parses");
+    let inference = tract::inference_model(onnx, None, &[1, 3, 416, 416], 1).expect("parses");
     let parsed = (t.elapsed(), inference.nodes().len());
     let t = Instant::now();
     let typed = inference.into_typed().expect("types");

@@ -81,7 +81,9 @@ fn the_segmented_plan_computes_what_the_whole_plan_computes() {
         ..Default::default()
     };
     for file in MODELS {
-        let as_read = tract::inference_model(&read(file), None, &[1, 3, 416, 416]).unwrap();
+        let as_read =
+            tract::inference_model(&read(file), None, &[1, 3, 416, 416], config.plan_threads)
+                .unwrap();
         let nodes = segments::cuttable_nodes(&as_read).unwrap();
         let typed = as_read.clone().into_typed().unwrap();
         let whole = tract::plan(typed.clone(), tract::Rewrites::default()).unwrap();

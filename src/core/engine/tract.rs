@@ -15,7 +15,7 @@ use super::outputs::OutputFacts;
 use super::pointwise::rewrite_pointwise;
 use super::rewrites::rewrite_resizes;
 use super::segments::{self, Cuttable, SegmentError, SegmentedPlan};
-use super::weight_fold::parse_and_fold;
+use super::weight_fold::{self, QuantizedWeights};
 use super::winograd::rewrite_convolutions;
 use super::{input_index, RunConfig};
 use crate::core::error::{Error, Result};
@@ -29,15 +29,36 @@ fn invalid(stage: &str, e: TractError) -> Error {
 
 /// Parses the model, folds its weight dequantization and fixes the input fed (the one named
 /// `input_name`, else the first) to `input_shape`, in float32.
+///
+/// The weights are dequantized into tract's tensors while tract reads the rest of the graph: on a
+/// second thread when `threads` allows one.
 pub fn inference_model(
     onnx: &[u8],
     input_name: Option<&str>,
     input_shape: &[usize],
+    threads: usize,
 ) -> Result<InferenceModel> {
-    let proto = parse_and_fold(onnx)?;
-    let mut model = tract_onnx::onnx()
-        .model_for_proto_model(&proto)
-        .map_err(|e| invalid("not a loadable ONNX model", e))?;
+    let mut proto = weight_fold::parse(onnx)?;
+    let weights = QuantizedWeights::take(&mut proto);
+    weights.declare_as_inputs(&mut proto);
+    let read = || tract_onnx::onnx().model_for_proto_model(&proto);
+    let (model, tensors) = if threads > 1 && weights.len() > 0 {
+        std::thread::scope(|scope| {
+            let tensors = scope.spawn(|| weights.into_tensors());
+            let model = read();
+            let tensors = tensors
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (model, tensors)
+        })
+    } else {
+        (read(), weights.into_tensors())
+    };
+    let mut model = model.map_err(|e| invalid("not a loadable ONNX model", e))?;
+    drop(proto);
+    let tensors = tensors.map_err(|e| invalid("dequantizing the weights", e))?;
+    weight_fold::wire_as_constants(&mut model, tensors)
+        .map_err(|e| invalid("dequantizing the weights", e))?;
     let inputs = model.input_outlets().map_err(|e| invalid("inputs", e))?;
     let names: Vec<String> = inputs
         .iter()
@@ -56,7 +77,7 @@ pub fn typed_model(
     input_name: Option<&str>,
     input_shape: &[usize],
 ) -> Result<TypedModel> {
-    inference_model(onnx, input_name, input_shape)?
+    inference_model(onnx, input_name, input_shape, 1)?
         .into_typed()
         .map_err(|e| invalid("type inference", e))
 }
@@ -202,7 +223,7 @@ impl Runner {
         input_name: Option<&str>,
         input_shape: &[usize],
     ) -> Result<(Runner, OutputFacts)> {
-        let model = inference_model(onnx, input_name, input_shape)?;
+        let model = inference_model(onnx, input_name, input_shape, config.plan_threads)?;
         let plan = plan_segments(&model, config)?;
         let outputs = output_facts(&model, plan.output_facts())?;
         drop(model);
