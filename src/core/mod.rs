@@ -18,3 +18,4 @@ pub mod nms;
 pub mod options;
 pub mod preprocess;
 pub mod response;
+pub mod threads;

@@ -28,6 +28,8 @@ use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use crate::core::threads::spawn_beside;
+
 /// About how many nodes of the model as read (before type inference) one segment holds: PicoDet-S
 /// (371, 869 once typed) is cut in four, NanoDet-g (101) not at all. On PicoDet-S four segments kept
 /// inference within 1% of the whole plan's; six planned in 0.44-0.47 of the whole graph's time on one
@@ -644,7 +646,7 @@ where
     let threads = threads.clamp(1, n.max(1));
     std::thread::scope(|scope| {
         for _ in 1..threads {
-            scope.spawn(work);
+            spawn_beside(scope, work);
         }
         work();
     });

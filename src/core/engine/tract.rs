@@ -19,6 +19,7 @@ use super::weight_fold::{self, QuantizedWeights};
 use super::winograd::rewrite_convolutions;
 use super::{input_index, RunConfig};
 use crate::core::error::{Error, Result};
+use crate::core::threads::spawn_beside;
 
 /// An optimized, runnable tract model.
 pub type Plan = Arc<TypedRunnableModel>;
@@ -44,7 +45,7 @@ pub fn inference_model(
     let read = || tract_onnx::onnx().model_for_proto_model(&proto);
     let (model, tensors) = if threads > 1 && weights.len() > 0 {
         std::thread::scope(|scope| {
-            let tensors = scope.spawn(|| weights.into_tensors());
+            let tensors = spawn_beside(scope, || weights.into_tensors());
             let model = read();
             let tensors = tensors
                 .join()
