@@ -30,6 +30,7 @@ pub(super) fn parse(onnx: &[u8]) -> Result<ModelProto> {
 
 /// Parses the model's protobuf and folds its weight dequantization into float initializers (see
 /// [`fold_weight_dequantization`]): the model ONNX Runtime is given.
+#[cfg(any(feature = "onnxruntime", test))]
 pub(super) fn parse_and_fold(onnx: &[u8]) -> Result<ModelProto> {
     let mut proto = parse(onnx)?;
     fold_weight_dequantization(&mut proto);
@@ -40,6 +41,7 @@ pub(super) fn parse_and_fold(onnx: &[u8]) -> Result<ModelProto> {
 /// float initializer it computes. tract would fold these too, but through a generic path that made type
 /// inference of the embedded model take 280 ms of its 300 ms plan build; this loop takes about 2 ms.
 /// Nodes it does not understand are left for tract. Returns how many nodes were folded.
+#[cfg(any(feature = "onnxruntime", test))]
 pub fn fold_weight_dequantization(model: &mut ModelProto) -> usize {
     let weights = QuantizedWeights::take(model);
     let count = weights.len();
@@ -95,6 +97,7 @@ struct QuantizedWeight {
 }
 
 impl QuantizedWeight {
+    #[cfg(any(feature = "onnxruntime", test))]
     fn len(&self) -> usize {
         self.values.ints().len()
     }
@@ -184,6 +187,7 @@ impl QuantizedWeights {
 
     /// Each weight back into `model` as a float initializer of its name: the ONNX model ONNX Runtime
     /// reads.
+    #[cfg(any(feature = "onnxruntime", test))]
     pub fn into_initializers(self, model: &mut ModelProto) {
         let Some(graph) = model.graph.as_mut() else {
             return;
