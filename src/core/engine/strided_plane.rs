@@ -179,7 +179,8 @@ impl StridedPlane {
 
     /// The whole buffer: padded row `r`'s taps for window column `kx` start at `r * row_len() +
     /// column_offset(kx)`, [`StridedPlane::taps`] without the slicing, for kernels that compute the
-    /// offsets once.
+    /// offsets once (the AVX-512 ones: unused on other targets).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn values(&self) -> &[f32] {
         &self.values
     }
