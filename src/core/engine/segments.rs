@@ -4,8 +4,8 @@
 //! Why: tract applies each rewrite of its declutter and codegen (`ModelPatch::apply` in tract-core
 //! 0.23) in time proportional to the whole graph, since every node a patch adds is compared with every
 //! node of the model. A plan build therefore grows with the square of the node count: on PP-PicoDet-S
-//! (869 typed nodes) four segments plan in 0.53 of the whole graph's time on one thread, and the
-//! segments are independent, so they plan in parallel: 0.30-0.33 on two (`cargo bench --bench
+//! (869 typed nodes) six segments plan in 0.53 of the whole graph's time on one thread, and the
+//! segments are independent, so they plan in parallel: 0.34 on two (`cargo bench --bench
 //! plan_segments`).
 //!
 //! The cut is made on the model as tract-onnx reads it, before its shapes and types are inferred, so
@@ -31,11 +31,11 @@ use tract_onnx::tract_hir::infer::Factoid;
 use crate::core::threads::spawn_beside;
 
 /// About how many nodes of the model as read (before type inference) one segment holds: PicoDet-S
-/// (371, 869 once typed) is cut in four, NanoDet-g (101) not at all. On PicoDet-S four segments kept
-/// inference within 1% of the whole plan's; six planned in 0.44-0.47 of the whole graph's time on one
-/// thread instead of 0.53, but cost 4% of inference, as more cuts land where tract would have fused
-/// across them.
-pub const SEGMENT_NODES: usize = 90;
+/// (372, 869 once typed) is cut in six, NanoDet-g (101) not at all. On PicoDet-S, cut as read, six
+/// segments build on two threads in 0.90 of four's time with inference within 1% of the whole plan's
+/// and the same outputs bit for bit (`cargo bench --bench plan_segments -- MODEL 4 5 6`); five changed
+/// the outputs (a `MoveAxis` more). Cut after typing, six had cost 2-4% of inference.
+pub const SEGMENT_NODES: usize = 62;
 
 /// How many segments a model of `nodes` nodes (constants left out) is cut into.
 pub fn parts_for(nodes: usize) -> usize {
@@ -1116,12 +1116,12 @@ mod tests {
     fn graphs_are_cut_by_size() {
         for (nodes, parts) in [
             (0, 1),
-            (89, 1),
+            (61, 1),
             (101, 1),
-            (179, 1),
-            (180, 2),
-            (371, 4),
-            (5000, 55),
+            (123, 1),
+            (124, 2),
+            (372, 6),
+            (5000, 80),
         ] {
             assert_eq!(parts_for(nodes), parts, "{nodes} nodes");
         }
