@@ -303,12 +303,9 @@ fn quantized_weight(
         Some(name) if !name.is_empty() => Ints::of(&initializers[input(2)?])?.to_vec(),
         _ => vec![0; scale.len()],
     };
-    let count: i64 = x.dims.iter().product();
-    if scale.is_empty()
-        || zero.len() != scale.len()
-        || q.len() as i64 != count
-        || x.dims.iter().any(|&d| d < 0)
-    {
+    // A shape with a negative side or whose product overflows is left for tract to refuse.
+    let count = product(&x.dims)?;
+    if scale.is_empty() || zero.len() != scale.len() || q.len() != count {
         return None;
     }
     let inner = if scale.len() == 1 {
@@ -328,7 +325,7 @@ fn quantized_weight(
         if x.dims[a] as usize != scale.len() {
             return None;
         }
-        x.dims[a + 1..].iter().product::<i64>() as usize
+        product(&x.dims[a + 1..])?
     };
     Some((
         x_at,
@@ -341,6 +338,18 @@ fn quantized_weight(
             inner,
         },
     ))
+}
+
+/// How many values a shape holds; `None` for a negative side, or when the product overflows (even in a
+/// part of it: a side of 0 does not make the others' product count).
+fn product(dims: &[i64]) -> Option<usize> {
+    let sides: Option<Vec<usize>> = dims.iter().map(|&d| usize::try_from(d).ok()).collect();
+    let sides = sides?;
+    let nonzero = sides
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))?;
+    Some(if sides.contains(&0) { 0 } else { nonzero })
 }
 
 /// An 8-bit integer tensor's values, read where they lie (a model's weights are most of its bytes:
@@ -599,6 +608,36 @@ mod tests {
             .collect();
         assert_eq!(left, ["x"]);
         assert_eq!(graph_left.initializer[0].raw_data, x.raw_data);
+    }
+
+    /// A shape with a negative side, or whose product overflows (and wraps to the empty values' 0), is
+    /// not folded: it stays for tract to refuse.
+    #[test]
+    fn shapes_that_do_not_count_their_values_are_not_folded() {
+        for dims in [
+            vec![-1, 0],
+            vec![1 << 32, 1 << 32],
+            vec![0, 1 << 40, 1 << 40],
+        ] {
+            let x = tensor("x", &dims, INT8);
+            let mut s = tensor("s", &[], FLOAT);
+            s.float_data = vec![1.0];
+            let mut model = ModelProto {
+                graph: Some(GraphProto {
+                    node: vec![NodeProto {
+                        op_type: "DequantizeLinear".into(),
+                        input: vec!["x".into(), "s".into()],
+                        output: vec!["w".into()],
+                        ..Default::default()
+                    }],
+                    initializer: vec![x, s],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            assert_eq!(QuantizedWeights::take(&mut model).len(), 0, "{dims:?}");
+            assert_eq!(model.graph.unwrap().node.len(), 1, "{dims:?}");
+        }
     }
 
     /// tract's route, the weights made as its tensors and put in as constants once the graph is read,
