@@ -50,6 +50,7 @@ pub fn fold_weight_dequantization(model: &mut ModelProto) -> usize {
 }
 
 /// The 8-bit values of a weight, as the model stores them.
+#[derive(Clone)]
 enum Quantized {
     Int8(Vec<u8>),
     Uint8(Vec<u8>),
@@ -72,14 +73,6 @@ impl Quantized {
             Some(Ints::Int8(_)) => Quantized::Int8(std::mem::take(&mut t.raw_data)),
             Some(Ints::Uint8(_)) => Quantized::Uint8(std::mem::take(&mut t.raw_data)),
             _ => Quantized::Wide(std::mem::take(&mut t.int32_data)),
-        }
-    }
-
-    fn copy(&self) -> Quantized {
-        match self {
-            Quantized::Int8(b) => Quantized::Int8(b.clone()),
-            Quantized::Uint8(b) => Quantized::Uint8(b.clone()),
-            Quantized::Wide(v) => Quantized::Wide(v.clone()),
         }
     }
 }
@@ -153,7 +146,7 @@ impl QuantizedWeights {
         let mut weights: Vec<QuantizedWeight> = Vec::with_capacity(found.len());
         for (_, x, mut weight) in found {
             weight.values = match taken.get(&x) {
-                Some(&first) => weights[first].values.copy(),
+                Some(&first) => weights[first].values.clone(),
                 None if still_read[x] => Quantized::take_from(&mut graph.initializer[x].clone()),
                 None => {
                     taken.insert(x, weights.len());
